@@ -1,0 +1,38 @@
+# The two commands of the quick start: `make book` and `make test`.
+# Each one creates .venv and installs everything on first use; later runs reuse it.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Build flags: -W turns every warning (a failing cell included) into an error,
+# -n checks every reference, --all rebuilds from scratch (no stale outputs).
+JB_FLAGS := --all -W -n --keep-going
+
+.PHONY: book test lab clean venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	# A kernel inside the venv, so that chapters run with the venv's packages.
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dmlbook)"
+	touch $(STAMP)
+
+book: $(STAMP)
+	rm -rf _build/html _build/.doctrees _build/jupyter_execute
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	@echo
+	@echo "The book is at: file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# JupyterLab, with the MyST chapters opening as notebooks (jupytext).
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=. chapters/
+
+clean:
+	rm -rf _build .pytest_cache

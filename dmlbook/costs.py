@@ -1,0 +1,131 @@
+"""Exercise 2: what federated learning's downloads cost in the cloud.
+
+A cloud provider bills the bytes that leave it (egress): every time a
+participating client downloads the model. Uploads into the cloud are free.
+Decentralized learning exchanges the same kind of models between peers over
+their own flat-rate connections, so no cloud bill arises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .units import GIB, check_int, check_number
+
+
+def fl_download_bytes(n_params: int, *, rounds: int, clients_per_round: int,
+                      bytes_per_param: int = 4) -> int:
+    """Bytes the cloud sends: one model to each participating client per round."""
+    n_params = check_int("n_params", n_params)
+    rounds = check_int("rounds", rounds)
+    clients_per_round = check_int("clients_per_round", clients_per_round)
+    bytes_per_param = check_number("bytes_per_param", bytes_per_param)
+    return rounds * clients_per_round * n_params * bytes_per_param
+
+
+def fl_download_cost(n_params: int, *, rounds: int, clients_per_round: int,
+                     usd_per_gib: float, bytes_per_param: float = 4) -> float:
+    """US dollars a cloud bills for FL's model downloads.
+
+    Args:
+        n_params: number of model parameters.
+        rounds: training rounds.
+        clients_per_round: clients that download the model each round.
+        usd_per_gib: egress price in US dollars per GiB (2**30 bytes); must be > 0.
+        bytes_per_param: bytes per parameter (4 for float32, 2 for 16 bits).
+
+    The sheet's case (4,950,544 params, 1000 rounds, 200 clients,
+    0.03 $/GiB, 4 bytes) gives 110.65 dollars.
+    """
+    n_bytes = fl_download_bytes(n_params, rounds=rounds,
+                                clients_per_round=clients_per_round,
+                                bytes_per_param=bytes_per_param)
+    usd_per_gib = check_number("usd_per_gib", usd_per_gib)
+    return n_bytes / GIB * usd_per_gib
+
+
+def fl_cumulative_cost(n_params: int, *, rounds: int, clients_per_round: int,
+                       usd_per_gib: float, bytes_per_param: float = 4,
+                       upload_usd_per_gib: float = 0.0) -> np.ndarray:
+    """Dollars billed after each round, an array of length ``rounds``.
+
+    ``upload_usd_per_gib`` (default 0, as the sheet assumes) prices the
+    clients' uploads into the cloud too.
+    """
+    per_round = fl_download_cost(n_params, rounds=1,
+                                 clients_per_round=clients_per_round,
+                                 usd_per_gib=usd_per_gib,
+                                 bytes_per_param=bytes_per_param)
+    upload_usd_per_gib = check_number("upload_usd_per_gib", upload_usd_per_gib,
+                                      allow_zero=True)
+    per_round += (fl_download_bytes(n_params, rounds=1,
+                                    clients_per_round=clients_per_round,
+                                    bytes_per_param=bytes_per_param)
+                  / GIB * upload_usd_per_gib)
+    rounds = check_int("rounds", rounds)
+    return per_round * np.arange(1, rounds + 1)
+
+
+def dl_download_cost(n_params: int, *, rounds: int, nodes: int, degree: int,
+                     usd_per_gib: float = 0.0, bytes_per_param: float = 4) -> float:
+    """US dollars decentralized learning pays for the models its nodes receive.
+
+    Each round every node receives one model from each of its ``degree``
+    neighbours over its own connection. Under the sheet's assumptions that
+    traffic rides on flat-rate home connections, so the marginal price is
+    ``usd_per_gib = 0`` and so is the cost. A positive price models a metered
+    connection.
+    """
+    n_bytes = dl_download_bytes(n_params, rounds=rounds, nodes=nodes,
+                                degree=degree, bytes_per_param=bytes_per_param)
+    usd_per_gib = check_number("usd_per_gib", usd_per_gib, allow_zero=True)
+    return n_bytes / GIB * usd_per_gib
+
+
+def dl_download_bytes(n_params: int, *, rounds: int, nodes: int, degree: int,
+                      bytes_per_param: float = 4) -> int:
+    """Bytes all nodes receive in decentralized learning (degree models each per round)."""
+    n_params = check_int("n_params", n_params)
+    rounds = check_int("rounds", rounds)
+    nodes = check_int("nodes", nodes)
+    degree = check_int("degree", degree)
+    bytes_per_param = check_number("bytes_per_param", bytes_per_param)
+    return rounds * nodes * degree * n_params * bytes_per_param
+
+
+@dataclass(frozen=True)
+class CostComparison:
+    """FL's cloud bill against decentralized learning's, in US dollars."""
+
+    fl_usd: float
+    dl_usd: float
+    fl_bytes: float
+    dl_bytes: float
+
+    @property
+    def saving_usd(self) -> float:
+        return self.fl_usd - self.dl_usd
+
+
+def compare_download_costs(n_params: int, *, rounds: int, clients_per_round: int,
+                           usd_per_gib: float, bytes_per_param: float = 4,
+                           dl_degree: int = 8, dl_usd_per_gib: float = 0.0
+                           ) -> CostComparison:
+    """FL's cloud download bill against DL with the same nodes and rounds.
+
+    DL is run with ``clients_per_round`` nodes, each receiving ``dl_degree``
+    models per round, priced at ``dl_usd_per_gib`` (0: flat-rate connections).
+    """
+    fl = fl_download_cost(n_params, rounds=rounds, clients_per_round=clients_per_round,
+                          usd_per_gib=usd_per_gib, bytes_per_param=bytes_per_param)
+    fl_bytes = fl_download_bytes(n_params, rounds=rounds,
+                                 clients_per_round=clients_per_round,
+                                 bytes_per_param=bytes_per_param)
+    dl = dl_download_cost(n_params, rounds=rounds, nodes=clients_per_round,
+                          degree=dl_degree, usd_per_gib=dl_usd_per_gib,
+                          bytes_per_param=bytes_per_param)
+    dl_bytes = dl_download_bytes(n_params, rounds=rounds, nodes=clients_per_round,
+                                 degree=dl_degree, bytes_per_param=bytes_per_param)
+    return CostComparison(fl, dl, fl_bytes, dl_bytes)

@@ -1,0 +1,153 @@
+"""Data for the scaled-down runs, and ways to split it over nodes.
+
+* :func:`load_digits` — scikit-learn's 8x8 handwritten digits (1,797 images,
+  shipped inside scikit-learn: nothing is downloaded), with a held-out global
+  test set.
+* :func:`synthetic_logistic` — a linearly separable-ish two-class problem with
+  a known true weight vector, for small, exactly checkable cases.
+* :func:`split` — IID, label shards, or Dirichlet(alpha) partitions over nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .units import check_choice, check_int, check_number
+
+
+@dataclass
+class Dataset:
+    """Training and held-out test tensors (features float32, labels int64)."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def n_features(self) -> int:
+        return self.X_train.shape[1]
+
+
+def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """scikit-learn's digits, pixels scaled to [0, 1], split into train and test.
+
+    Args:
+        test_fraction: share of the 1,797 images held out as the global test set.
+        seed: seed of the shuffle that picks the test set.
+    """
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    test_fraction = check_number("test_fraction", test_fraction)
+    if test_fraction >= 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    seed = check_int("seed", seed, minimum=0)
+    digits = sk_load_digits()
+    X = torch.tensor(digits.data / 16.0, dtype=torch.float32)
+    y = torch.tensor(digits.target, dtype=torch.int64)
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(y)))
+    n_test = int(round(test_fraction * len(y)))
+    test, train = order[:n_test], order[n_test:]
+    return Dataset(X[train], y[train], X[test], y[test], num_classes=10)
+
+
+def digits_lenet_batch(batch_size: int = 32, *, seed: int = 0):
+    """A real mini-batch of digits shaped for :class:`~dmlbook.models.LeNet`.
+
+    The 8x8 images are upscaled bilinearly to 32x32 and repeated over 3
+    channels. Returns ``(X, y)`` with X of shape (batch_size, 3, 32, 32).
+    """
+    batch_size = check_int("batch_size", batch_size)
+    data = load_digits(seed=seed)
+    if batch_size > len(data.y_train):
+        raise ValueError(f"batch_size must be at most {len(data.y_train)}, got {batch_size}")
+    rows = torch.from_numpy(np.random.default_rng(seed).choice(
+        len(data.y_train), batch_size, replace=False))
+    images = data.X_train[rows].reshape(-1, 1, 8, 8)
+    X = F.interpolate(images, size=(32, 32), mode="bilinear", align_corners=False)
+    return X.repeat(1, 3, 1, 1).contiguous(), data.y_train[rows]
+
+
+def synthetic_logistic(n_samples: int = 1000, n_features: int = 10, *,
+                       noise: float = 0.5, test_fraction: float = 0.2,
+                       seed: int = 0) -> Dataset:
+    """Two classes from a logistic model with a known weight vector.
+
+    Features are standard normal; ``P(y=1|x) = sigmoid(x @ w / noise)`` with
+    ``w`` a random unit vector. Labels are int64 in {0, 1}.
+    """
+    n_samples = check_int("n_samples", n_samples, minimum=2)
+    n_features = check_int("n_features", n_features)
+    noise = check_number("noise", noise)
+    seed = check_int("seed", seed, minimum=0)
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(n_features)
+    w /= np.linalg.norm(w)
+    X = rng.standard_normal((n_samples, n_features))
+    p = 1.0 / (1.0 + np.exp(-(X @ w) / noise))
+    y = (rng.random(n_samples) < p).astype(np.int64)
+    n_test = max(1, int(round(test_fraction * n_samples)))
+    Xt = torch.tensor(X, dtype=torch.float32)
+    yt = torch.tensor(y)
+    return Dataset(Xt[n_test:], yt[n_test:], Xt[:n_test], yt[:n_test], num_classes=2)
+
+
+SPLITS = ("iid", "shards", "dirichlet")
+
+
+def split(y: torch.Tensor, n_nodes: int, *, kind: str = "iid", seed: int = 0,
+          shards_per_node: int = 2, alpha: float = 0.5) -> list[np.ndarray]:
+    """Partition example indices over ``n_nodes`` nodes.
+
+    Args:
+        y: labels of the training set.
+        n_nodes: number of nodes.
+        kind: ``"iid"`` (a random equal split), ``"shards"`` (sort by label,
+            cut into ``n_nodes * shards_per_node`` shards, deal each node
+            ``shards_per_node`` of them), or ``"dirichlet"`` (each class's
+            examples spread over nodes with Dirichlet(``alpha``) proportions).
+        seed: seed of every random choice.
+
+    Returns:
+        A list of ``n_nodes`` index arrays that together cover every example
+        exactly once. Every node gets at least one example.
+    """
+    y = np.asarray(y)
+    n_nodes = check_int("n_nodes", n_nodes)
+    kind = check_choice("kind", kind, SPLITS)
+    seed = check_int("seed", seed, minimum=0)
+    if n_nodes > len(y):
+        raise ValueError(f"n_nodes must be at most the number of examples ({len(y)}), got {n_nodes}")
+    rng = np.random.default_rng(seed)
+    if kind == "iid":
+        return [np.sort(part) for part in np.array_split(rng.permutation(len(y)), n_nodes)]
+    if kind == "shards":
+        shards_per_node = check_int("shards_per_node", shards_per_node)
+        n_shards = n_nodes * shards_per_node
+        if n_shards > len(y):
+            raise ValueError(f"n_nodes * shards_per_node must be at most {len(y)}, got {n_shards}")
+        # A stable sort of a shuffled order: shards are label-pure, ties random.
+        order = rng.permutation(len(y))
+        order = order[np.argsort(y[order], kind="stable")]
+        shards = np.array_split(order, n_shards)
+        dealt = rng.permutation(n_shards).reshape(n_nodes, shards_per_node)
+        return [np.sort(np.concatenate([shards[s] for s in row])) for row in dealt]
+    alpha = check_number("alpha", alpha)
+    owners = np.empty(len(y), dtype=np.int64)
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        shares = rng.dirichlet(np.full(n_nodes, alpha))
+        cuts = (np.cumsum(shares)[:-1] * len(members)).astype(int)
+        for node, part in enumerate(np.split(members, cuts)):
+            owners[part] = node
+    # A node left empty takes one example from the largest node.
+    counts = np.bincount(owners, minlength=n_nodes)
+    for node in np.flatnonzero(counts == 0):
+        donor = int(np.argmax(np.bincount(owners, minlength=n_nodes)))
+        owners[rng.choice(np.flatnonzero(owners == donor))] = node
+    return [np.flatnonzero(owners == node) for node in range(n_nodes)]

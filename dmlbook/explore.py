@@ -1,0 +1,124 @@
+"""The chapters' "try it" widgets: controls -> a dmlbook computation -> a result.
+
+Each ``*_panel`` function returns a :class:`~dmlbook.widgets.Panel`; each
+``*_view`` function is what the panel computes, usable without a kernel (the
+chapters call it once more to draw the static figure of the default state).
+"""
+
+from __future__ import annotations
+
+import math
+
+from . import bandwidth, costs, plotting
+from .units import MBIT, format_bytes
+from .widgets import Panel, choice, float_box, int_box, table_html
+
+SHEET_EX1 = dict(n_params=85_098, bits_per_param=32, download_mbps=1000.0,
+                 upload_mbps=100.0, time_limit_s=60.0)
+SHEET_EX2 = dict(n_params=4_950_544, rounds=1000, clients_per_round=200,
+                 usd_per_gib=0.03, bytes_per_param=4)
+
+
+def fl_bandwidth_view(n_params, bits_per_param, download_mbps, upload_mbps, time_limit_s):
+    """Both limits, n_max, the binding link, and the transfer times at n_max."""
+    limit = bandwidth.max_participants(
+        n_params, bits_per_param=bits_per_param, download_bps=download_mbps * MBIT,
+        upload_bps=upload_mbps * MBIT, time_limit_s=time_limit_s)
+    rows = [("model size", f"{limit.model_bits:,} bits = {format_bytes(limit.model_bits / 8)}"),
+            ("download link supports", f"{limit.download:,} participants"),
+            ("upload link supports", f"{limit.upload:,} participants"),
+            ("n_max", f"{limit.n_max:,}"),
+            ("binding link", f"the server's {limit.bottleneck} link")]
+    if limit.n_max >= 1:
+        times = bandwidth.transfer_times(
+            n_params, limit.n_max, bits_per_param=bits_per_param,
+            download_bps=download_mbps * MBIT, upload_bps=upload_mbps * MBIT)
+        rows += [("at n_max: sending the model", f"{times.upload_s:.2f} s"),
+                 ("at n_max: receiving the models", f"{times.download_s:.2f} s")]
+    else:
+        rows += [("note", "not even one participant fits into the time limit")]
+    fig = plotting.plot_nmax_vs_upload(
+        n_params, bits_per_param=bits_per_param, download_bps=download_mbps * MBIT,
+        time_limit_s=time_limit_s, mark_upload_bps=upload_mbps * MBIT)
+    return table_html(rows), fig
+
+
+def fl_bandwidth_panel(**defaults) -> Panel:
+    """Widget over every assumption of exercise 1."""
+    d = {**SHEET_EX1, **defaults}
+    return Panel(fl_bandwidth_view, {
+        "n_params": int_box("parameters", d["n_params"]),
+        "bits_per_param": choice("bits per parameter", [32, 16, 8], d["bits_per_param"]),
+        "download_mbps": float_box("server download (Mbit/s)", d["download_mbps"]),
+        "upload_mbps": float_box("server upload (Mbit/s)", d["upload_mbps"]),
+        "time_limit_s": float_box("time limit (s)", d["time_limit_s"]),
+    })
+
+
+def fl_cost_view(n_params, rounds, clients_per_round, usd_per_gib, bytes_per_param):
+    """FL's cloud download bill, its variants, and DL's, as a table and a figure."""
+    kw = dict(rounds=rounds, clients_per_round=clients_per_round, usd_per_gib=usd_per_gib)
+    cmp = costs.compare_download_costs(n_params, bytes_per_param=bytes_per_param, **kw)
+    both = costs.fl_cumulative_cost(n_params, bytes_per_param=bytes_per_param,
+                                    upload_usd_per_gib=usd_per_gib, **kw)[-1]
+    rows = [("bytes per client per round", f"{n_params * bytes_per_param:,.0f} B"),
+            ("total downloaded from the cloud", format_bytes(cmp.fl_bytes)),
+            ("FL download bill", f"${cmp.fl_usd:,.2f}"),
+            ("FL bill if uploads were billed too", f"${both:,.2f}"),
+            ("DL bill (flat-rate home links)", f"${cmp.dl_usd:,.2f}"),
+            ("saving with DL", f"${cmp.saving_usd:,.2f}")]
+    fig = plotting.plot_cumulative_cost(n_params, bytes_per_param=bytes_per_param,
+                                        variants=False, **kw)
+    return table_html(rows), fig
+
+
+def fl_cost_panel(**defaults) -> Panel:
+    """Widget over every assumption of exercise 2."""
+    d = {**SHEET_EX2, **defaults}
+    return Panel(fl_cost_view, {
+        "n_params": int_box("parameters", d["n_params"]),
+        "rounds": int_box("rounds", d["rounds"]),
+        "clients_per_round": int_box("clients per round", d["clients_per_round"]),
+        "usd_per_gib": float_box("price ($/GiB)", d["usd_per_gib"]),
+        "bytes_per_param": choice("bytes per parameter", [4, 2, 1], d["bytes_per_param"]),
+    })
+
+
+def _tex_int(n: int) -> str:
+    return f"{n:,}".replace(",", "{,}")
+
+
+def _tex_pow10(x: float) -> str:
+    exponent = round(math.log10(x))
+    return f"10^{{{exponent}}}" if 10.0**exponent == x else _tex_int(round(x))
+
+
+def fl_bandwidth_equations(n_params, bits_per_param, *, download_bps, upload_bps,
+                           time_limit_s):
+    """The two inequalities of exercise 1's solution, as LaTeX (IPython ``Math``)."""
+    from IPython.display import Math
+
+    bits = bandwidth.model_bits(n_params, bits_per_param)
+    out = []
+    for bps in (download_bps, upload_bps):
+        bound = time_limit_s * bps / bits
+        out.append(Math(
+            rf"n \cdot {_tex_int(bits)}\ \text{{bit}} \le {time_limit_s:g}\ \text{{s}}"
+            rf" \cdot {_tex_pow10(bps)}\ \tfrac{{\text{{bit}}}}{{\text{{s}}}}"
+            rf"\quad\Longrightarrow\quad n \le "
+            + f"{bound:,.1f}".replace(",", "{,}")))
+    return tuple(out)
+
+
+def fl_cost_equation(n_params, *, rounds, clients_per_round, usd_per_gib, bytes_per_param):
+    """Exercise 2's cost formula with the numbers filled in, as LaTeX (``Math``)."""
+    from IPython.display import Math
+
+    usd = costs.fl_download_cost(n_params, rounds=rounds, clients_per_round=clients_per_round,
+                                 usd_per_gib=usd_per_gib, bytes_per_param=bytes_per_param)
+    per_client = _tex_int(round(n_params * bytes_per_param))
+    return Math(
+        rf"C_\text{{FL}} = {_tex_int(rounds)}\ \text{{rounds}} \cdot {_tex_int(clients_per_round)}"
+        rf"\ \tfrac{{\text{{clients}}}}{{\text{{round}}}} \cdot {per_client}\ \tfrac{{\text{{B}}}}"
+        rf"{{\text{{client}}}} \cdot \frac{{\${usd_per_gib:g}}}{{2^{{30}}\ \text{{B}}}}"
+        rf" \approx \${usd:,.2f}")

@@ -1,0 +1,158 @@
+"""The models of the exercises, and the small models the scaled-down runs train.
+
+* :class:`LeNet` — the CIFAR-10 LeNet of Hsieh et al. (ICML 2020), 85,098
+  parameters, the size exercise 1 uses.
+* :class:`WordLSTM` — the word-prediction LSTM of McMahan et al. (2017),
+  4,950,544 parameters, the size exercise 2 uses.
+* :func:`logistic_regression`, :func:`mlp`, :func:`small_cnn` — small models
+  for 8x8 digits that many simulated nodes can train in seconds.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .units import check_int
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (scalars) of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class LeNet(nn.Module):
+    """LeNet for 3x32x32 images, 10 classes: 85,098 parameters.
+
+    conv 5x5 3->32 (pad 2), max-pool 3/2, ReLU, LRN;
+    conv 5x5 32->32 (pad 2), ReLU, avg-pool 3/2, LRN;
+    conv 5x5 32->64 (pad 2), ReLU, avg-pool 3/2; linear 576->10.
+    PyTorch pools round down (32 -> 15 -> 7 -> 3), so the linear layer sees
+    64 * 3 * 3 = 576 features.
+    """
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        num_classes = check_int("num_classes", num_classes, minimum=2)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 32, 5, padding=2), nn.MaxPool2d(3, 2), nn.ReLU(),
+            nn.LocalResponseNorm(3, alpha=5e-5, beta=0.75),
+            nn.Conv2d(32, 32, 5, padding=2), nn.ReLU(), nn.AvgPool2d(3, 2),
+            nn.LocalResponseNorm(3, alpha=5e-5, beta=0.75),
+            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.AvgPool2d(3, 2),
+        )
+        self.classifier = nn.Linear(64 * 3 * 3, num_classes)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(X).flatten(1))
+
+
+class PeepholeLSTM(nn.Module):
+    """One LSTM layer with peephole connections and a single bias vector.
+
+    The cell of TensorFlow 1's ``LSTMCell(use_peepholes=True)``: input and
+    forget gates look at the previous cell state, the output gate at the new
+    one. Parameters: ``4H(I + H) + 4H + 3H``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        H = hidden_size
+        self.hidden_size = H
+        self.input_weight = nn.Linear(input_size, 4 * H, bias=False)
+        self.hidden_weight = nn.Linear(H, 4 * H, bias=False)
+        self.bias = nn.Parameter(torch.zeros(4 * H))
+        self.peephole_input = nn.Parameter(torch.zeros(H))
+        self.peephole_forget = nn.Parameter(torch.zeros(H))
+        self.peephole_output = nn.Parameter(torch.zeros(H))
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """X: (batch, time, input_size) -> hidden states (batch, time, H)."""
+        batch, steps, _ = X.shape
+        h = X.new_zeros(batch, self.hidden_size)
+        c = X.new_zeros(batch, self.hidden_size)
+        gates_x = self.input_weight(X) + self.bias
+        outputs = []
+        for t in range(steps):
+            i, f, g, o = (gates_x[:, t] + self.hidden_weight(h)).chunk(4, dim=1)
+            i = torch.sigmoid(i + self.peephole_input * c)
+            f = torch.sigmoid(f + self.peephole_forget * c)
+            c = f * c + i * torch.tanh(g)
+            o = torch.sigmoid(o + self.peephole_output * c)
+            h = o * torch.tanh(c)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1)
+
+
+class WordLSTM(nn.Module):
+    """Next-word model: embedding 10,000x192, peephole LSTM 256, softmax 10,000.
+
+    1,920,000 + 460,544 + 2,570,000 = 4,950,544 parameters.
+    """
+
+    def __init__(self, vocab_size: int = 10_000, embed_dim: int = 192,
+                 hidden_size: int = 256):
+        super().__init__()
+        vocab_size = check_int("vocab_size", vocab_size, minimum=2)
+        embed_dim = check_int("embed_dim", embed_dim)
+        hidden_size = check_int("hidden_size", hidden_size)
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = PeepholeLSTM(embed_dim, hidden_size)
+        self.decoder = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens: (batch, time) word ids -> logits (batch, time, vocab)."""
+        return self.decoder(self.lstm(self.embedding(tokens)))
+
+
+def parameter_breakdown(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters per top-level child module."""
+    return {name: count_parameters(child) for name, child in model.named_children()}
+
+
+# --- small models for 8x8 digits -------------------------------------------
+
+DIGITS_FEATURES = 64
+DIGITS_CLASSES = 10
+
+
+def logistic_regression(n_features: int = DIGITS_FEATURES,
+                        num_classes: int = DIGITS_CLASSES) -> nn.Module:
+    """Multinomial logistic regression: one linear layer."""
+    n_features = check_int("n_features", n_features)
+    num_classes = check_int("num_classes", num_classes, minimum=2)
+    return nn.Sequential(nn.Flatten(), nn.Linear(n_features, num_classes))
+
+
+def mlp(n_features: int = DIGITS_FEATURES, hidden: int = 32,
+        num_classes: int = DIGITS_CLASSES) -> nn.Module:
+    """One hidden layer with ReLU."""
+    n_features = check_int("n_features", n_features)
+    hidden = check_int("hidden", hidden)
+    num_classes = check_int("num_classes", num_classes, minimum=2)
+    return nn.Sequential(nn.Flatten(), nn.Linear(n_features, hidden), nn.ReLU(),
+                         nn.Linear(hidden, num_classes))
+
+
+def small_cnn(channels: int = 8, num_classes: int = DIGITS_CLASSES) -> nn.Module:
+    """A small CNN for 1x8x8 digits: conv 3x3, ReLU, max-pool 2, linear."""
+    channels = check_int("channels", channels)
+    num_classes = check_int("num_classes", num_classes, minimum=2)
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(channels * 16, num_classes),
+    )
+
+
+MODELS = {"logreg": logistic_regression, "mlp": mlp, "cnn": small_cnn}
+
+
+def make_model(name: str, *, seed: int = 0, **kwargs) -> nn.Module:
+    """Build one of :data:`MODELS` by name, initialised from ``seed``."""
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(map(repr, MODELS))}, got {name!r}")
+    seed = check_int("seed", seed, minimum=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MODELS[name](**kwargs)

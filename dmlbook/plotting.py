@@ -1,0 +1,80 @@
+"""The shared figure style, and the figures the chapters draw."""
+
+from __future__ import annotations
+
+import matplotlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from . import bandwidth, costs
+from .units import MBIT
+
+COLORS = {"download": "#1f77b4", "upload": "#d62728", "fl": "#d62728",
+          "dl": "#2ca02c", "accent": "#ff7f0e", "band": "#9ecae1", "grey": "#7f7f7f"}
+
+matplotlib.rcParams.update({
+    "figure.figsize": (6.4, 3.8), "figure.dpi": 100, "savefig.dpi": 100,
+    "axes.spines.top": False, "axes.spines.right": False,
+    "axes.grid": True, "grid.alpha": 0.3, "font.size": 10, "legend.frameon": False,
+})
+
+
+def figure(**kw):
+    """A new figure and axes in the book's style."""
+    return plt.subplots(layout="constrained", **kw)
+
+
+def plot_nmax_vs_upload(n_params: int, *, bits_per_param: int = 32,
+                        download_bps: float, time_limit_s: float,
+                        mark_upload_bps: float | None = None):
+    """n_max against the server's upload speed (log-log), the download limit dashed."""
+    uploads = np.logspace(0, 4, 200) * MBIT  # 1 Mbit/s .. 10 Gbit/s
+    limits = [bandwidth.max_participants(n_params, bits_per_param=bits_per_param,
+                                         download_bps=download_bps, upload_bps=u,
+                                         time_limit_s=time_limit_s) for u in uploads]
+    fig, ax = figure()
+    ax.loglog(uploads / MBIT, [max(lim.n_max, 0.5) for lim in limits],
+              color=COLORS["upload"], label=r"$n_{\max}$")
+    ax.axhline(limits[0].download, ls="--", color=COLORS["download"],
+               label=f"download-link limit ({limits[0].download:,})")
+    if mark_upload_bps is not None:
+        mark = bandwidth.max_participants(n_params, bits_per_param=bits_per_param,
+                                          download_bps=download_bps,
+                                          upload_bps=mark_upload_bps,
+                                          time_limit_s=time_limit_s)
+        ax.plot(mark_upload_bps / MBIT, mark.n_max, "o", color=COLORS["accent"],
+                label=f"sheet: {mark_upload_bps / MBIT:g} Mbit/s → {mark.n_max:,}")
+    ax.set_xlabel("server upload speed (Mbit/s)")
+    ax.set_ylabel("participants supported")
+    ax.set_title(f"{n_params:,} params × {bits_per_param} bit, {time_limit_s:g} s limit")
+    ax.legend()
+    return fig
+
+
+def plot_cumulative_cost(n_params: int, *, rounds: int, clients_per_round: int,
+                         usd_per_gib: float, bytes_per_param: float = 4,
+                         upload_usd_per_gib: float = 0.0, variants: bool = True):
+    """Dollars billed after each round: the sheet's case and its variants."""
+    fig, ax = figure()
+    x = np.arange(1, rounds + 1)
+    base = dict(rounds=rounds, clients_per_round=clients_per_round,
+                usd_per_gib=usd_per_gib)
+    cases = [("FL, downloads billed", dict(bytes_per_param=bytes_per_param,
+                                             upload_usd_per_gib=upload_usd_per_gib),
+              COLORS["fl"], "-")]
+    if variants:
+        cases += [("FL, uploads billed too", dict(bytes_per_param=bytes_per_param,
+                                                  upload_usd_per_gib=usd_per_gib),
+                   COLORS["accent"], "--"),
+                  ("FL, 16-bit parameters", dict(bytes_per_param=bytes_per_param / 2),
+                   COLORS["download"], ":")]
+    for label, kw, color, ls in cases:
+        y = costs.fl_cumulative_cost(n_params, **base, **kw)
+        ax.plot(x, y, color=color, ls=ls, label=f"{label}: ${y[-1]:,.2f}")
+    ax.plot(x, np.zeros_like(x, dtype=float), color=COLORS["dl"],
+            label="DL over flat-rate links: $0.00")
+    ax.set_xlabel("round")
+    ax.set_ylabel("cumulative cloud bill (US$)")
+    ax.legend()
+    return fig
