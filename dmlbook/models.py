@@ -106,8 +106,20 @@ class WordLSTM(nn.Module):
 
 
 def parameter_breakdown(model: nn.Module) -> dict[str, int]:
-    """Trainable parameters per top-level child module."""
-    return {name: count_parameters(child) for name, child in model.named_children()}
+    """Trainable parameters of each layer that has any, by name and type.
+
+    For :class:`LeNet` that is its three convolutions and its linear layer;
+    for :class:`WordLSTM`, its embedding, LSTM and decoder.
+    """
+    counts = {}
+    for name, child in model.named_children():
+        if isinstance(child, nn.Sequential):
+            for sub_name, sub in child.named_children():
+                if count_parameters(sub):
+                    counts[f"{name}.{sub_name} ({type(sub).__name__})"] = count_parameters(sub)
+        elif count_parameters(child):
+            counts[name] = count_parameters(child)
+    return counts
 
 
 # --- small models for 8x8 digits -------------------------------------------

@@ -1,0 +1,72 @@
+import pytest
+
+from dmlbook import bandwidth
+from dmlbook.units import GBIT, MBIT
+from conftest import BAD_NUMBERS
+
+SHEET = dict(bits_per_param=32, download_bps=1 * GBIT, upload_bps=100 * MBIT, time_limit_s=60)
+
+
+def test_sheet_case():
+    limit = bandwidth.max_participants(85_098, **SHEET)
+    assert limit.download == 22_033
+    assert limit.upload == 2_203
+    assert limit.n_max == 2_203
+    assert limit.bottleneck == "upload"
+    assert limit.model_bits == 2_723_136
+
+
+def test_hand_worked_cases():
+    # 1,000 params x 8 bits = 8,000 bits; 10 s x 8,000 bit/s = 80,000 bits -> 10.
+    limit = bandwidth.max_participants(1_000, bits_per_param=8, download_bps=8_000,
+                                       upload_bps=16_000, time_limit_s=10)
+    assert (limit.download, limit.upload, limit.n_max) == (10, 20, 10)
+    assert limit.bottleneck == "download"
+    # Exactly on the boundary counts: 60 s x 1e6 bit/s / 1e6 bits = 60.
+    limit = bandwidth.max_participants(31_250, download_bps=1e6, upload_bps=1e6,
+                                       time_limit_s=60)
+    assert limit.n_max == 60
+    # Too little time for anyone: 0 participants, not an error.
+    assert bandwidth.max_participants(85_098, **{**SHEET, "time_limit_s": 0.01}).n_max == 0
+
+
+def test_halving_bits_doubles_participants():
+    full = bandwidth.max_participants(85_098, **SHEET)
+    half = bandwidth.max_participants(85_098, **{**SHEET, "bits_per_param": 16})
+    assert half.upload == 4_406 and half.download == 44_066
+    assert half.n_max == 2 * full.n_max == 4_406
+
+
+def test_transfer_times():
+    times = bandwidth.transfer_times(85_098, 2_203, download_bps=1 * GBIT,
+                                     upload_bps=100 * MBIT)
+    assert times.upload_s == pytest.approx(2_203 * 2_723_136 / 1e8)
+    assert times.download_s == pytest.approx(2_203 * 2_723_136 / 1e9)
+    assert times.upload_s <= 60 < bandwidth.transfer_times(
+        85_098, 2_204, download_bps=1 * GBIT, upload_bps=100 * MBIT).upload_s
+    assert times.slowest_s == times.upload_s
+
+
+@pytest.mark.parametrize("param", ["n_params", "bits_per_param", "download_bps",
+                                   "upload_bps", "time_limit_s"])
+@pytest.mark.parametrize("bad", BAD_NUMBERS)
+def test_max_participants_rejects_bad_input(param, bad):
+    kwargs = {"n_params": 85_098, **SHEET, param: bad}
+    with pytest.raises(ValueError, match=param):
+        bandwidth.max_participants(**kwargs)
+
+
+@pytest.mark.parametrize("param", ["n_params", "n_participants", "bits_per_param",
+                                   "download_bps", "upload_bps"])
+@pytest.mark.parametrize("bad", BAD_NUMBERS)
+def test_transfer_times_rejects_bad_input(param, bad):
+    kwargs = dict(n_params=85_098, n_participants=10, bits_per_param=32,
+                  download_bps=1e9, upload_bps=1e8)
+    kwargs[param] = bad
+    with pytest.raises(ValueError, match=param):
+        bandwidth.transfer_times(**kwargs)
+
+
+def test_fractional_counts_rejected():
+    with pytest.raises(ValueError, match="n_params must be a whole number"):
+        bandwidth.max_participants(10.5, **SHEET)

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from dmlbook import costs
+from conftest import BAD_NUMBERS
+
+SHEET = dict(rounds=1000, clients_per_round=200, usd_per_gib=0.03)
+
+
+def test_sheet_case():
+    usd = costs.fl_download_cost(4_950_544, **SHEET)
+    assert round(usd, 2) == 110.65
+    assert costs.fl_download_bytes(4_950_544, rounds=1, clients_per_round=1) == 19_802_176
+
+
+def test_hand_worked_cases():
+    # One GiB of parameters at 4 B each, one round, one client: exactly the price.
+    assert costs.fl_download_cost(2**28, rounds=1, clients_per_round=1,
+                                  usd_per_gib=0.05) == pytest.approx(0.05)
+    # 2 bytes per parameter halves the bill.
+    assert costs.fl_download_cost(4_950_544, bytes_per_param=2, **SHEET) == pytest.approx(
+        costs.fl_download_cost(4_950_544, **SHEET) / 2)
+
+
+def test_cumulative_cost():
+    curve = costs.fl_cumulative_cost(4_950_544, **SHEET)
+    assert curve.shape == (1000,)
+    assert curve[-1] == pytest.approx(costs.fl_download_cost(4_950_544, **SHEET))
+    assert np.allclose(np.diff(curve), curve[0])
+    both = costs.fl_cumulative_cost(4_950_544, upload_usd_per_gib=0.03, **SHEET)
+    assert both[-1] == pytest.approx(2 * curve[-1])
+
+
+def test_decentralized_alternative():
+    cmp = costs.compare_download_costs(4_950_544, **SHEET)
+    assert cmp.dl_usd == 0.0
+    assert round(cmp.saving_usd, 2) == 110.65
+    assert cmp.dl_bytes == 8 * cmp.fl_bytes  # 8 neighbours each, same nodes and rounds
+    metered = costs.dl_download_cost(1_000, rounds=2, nodes=3, degree=2, usd_per_gib=1.0,
+                                     bytes_per_param=4)
+    assert metered == pytest.approx(2 * 3 * 2 * 4_000 / 2**30)
+
+
+@pytest.mark.parametrize("param", ["n_params", "rounds", "clients_per_round",
+                                   "usd_per_gib", "bytes_per_param"])
+@pytest.mark.parametrize("bad", BAD_NUMBERS)
+def test_fl_download_cost_rejects_bad_input(param, bad):
+    kwargs = {"n_params": 4_950_544, **SHEET, "bytes_per_param": 4, param: bad}
+    with pytest.raises(ValueError, match=param):
+        costs.fl_download_cost(**kwargs)
+
+
+@pytest.mark.parametrize("param", ["n_params", "rounds", "nodes", "degree", "bytes_per_param"])
+@pytest.mark.parametrize("bad", BAD_NUMBERS)
+def test_dl_download_cost_rejects_bad_input(param, bad):
+    kwargs = dict(n_params=10, rounds=1, nodes=2, degree=1, bytes_per_param=4)
+    kwargs[param] = bad
+    with pytest.raises(ValueError, match=param):
+        costs.dl_download_cost(**kwargs)
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "0", True])
+def test_prices_that_may_be_zero_still_reject_nonsense(bad):
+    with pytest.raises(ValueError, match="usd_per_gib"):
+        costs.dl_download_cost(10, rounds=1, nodes=2, degree=1, usd_per_gib=bad)
+    with pytest.raises(ValueError, match="upload_usd_per_gib"):
+        costs.fl_cumulative_cost(10, rounds=1, clients_per_round=1, usd_per_gib=1,
+                                 upload_usd_per_gib=bad)
+
+
+@pytest.mark.parametrize("param", ["rounds", "clients_per_round", "usd_per_gib", "dl_degree"])
+def test_compare_rejects_bad_input(param):
+    kwargs = {**SHEET, "dl_degree": 8, param: 0}
+    with pytest.raises(ValueError, match=param.removeprefix("dl_")):
+        costs.compare_download_costs(4_950_544, **kwargs)

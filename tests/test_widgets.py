@@ -1,0 +1,56 @@
+import matplotlib.figure
+import pytest
+
+from dmlbook import explore, widgets
+
+
+def test_render_turns_value_errors_into_messages():
+    def compute(x):
+        if x <= 0:
+            raise ValueError("x must be > 0")
+        return x * 2
+
+    assert widgets.render(compute, {"x": 2}) == ("ok", 4)
+    assert widgets.render(compute, {"x": 0}) == ("error", "x must be > 0")
+    html = widgets.error_html("speed must be > 0, got <b>")
+    assert "speed must be &gt; 0" in html and "<b>" not in html.replace("<b>Input", "")
+
+
+def test_other_errors_are_not_hidden():
+    with pytest.raises(ZeroDivisionError):
+        widgets.render(lambda: 1 / 0, {})
+
+
+def test_bandwidth_view_default_is_the_sheet():
+    table, fig = explore.fl_bandwidth_view(**explore.SHEET_EX1)
+    assert "2,203" in table and "22,033" in table and "upload" in table
+    assert isinstance(fig, matplotlib.figure.Figure)
+
+
+def test_bandwidth_panel_shows_messages_for_bad_input():
+    panel = explore.fl_bandwidth_panel()
+    assert panel.values()["n_params"] == 85_098
+    status, message = widgets.render(panel.compute, {**panel.values(), "upload_mbps": 0.0})
+    assert status == "error" and "upload_bps" in message
+    panel.controls["upload_mbps"].value = -5.0  # must not raise
+    panel.controls["bits_per_param"].value = 16
+    status, (table, _) = widgets.render(panel.compute, {**panel.values(), "upload_mbps": 100.0})
+    assert "4,406" in table
+
+
+def test_cost_view_and_panel():
+    table, _ = explore.fl_cost_view(**explore.SHEET_EX2)
+    assert "$110.65" in table and "$221.31" in table and "$0.00" in table
+    panel = explore.fl_cost_panel()
+    panel.controls["usd_per_gib"].value = 0.0  # a zero price is shown as a message
+    status, message = widgets.render(panel.compute, panel.values())
+    assert status == "error" and "usd_per_gib" in message
+
+
+def test_equations_carry_the_computed_numbers():
+    down, up = explore.fl_bandwidth_equations(85_098, 32, download_bps=1e9, upload_bps=1e8,
+                                              time_limit_s=60)
+    assert "22{,}033.4" in down.data and "2{,}203.3" in up.data
+    eq = explore.fl_cost_equation(4_950_544, rounds=1000, clients_per_round=200,
+                                  usd_per_gib=0.03, bytes_per_param=4)
+    assert "19{,}802{,}176" in eq.data and "110.65" in eq.data
