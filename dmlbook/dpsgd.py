@@ -1,0 +1,126 @@
+"""Decentralized parallel SGD (D-PSGD, Lian et al. 2017) on the stacked engine.
+
+Each round every node takes ``local_steps`` SGD steps on its own data, sends
+its model to all its neighbours, and replaces its model by the weighted
+average of its own and the ones it received (mixing matrix ``W``). Optionally
+the run ends with one naive all-reduce, after which every node holds the
+average of all models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import data as data_mod
+from .engine import (History, Nodes, NodeData, gossip, naive_allreduce,
+                     progress_bar, resolve_device, seeded_generator)
+from .faults import NO_FAULTS, Faults
+from .ledger import Ledger
+from .models import make_model
+from .topology import Topology, make_topology
+from .units import check_choice, check_int, check_number
+
+
+@dataclass
+class RunResult:
+    """What a decentralized run returns: its history, topology, final nodes and ledger."""
+
+    history: History
+    topology: Topology
+    nodes: Nodes
+    ledger: Ledger
+
+    @property
+    def messages(self) -> int:
+        return self.ledger.totals().sent
+
+
+def prepare(model, n_nodes, *, dataset, split, seed, alpha, shards_per_node, device):
+    """Model, dataset and per-node data for a run (shared by every algorithm)."""
+    dataset = dataset if dataset is not None else data_mod.load_digits(seed=seed)
+    module = make_model(model, seed=seed, n_features=dataset.n_features,
+                        num_classes=dataset.num_classes) if isinstance(model, str) else model
+    parts = data_mod.split(dataset.y_train, n_nodes, kind=split, seed=seed,
+                           alpha=alpha, shards_per_node=shards_per_node)
+    node_data = NodeData(dataset.X_train, dataset.y_train, parts, device=device)
+    dev = resolve_device(device)
+    return module, dataset, node_data, dataset.X_test.to(dev), dataset.y_test.to(dev)
+
+
+def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular", degree: int = 8,
+              rounds: int = 50, lr: float = 0.1, batch_size: int = 32, local_steps: int = 1,
+              model="mlp", dataset=None, split: str = "iid", alpha: float = 0.5,
+              shards_per_node: int = 2, faults: Faults | None = None,
+              final_allreduce: str | None = None, eval_every: int = 1, seed: int = 0,
+              device="cpu", progress: bool | None = None) -> RunResult:
+    """Train with D-PSGD on ``n_nodes`` simulated nodes.
+
+    Args:
+        n_nodes: number of nodes.
+        topology: a :class:`Topology`, or a graph kind for :func:`make_topology`
+            (``"ring"``, ``"torus"``, ``"regular"``, ``"erdos_renyi"``,
+            ``"star"``, ``"complete"``) with ``degree``.
+        rounds: D-PSGD rounds (local steps + one exchange each).
+        lr: learning rate; batch_size: examples per local step.
+        model: ``"logreg"``, ``"mlp"``, ``"cnn"``, or an ``nn.Module`` (its
+            initial weights are every node's starting point).
+        dataset: a :class:`~dmlbook.data.Dataset` (default: digits).
+        split: ``"iid"``, ``"shards"`` or ``"dirichlet"`` (see :func:`dmlbook.data.split`).
+        faults: crashes, message loss and stragglers (:class:`~dmlbook.faults.Faults`).
+        final_allreduce: ``None`` or ``"naive"``: one all-reduce after the last round.
+        eval_every: evaluate every node on the test set every this many rounds.
+        seed: seed of the model, the split, the graph and the batches.
+        device: ``"cpu"`` (default) or ``"cuda"``.
+        progress: show a progress bar (``None``: automatic, ``False``: never).
+    """
+    n_nodes = check_int("n_nodes", n_nodes, minimum=2)
+    rounds = check_int("rounds", rounds)
+    lr = check_number("lr", lr)
+    batch_size = check_int("batch_size", batch_size)
+    local_steps = check_int("local_steps", local_steps)
+    eval_every = check_int("eval_every", eval_every)
+    seed = check_int("seed", seed, minimum=0)
+    check_choice("final_allreduce", final_allreduce, (None, "naive"))
+    faults = NO_FAULTS if faults is None else faults
+    if isinstance(topology, str):
+        topology = make_topology(topology, n_nodes, degree=degree, seed=seed)
+    if topology.n != n_nodes:
+        raise ValueError(f"topology must have n_nodes={n_nodes} nodes, got {topology.n}")
+    module, _, node_data, X_test, y_test = prepare(
+        model, n_nodes, dataset=dataset, split=split, seed=seed, alpha=alpha,
+        shards_per_node=shards_per_node, device=device)
+    nodes = Nodes(module, n_nodes, device=device)
+    history = History(ledger=Ledger(n_nodes))
+    generator = seeded_generator(seed)
+
+    def record(r):
+        loss, acc = nodes.evaluate(X_test, y_test)
+        history.rounds.append(r)
+        history.test_loss.append(loss)
+        history.test_acc.append(acc)
+        history.consensus.append(nodes.consensus_distance())
+
+    record(0)
+    bar = progress_bar(rounds, progress, "D-PSGD")
+    for r in range(1, rounds + 1):
+        active = faults.active(r, n_nodes)
+        mask = torch.from_numpy(active).to(nodes.device, nodes.params.dtype)
+        losses = None
+        for _ in range(local_steps):
+            X, y = node_data.batch(generator, batch_size)
+            step_losses = nodes.sgd_step(X, y, lr, active=None if active.all() else mask)
+            losses = step_losses if losses is None else losses
+        history.train_loss.append(np.where(active, losses.cpu().numpy(), np.nan))
+        gossip(nodes, topology, round=r, ledger=history.ledger, faults=faults, active=active)
+        if r % eval_every == 0 or r == rounds:
+            record(r)
+        bar.update()
+    bar.close()
+    if final_allreduce == "naive":
+        naive_allreduce(nodes, round=rounds + 1, ledger=history.ledger, faults=faults)
+        record(rounds + 1)
+        history.labels[rounds + 1] = "all-reduce"
+    return RunResult(history, topology, nodes, history.ledger)

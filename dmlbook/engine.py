@@ -1,0 +1,256 @@
+"""Many nodes in one process: stacked parameters, batched steps, mixing.
+
+All nodes' parameters live in one tensor ``params`` of shape ``(n, P)``, one
+flat row per node. One SGD step for all nodes is a single call of
+``vmap(grad(loss))`` over the rows (``torch.func``), and mixing is a
+weighted sum over the topology's edge list, so a round costs a handful of
+tensor operations whatever the number of nodes. Every message goes through a
+:class:`~dmlbook.ledger.Ledger`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from .faults import NO_FAULTS, Faults
+from .ledger import Ledger
+from .topology import Topology
+from .units import check_int, check_number
+
+
+def resolve_device(device) -> torch.device:
+    """``"cpu"`` (the default everywhere) or a CUDA device when one exists."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device must be 'cpu' on this machine (no CUDA), got {device!r}")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    return dev
+
+
+class FlatModel:
+    """A model's forward pass as a function of one flat parameter vector."""
+
+    def __init__(self, model: nn.Module):
+        self.module = copy.deepcopy(model).to("meta")
+        self.names, self.shapes, self.sizes = [], [], []
+        for name, p in model.named_parameters():
+            self.names.append(name)
+            self.shapes.append(p.shape)
+            self.sizes.append(p.numel())
+        self.n_params = sum(self.sizes)
+        self.initial = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        out, start = {}, 0
+        for name, shape, size in zip(self.names, self.shapes, self.sizes):
+            out[name] = flat[start:start + size].view(shape)
+            start += size
+        return out
+
+    def forward(self, flat: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.module, self.unflatten(flat), (X,))
+
+    def loss(self, flat: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.forward(flat, X), y)
+
+    def load_into(self, model: nn.Module, flat: torch.Tensor) -> nn.Module:
+        """Copy ``flat`` into a real module's parameters."""
+        torch.nn.utils.vector_to_parameters(flat.detach().clone(), model.parameters())
+        return model
+
+
+class NodeData:
+    """Every node's training examples, concatenated, with per-node offsets.
+
+    ``sample`` draws one mini-batch per node, with replacement from the
+    node's own examples, for all nodes at once.
+    """
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, parts, device="cpu"):
+        parts = [np.asarray(p, dtype=np.int64) for p in parts]
+        if any(len(p) == 0 for p in parts):
+            raise ValueError("parts must give every node at least one example")
+        order = torch.from_numpy(np.concatenate(parts))
+        dev = resolve_device(device)
+        self.X, self.y = X[order].to(dev), y[order].to(dev)
+        self.sizes = torch.tensor([len(p) for p in parts])
+        self.offsets = torch.cumsum(self.sizes, 0) - self.sizes
+        self.n = len(parts)
+
+    def batch_indices(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        """``(n, batch_size)`` indices into ``X``: row ``i`` from node ``i``'s examples."""
+        u = torch.rand((self.n, batch_size), generator=generator, dtype=torch.float64)
+        local = (u * self.sizes[:, None]).long().clamp_max(self.sizes[:, None] - 1)
+        return self.offsets[:, None] + local
+
+    def batch(self, generator: torch.Generator, batch_size: int):
+        idx = self.batch_indices(generator, batch_size).to(self.X.device)
+        return self.X[idx], self.y[idx]
+
+
+class Nodes:
+    """``n`` copies of one model, held as stacked flat parameters ``(n, P)``."""
+
+    def __init__(self, model: nn.Module, n: int, *, device="cpu"):
+        n = check_int("n", n)
+        self.device = resolve_device(device)
+        self.flat = FlatModel(model)
+        self.n = n
+        self.params = self.flat.initial.to(self.device).repeat(n, 1)
+        self._grad = vmap(grad(self.flat.loss))
+        self._losses = vmap(self.flat.loss)
+        self._logits = vmap(self.flat.forward, in_dims=(0, None))
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of one model on the wire (float32)."""
+        return self.flat.n_params * self.params.element_size()
+
+    def gradients(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-node gradients ``(n, P)`` on per-node batches ``X (n, B, ...)``."""
+        return self._grad(self.params, X, y)
+
+    def sgd_step(self, X, y, lr: float, active: torch.Tensor | None = None) -> torch.Tensor:
+        """One SGD step on every (active) node; returns the batch losses before it."""
+        with torch.no_grad():
+            losses = self._losses(self.params, X, y)
+        g = self.gradients(X, y)
+        if active is None:
+            self.params.sub_(lr * g)
+        else:
+            self.params.sub_(lr * g * active[:, None])
+        return losses
+
+    @torch.no_grad()
+    def evaluate(self, X: torch.Tensor, y: torch.Tensor, *, chunk: int = 256):
+        """Each node's loss and accuracy on one shared set: two ``(n,)`` arrays."""
+        losses, accs = [], []
+        for start in range(0, self.n, chunk):
+            logits = self._logits(self.params[start:start + chunk], X)
+            losses.append(F.cross_entropy(logits.transpose(1, 2),
+                                          y.expand(len(logits), -1), reduction="none").mean(1))
+            accs.append((logits.argmax(-1) == y).float().mean(1))
+        return torch.cat(losses).cpu().numpy(), torch.cat(accs).cpu().numpy()
+
+    def mean(self) -> torch.Tensor:
+        return self.params.mean(0)
+
+    def consensus_distance(self) -> float:
+        """Mean Euclidean distance of the nodes' models to their average."""
+        return float((self.params - self.mean()).norm(dim=1).mean())
+
+
+def gossip(nodes: Nodes, topology: Topology, *, round: int, ledger: Ledger,
+           faults: Faults = NO_FAULTS, active: np.ndarray | None = None) -> None:
+    """Every active node sends its model to each neighbour; each live node averages.
+
+    Node ``i``'s new model is ``(W_ii x_i + sum_j W_ij x_j) / (W_ii + sum_j W_ij)``
+    over the ``j`` whose model reached ``i`` this round (without faults the
+    denominator is 1: plain multiplication by ``W``). Crashed nodes keep
+    their model.
+    """
+    n = nodes.n
+    src, dst = topology.src, topology.dst
+    if active is None:
+        active = faults.active(round, n)
+    sent = active[src.numpy()]
+    delivered = np.zeros_like(sent)
+    delivered[sent] = faults.delivered(round, dst.numpy()[sent], n)
+    ledger.record(round, src.numpy()[sent], dst.numpy()[sent], nodes.payload_bytes,
+                  delivered[sent])
+    dev = nodes.device
+    x = nodes.params
+    if delivered.all():
+        w = topology.weight.to(dev)
+        e_src, e_dst = src.to(dev), dst.to(dev)
+        mixed = (topology.self_weight.to(dev)[:, None] * x).index_add_(
+            0, e_dst, x[e_src] * w[:, None])
+        nodes.params = mixed
+        return
+    keep = torch.from_numpy(delivered)
+    w = topology.weight[keep].to(dev)
+    e_src, e_dst = src[keep].to(dev), dst[keep].to(dev)
+    self_w = topology.self_weight.to(dev)
+    total = self_w.clone().index_add_(0, e_dst, w)
+    mixed = (self_w[:, None] * x).index_add_(0, e_dst, x[e_src] * w[:, None])
+    mixed /= total[:, None]
+    alive = torch.from_numpy(faults.alive(round, n)).to(dev)
+    nodes.params = torch.where(alive[:, None], mixed, x)
+
+
+def naive_allreduce(nodes: Nodes, *, round: int, ledger: Ledger,
+                    faults: Faults = NO_FAULTS) -> None:
+    """Every live node sends its model to every other node; all take the average.
+
+    ``n (n - 1)`` messages without faults. A node averages the models that
+    reached it, its own included.
+    """
+    n = nodes.n
+    src, dst = np.nonzero(~np.eye(n, dtype=bool))
+    alive = faults.alive(round, n)
+    sent = alive[src]
+    delivered = faults.delivered(round, dst[sent], n)
+    ledger.record(round, src[sent], dst[sent], nodes.payload_bytes, delivered)
+    M = np.eye(n)
+    M[dst[sent][delivered], src[sent][delivered]] = 1.0
+    M[~alive] = 0.0
+    M[~alive, ~alive] = 1.0  # crashed nodes keep their model
+    M /= M.sum(1, keepdims=True)
+    nodes.params = torch.as_tensor(M, dtype=nodes.params.dtype,
+                                   device=nodes.device) @ nodes.params
+
+
+@dataclass
+class History:
+    """Per-round records of a run. Row ``k`` of the ``(R, n)`` arrays is round ``rounds[k]``.
+
+    Round 0 is the initial model; round ``r`` is the state after ``r`` rounds.
+    ``train_loss[r-1, i]`` is node ``i``'s mini-batch loss in round ``r``
+    (NaN when it took no step).
+    """
+
+    rounds: list[int] = field(default_factory=list)
+    test_loss: list[np.ndarray] = field(default_factory=list)
+    test_acc: list[np.ndarray] = field(default_factory=list)
+    consensus: list[float] = field(default_factory=list)
+    train_loss: list[np.ndarray] = field(default_factory=list)
+    ledger: Ledger = field(default_factory=Ledger)
+    labels: dict[int, str] = field(default_factory=dict)
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        """The records as NumPy arrays, ready to plot."""
+        return {"round": np.array(self.rounds), "test_loss": np.array(self.test_loss),
+                "test_acc": np.array(self.test_acc), "consensus": np.array(self.consensus),
+                "train_loss": np.array(self.train_loss)}
+
+    def table(self) -> list[dict]:
+        """One row per (round, node): round, node, test_loss, test_acc."""
+        return [{"round": r, "node": i, "test_loss": float(loss[i]), "test_acc": float(acc[i])}
+                for r, loss, acc in zip(self.rounds, self.test_loss, self.test_acc)
+                for i in range(len(loss))]
+
+
+def progress_bar(total: int, enabled: bool | None, desc: str):
+    """A ``tqdm.auto`` bar (notebook or terminal); silent when disabled or under TQDM_DISABLE."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=(enabled is False), leave=False)
+
+
+def check_lr(lr) -> float:
+    return check_number("lr", lr)
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(check_int("seed", seed, minimum=0))

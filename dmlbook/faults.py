@@ -1,0 +1,76 @@
+"""Faults a simulated network can suffer, and what each one means.
+
+* **crash**: ``crash_at={node: r}`` — from round ``r`` on the node does
+  nothing: it takes no step, sends nothing, and messages sent to it are lost.
+  Its model stays frozen at what it was before round ``r``.
+* **message loss**: each message is lost independently with probability
+  ``drop_prob``; the sender does not know.
+* **stragglers**: in each round each live node is, with probability
+  ``straggler_prob``, too slow to take part: it skips its local step and sends
+  nothing that round, but still receives and averages what reaches it.
+
+A node always averages over the models it actually received, plus its own,
+with its mixing weights renormalised over those. Nothing raises: the ledger
+records every message as sent, and whether it was delivered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .units import check_int, check_probability
+
+
+@dataclass
+class Faults:
+    """A reproducible fault pattern: every draw is a function of (seed, round)."""
+
+    crash_at: dict[int, int] = field(default_factory=dict)
+    drop_prob: float = 0.0
+    straggler_prob: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        self.drop_prob = check_probability("drop_prob", self.drop_prob)
+        self.straggler_prob = check_probability("straggler_prob", self.straggler_prob)
+        self.seed = check_int("seed", self.seed, minimum=0)
+        if not isinstance(self.crash_at, dict):
+            raise ValueError(f"crash_at must be a dict {{node: round}}, got {self.crash_at!r}")
+        self.crash_at = {check_int("crash_at node", k, minimum=0):
+                         check_int("crash_at round", v, minimum=0)
+                         for k, v in self.crash_at.items()}
+
+    @property
+    def none(self) -> bool:
+        return not self.crash_at and self.drop_prob == 0 and self.straggler_prob == 0
+
+    def _rng(self, round: int, stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, round, stream])
+
+    def alive(self, round: int, n: int) -> np.ndarray:
+        """Boolean mask of the nodes that have not crashed by ``round``."""
+        mask = np.ones(n, bool)
+        for node, r in self.crash_at.items():
+            if node < n and round >= r:
+                mask[node] = False
+        return mask
+
+    def active(self, round: int, n: int) -> np.ndarray:
+        """Nodes that step and send in ``round``: alive and not straggling."""
+        alive = self.alive(round, n)
+        if self.straggler_prob == 0:
+            return alive
+        return alive & (self._rng(round, 1).random(n) >= self.straggler_prob)
+
+    def delivered(self, round: int, receivers: np.ndarray, n: int) -> np.ndarray:
+        """Which of the messages sent to ``receivers`` in ``round`` arrive."""
+        receivers = np.asarray(receivers)
+        ok = self.alive(round, n)[receivers]
+        if self.drop_prob > 0:
+            ok &= self._rng(round, 2).random(len(receivers)) >= self.drop_prob
+        return ok
+
+
+NO_FAULTS = Faults()

@@ -1,0 +1,180 @@
+"""Communication graphs and their mixing matrices.
+
+A decentralized algorithm averages each node's model with its neighbours'
+models using a mixing matrix ``W``: ``W[i, j] > 0`` only if ``j`` is ``i``
+itself or a neighbour of ``i``, and every row sums to 1. If every column sums
+to 1 too (``W`` is *doubly stochastic*), repeated mixing converges to the
+exact average; how fast depends on the spectral gap ``1 - |lambda_2|``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+import torch
+
+from .units import check_choice, check_int, check_probability
+
+GRAPHS = ("ring", "torus", "regular", "erdos_renyi", "star", "complete")
+WEIGHTS = ("metropolis", "uniform")
+
+
+def _torus_shape(n: int) -> tuple[int, int]:
+    rows = max(r for r in range(1, math.isqrt(n) + 1) if n % r == 0)
+    if rows < 3:
+        raise ValueError(f"n must factor as rows x cols with both >= 3 for a torus, got {n}")
+    return rows, n // rows
+
+
+def make_graph(kind: str, n: int, *, degree: int = 8, p: float = 0.1,
+               seed: int = 0) -> nx.Graph:
+    """A connected, undirected graph on nodes ``0 .. n-1``.
+
+    Args:
+        kind: ``"ring"``, ``"torus"`` (2-D, as square as ``n`` allows),
+            ``"regular"`` (random ``degree``-regular), ``"erdos_renyi"``
+            (edge probability ``p``; redrawn until connected), ``"star"``
+            (node 0 in the centre) or ``"complete"``.
+        n: number of nodes.
+        degree: degree of a random regular graph (``n * degree`` must be even).
+        p: edge probability of an Erdős–Rényi graph.
+        seed: seed of the random graphs.
+    """
+    kind = check_choice("kind", kind, GRAPHS)
+    n = check_int("n", n, minimum=2)
+    seed = check_int("seed", seed, minimum=0)
+    if kind == "ring":
+        if n < 3:
+            raise ValueError(f"n must be >= 3 for a ring, got {n}")
+        graph = nx.cycle_graph(n)
+    elif kind == "torus":
+        rows, cols = _torus_shape(n)
+        graph = nx.convert_node_labels_to_integers(
+            nx.grid_2d_graph(rows, cols, periodic=True), ordering="sorted")
+    elif kind == "regular":
+        degree = check_int("degree", degree)
+        if degree >= n or (n * degree) % 2:
+            raise ValueError(f"degree must be < n with n * degree even, got degree={degree}, n={n}")
+        graph = _connected(lambda s: nx.random_regular_graph(degree, n, seed=s), seed)
+    elif kind == "erdos_renyi":
+        p = check_probability("p", p)
+        if p == 0:
+            raise ValueError("p must be a probability in (0, 1] for a connected graph, got 0")
+        graph = _connected(lambda s: nx.erdos_renyi_graph(n, p, seed=s), seed)
+    elif kind == "star":
+        graph = nx.star_graph(n - 1)
+    else:
+        graph = nx.complete_graph(n)
+    return graph
+
+
+def _connected(draw, seed: int, tries: int = 100) -> nx.Graph:
+    for attempt in range(tries):
+        graph = draw(seed + attempt * 7919)
+        if nx.is_connected(graph):
+            return graph
+    raise ValueError(f"no connected graph in {tries} draws: raise degree or p")
+
+
+def mixing_matrix(graph: nx.Graph, weights: str = "metropolis") -> np.ndarray:
+    """Dense ``n x n`` mixing matrix of ``graph``.
+
+    ``"metropolis"`` (Metropolis–Hastings): ``W[i, j] = 1 / (1 + max(d_i, d_j))``
+    for each edge, the rest of the row on the diagonal; symmetric and doubly
+    stochastic on every graph. ``"uniform"``: each node weighs itself and its
+    neighbours equally, ``1 / (d_i + 1)``; rows sum to 1, columns only on
+    regular graphs.
+    """
+    weights = check_choice("weights", weights, WEIGHTS)
+    n = graph.number_of_nodes()
+    deg = np.array([graph.degree(i) for i in range(n)], dtype=np.float64)
+    W = np.zeros((n, n))
+    for i, j in graph.edges():
+        if weights == "metropolis":
+            W[i, j] = W[j, i] = 1.0 / (1.0 + max(deg[i], deg[j]))
+        else:
+            W[i, j], W[j, i] = 1.0 / (deg[i] + 1), 1.0 / (deg[j] + 1)
+    W[np.diag_indices(n)] = 1.0 - W.sum(axis=1)
+    return W
+
+
+def is_doubly_stochastic(W: np.ndarray, tol: float = 1e-9) -> bool:
+    """Non-negative, and every row and every column sums to 1."""
+    W = np.asarray(W)
+    return bool((W >= -tol).all() and np.allclose(W.sum(0), 1, atol=tol)
+                and np.allclose(W.sum(1), 1, atol=tol))
+
+
+def spectral_gap(W: np.ndarray) -> float:
+    """``1 - |lambda_2|``: one minus the second-largest eigenvalue modulus of ``W``."""
+    moduli = np.sort(np.abs(np.linalg.eigvals(np.asarray(W))))[::-1]
+    return float(1.0 - moduli[1]) if len(moduli) > 1 else 1.0
+
+
+@dataclass
+class Topology:
+    """A graph and its mixing weights, as edge lists the engine can use.
+
+    ``src[e] -> dst[e]`` is one directed message with weight ``weight[e]``
+    (``W[dst, src]``); ``self_weight[i]`` is ``W[i, i]``. Each undirected
+    edge appears twice, once per direction.
+    """
+
+    graph: nx.Graph
+    W: np.ndarray
+    kind: str = "custom"
+    src: torch.Tensor = field(init=False)
+    dst: torch.Tensor = field(init=False)
+    weight: torch.Tensor = field(init=False)
+    self_weight: torch.Tensor = field(init=False)
+
+    def __post_init__(self):
+        edges = np.array([(i, j) for i, j in self.graph.edges()], dtype=np.int64).reshape(-1, 2)
+        src = np.concatenate([edges[:, 0], edges[:, 1]])
+        dst = np.concatenate([edges[:, 1], edges[:, 0]])
+        order = np.lexsort((src, dst))  # grouped by receiver
+        self.src = torch.from_numpy(src[order])
+        self.dst = torch.from_numpy(dst[order])
+        self.weight = torch.tensor(self.W[dst[order], src[order]], dtype=torch.float32)
+        self.self_weight = torch.tensor(np.diag(self.W).copy(), dtype=torch.float32)
+
+    @property
+    def n(self) -> int:
+        return self.graph.number_of_nodes()
+
+    @property
+    def n_edges(self) -> int:
+        """Directed edges: messages per round when every node sends to every neighbour."""
+        return len(self.src)
+
+    @property
+    def degrees(self) -> np.ndarray:
+        return np.array([self.graph.degree(i) for i in range(self.n)])
+
+    @property
+    def doubly_stochastic(self) -> bool:
+        return is_doubly_stochastic(self.W)
+
+    @property
+    def spectral_gap(self) -> float:
+        return spectral_gap(self.W)
+
+    def neighbors(self, i: int) -> list[int]:
+        return sorted(self.graph.neighbors(i))
+
+
+def make_topology(kind: str, n: int, *, degree: int = 8, p: float = 0.1, seed: int = 0,
+                  weights: str = "metropolis") -> Topology:
+    """:func:`make_graph` plus :func:`mixing_matrix`, as a :class:`Topology`."""
+    graph = make_graph(kind, n, degree=degree, p=p, seed=seed)
+    return Topology(graph, mixing_matrix(graph, weights), kind=kind)
+
+
+def from_graph(graph: nx.Graph, weights: str = "metropolis") -> Topology:
+    """A :class:`Topology` of any graph whose nodes are ``0 .. n-1``."""
+    if sorted(graph.nodes()) != list(range(graph.number_of_nodes())):
+        raise ValueError("graph must have nodes labelled 0 .. n-1")
+    return Topology(graph, mixing_matrix(graph, weights))
