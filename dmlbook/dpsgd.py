@@ -9,6 +9,7 @@ average of all models.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +105,7 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular", degree
         history.consensus.append(nodes.consensus_distance())
 
     record(0)
+    start = time.perf_counter()
     bar = progress_bar(rounds, progress, "D-PSGD")
     for r in range(1, rounds + 1):
         active = faults.active(r, n_nodes)
@@ -119,6 +121,7 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular", degree
             record(r)
         bar.update()
     bar.close()
+    history.train_seconds = time.perf_counter() - start
     if final_allreduce == "naive":
         naive_allreduce(nodes, round=rounds + 1, ledger=history.ledger, faults=faults)
         record(rounds + 1)

@@ -1,23 +1,24 @@
 """Many nodes in one process: stacked parameters, batched steps, mixing.
 
 All nodes' parameters live in one tensor ``params`` of shape ``(n, P)``, one
-flat row per node. One SGD step for all nodes is a single call of
-``vmap(grad(loss))`` over the rows (``torch.func``), and mixing is a
-weighted sum over the topology's edge list, so a round costs a handful of
-tensor operations whatever the number of nodes. Every message goes through a
+flat row per node. One SGD step for all nodes is one forward pass vmapped
+over the rows (``torch.func.vmap`` of ``functional_call``) and one backward
+pass, and mixing is one sparse matrix product ``W @ params``, so a round
+costs a handful of tensor operations whatever the number of nodes. Every message goes through a
 :class:`~dmlbook.ledger.Ledger`.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, vmap
 
 from .faults import NO_FAULTS, Faults
 from .ledger import Ledger
@@ -108,8 +109,7 @@ class Nodes:
         self.flat = FlatModel(model)
         self.n = n
         self.params = self.flat.initial.to(self.device).repeat(n, 1)
-        self._grad = vmap(grad(self.flat.loss))
-        self._losses = vmap(self.flat.loss)
+        self._logits_per_batch = vmap(self.flat.forward)
         self._logits = vmap(self.flat.forward, in_dims=(0, None))
 
     @property
@@ -117,19 +117,30 @@ class Nodes:
         """Bytes of one model on the wire (float32)."""
         return self.flat.n_params * self.params.element_size()
 
+    def losses_and_gradients(self, X: torch.Tensor, y: torch.Tensor):
+        """Per-node batch losses ``(n,)`` and gradients ``(n, P)``.
+
+        The nodes' losses are independent, so the gradient of their *sum*
+        with respect to the stacked parameters is, row by row, each node's
+        own gradient: one vmapped forward and one backward serve all nodes.
+        """
+        params = self.params.detach().requires_grad_()
+        logits = self._logits_per_batch(params, X)
+        losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+        losses = losses.view(self.n, -1).mean(1)
+        (g,) = torch.autograd.grad(losses.sum(), params)
+        return losses.detach(), g
+
     def gradients(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-node gradients ``(n, P)`` on per-node batches ``X (n, B, ...)``."""
-        return self._grad(self.params, X, y)
+        return self.losses_and_gradients(X, y)[1]
 
     def sgd_step(self, X, y, lr: float, active: torch.Tensor | None = None) -> torch.Tensor:
         """One SGD step on every (active) node; returns the batch losses before it."""
-        with torch.no_grad():
-            losses = self._losses(self.params, X, y)
-        g = self.gradients(X, y)
-        if active is None:
-            self.params.sub_(lr * g)
-        else:
-            self.params.sub_(lr * g * active[:, None])
+        losses, g = self.losses_and_gradients(X, y)
+        if active is not None:
+            g *= active[:, None]
+        self.params.sub_(g, alpha=lr)
         return losses
 
     @torch.no_grad()
@@ -151,6 +162,44 @@ class Nodes:
         return float((self.params - self.mean()).norm(dim=1).mean())
 
 
+def mixing_operator(topology: Topology, *, keep: torch.Tensor | None = None,
+                    alive: np.ndarray | None = None, device="cpu") -> torch.Tensor:
+    """The round's mixing matrix as a sparse CSR tensor, ready for ``W @ params``.
+
+    ``keep`` masks the directed edges whose message arrived; each row is then
+    renormalised over what arrived. Rows of crashed nodes (``alive`` False)
+    are the identity: their model stays as it is. Without ``keep`` and
+    ``alive`` this is the topology's ``W`` itself, cached per device.
+    """
+    dev = resolve_device(device)
+    plain = keep is None and alive is None
+    cache = topology.__dict__.setdefault("_csr_cache", {})
+    if plain and dev in cache:
+        return cache[dev]
+    n = topology.n
+    src, dst, w = topology.src, topology.dst, topology.weight
+    if keep is not None:
+        src, dst, w = src[keep], dst[keep], w[keep]
+    diag = torch.arange(n)
+    rows, cols = torch.cat([dst, diag]), torch.cat([src, diag])
+    vals = torch.cat([w, topology.self_weight])
+    if keep is not None:
+        total = topology.self_weight.clone().index_add_(0, dst, w)
+        vals = vals / total[rows]
+    if alive is not None:
+        alive_t = torch.from_numpy(np.asarray(alive))
+        stays = alive_t[rows] | (rows == cols)
+        vals = torch.where(alive_t[rows], vals, torch.ones_like(vals))[stays]
+        rows, cols = rows[stays], cols[stays]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR is in beta"
+        W = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n, n))
+        W = W.coalesce().to_sparse_csr().to(dev)
+    if plain:
+        cache[dev] = W
+    return W
+
+
 def gossip(nodes: Nodes, topology: Topology, *, round: int, ledger: Ledger,
            faults: Faults = NO_FAULTS, active: np.ndarray | None = None) -> None:
     """Every active node sends its model to each neighbour; each live node averages.
@@ -161,32 +210,19 @@ def gossip(nodes: Nodes, topology: Topology, *, round: int, ledger: Ledger,
     their model.
     """
     n = nodes.n
-    src, dst = topology.src, topology.dst
+    src, dst = topology.src.numpy(), topology.dst.numpy()
     if active is None:
         active = faults.active(round, n)
-    sent = active[src.numpy()]
+    sent = active[src]
     delivered = np.zeros_like(sent)
-    delivered[sent] = faults.delivered(round, dst.numpy()[sent], n)
-    ledger.record(round, src.numpy()[sent], dst.numpy()[sent], nodes.payload_bytes,
-                  delivered[sent])
-    dev = nodes.device
-    x = nodes.params
+    delivered[sent] = faults.delivered(round, dst[sent], n)
+    ledger.record(round, src[sent], dst[sent], nodes.payload_bytes, delivered[sent])
     if delivered.all():
-        w = topology.weight.to(dev)
-        e_src, e_dst = src.to(dev), dst.to(dev)
-        mixed = (topology.self_weight.to(dev)[:, None] * x).index_add_(
-            0, e_dst, x[e_src] * w[:, None])
-        nodes.params = mixed
-        return
-    keep = torch.from_numpy(delivered)
-    w = topology.weight[keep].to(dev)
-    e_src, e_dst = src[keep].to(dev), dst[keep].to(dev)
-    self_w = topology.self_weight.to(dev)
-    total = self_w.clone().index_add_(0, e_dst, w)
-    mixed = (self_w[:, None] * x).index_add_(0, e_dst, x[e_src] * w[:, None])
-    mixed /= total[:, None]
-    alive = torch.from_numpy(faults.alive(round, n)).to(dev)
-    nodes.params = torch.where(alive[:, None], mixed, x)
+        W = mixing_operator(topology, device=nodes.device)
+    else:
+        W = mixing_operator(topology, keep=torch.from_numpy(delivered),
+                            alive=faults.alive(round, n), device=nodes.device)
+    nodes.params = W @ nodes.params
 
 
 def naive_allreduce(nodes: Nodes, *, round: int, ledger: Ledger,
@@ -227,6 +263,7 @@ class History:
     train_loss: list[np.ndarray] = field(default_factory=list)
     ledger: Ledger = field(default_factory=Ledger)
     labels: dict[int, str] = field(default_factory=dict)
+    train_seconds: float = 0.0  # wall-clock of the rounds (steps, exchanges, evaluations)
 
     def as_arrays(self) -> dict[str, np.ndarray]:
         """The records as NumPy arrays, ready to plot."""

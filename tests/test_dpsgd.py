@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import torch
+
+from dmlbook import data
+from dmlbook.centralized import train_centralized
+from dmlbook.dpsgd import run_dpsgd
+from dmlbook.engine import NodeData, seeded_generator
+from dmlbook.faults import Faults
+from dmlbook.models import make_model
+from dmlbook.topology import make_topology
+
+
+def test_engine_equals_a_plain_loop_of_modules():
+    """The stacked engine computes exactly what one nn.Module per node computes."""
+    n, rounds, lr, bs = 6, 4, 0.2, 8
+    res = run_dpsgd(n_nodes=n, topology="regular", degree=2, rounds=rounds, lr=lr,
+                    batch_size=bs, progress=False)
+    digits = data.load_digits(seed=0)
+    topo = make_topology("regular", n, degree=2, seed=0)
+    nd = NodeData(digits.X_train, digits.y_train, data.split(digits.y_train, n, seed=0))
+    models = [make_model("mlp", seed=0) for _ in range(n)]
+    opts = [torch.optim.SGD(m.parameters(), lr=lr) for m in models]
+    gen = seeded_generator(0)
+    for _ in range(rounds):
+        X, y = nd.batch(gen, bs)
+        for i in range(n):
+            opts[i].zero_grad()
+            torch.nn.functional.cross_entropy(models[i](X[i]), y[i]).backward()
+            opts[i].step()
+        vecs = torch.stack([torch.nn.utils.parameters_to_vector(m.parameters()) for m in models])
+        mixed = torch.tensor(topo.W, dtype=torch.float32) @ vecs.detach()
+        for i in range(n):
+            torch.nn.utils.vector_to_parameters(mixed[i], models[i].parameters())
+    assert torch.allclose(res.nodes.params, mixed, atol=1e-5)
+
+
+def test_history_shapes_and_learning():
+    res = run_dpsgd(n_nodes=16, degree=4, rounds=30, lr=0.3, eval_every=10, progress=False)
+    h = res.history.as_arrays()
+    assert list(h["round"]) == [0, 10, 20, 30]
+    assert h["test_loss"].shape == (4, 16) and h["train_loss"].shape == (30, 16)
+    assert h["test_acc"][-1].mean() > h["test_acc"][0].mean() + 0.3
+    assert len(res.history.table()) == 4 * 16
+    assert res.history.train_seconds > 0
+
+
+def test_message_count_with_final_allreduce():
+    res = run_dpsgd(n_nodes=16, degree=4, rounds=5, final_allreduce="naive",
+                    eval_every=5, progress=False)
+    assert res.messages == 5 * 16 * 4 + 16 * 15
+    h = res.history.as_arrays()
+    assert res.history.labels == {6: "all-reduce"}
+    assert np.ptp(h["test_loss"][-1]) < 1e-5  # every node has the same model
+
+
+def test_runs_are_reproducible():
+    kw = dict(n_nodes=8, degree=2, rounds=5, split="dirichlet", progress=False)
+    a, b = run_dpsgd(**kw, seed=1), run_dpsgd(**kw, seed=1)
+    assert torch.equal(a.nodes.params, b.nodes.params)
+    assert not torch.equal(a.nodes.params, run_dpsgd(**kw, seed=2).nodes.params)
+
+
+def test_faults_in_a_run():
+    faults = Faults(crash_at={0: 3}, drop_prob=0.2, straggler_prob=0.2, seed=0)
+    res = run_dpsgd(n_nodes=8, degree=4, rounds=6, faults=faults, progress=False)
+    totals = res.ledger.totals()
+    assert totals.delivered < totals.sent < 6 * 8 * 4
+    assert res.ledger.per_node("sent", rounds=slice(3, 7))[0] == 0
+    h = res.history.as_arrays()
+    assert np.isnan(h["train_loss"][2:, 0]).all()  # the crashed node stopped stepping
+    assert np.isnan(h["train_loss"]).sum() > 4     # stragglers skipped some steps too
+    assert np.all(h["test_loss"][3:, 0] == h["test_loss"][3, 0])  # and stays frozen
+
+
+@pytest.mark.parametrize("kw, param", [
+    ({"n_nodes": 1}, "n_nodes"), ({"rounds": 0}, "rounds"), ({"lr": -1}, "lr"),
+    ({"batch_size": 0}, "batch_size"), ({"local_steps": 0}, "local_steps"),
+    ({"final_allreduce": "ring"}, "final_allreduce"), ({"topology": "hypercube"}, "kind"),
+    ({"split": "sorted"}, "kind"), ({"model": "resnet"}, "model"), ({"seed": -1}, "seed"),
+    ({"topology": make_topology("ring", 5)}, "topology"), ({"device": "tpu"}, "device"),
+])
+def test_bad_input(kw, param):
+    with pytest.raises(ValueError, match=param):
+        run_dpsgd(**{"n_nodes": 8, "degree": 2, "rounds": 1, "progress": False, **kw})
+
+
+def test_centralized_mlp_baseline_reaches_90_percent():
+    result = train_centralized(model="mlp", steps=1500, lr=0.1, eval_every=500)
+    assert result.test_acc[-1] >= 0.90
+    assert result.steps == [0, 500, 1000, 1500]

@@ -1,0 +1,171 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dmlbook import data
+from dmlbook.engine import (FlatModel, NodeData, Nodes, gossip, mixing_operator,
+                            naive_allreduce, resolve_device, seeded_generator)
+from dmlbook.faults import Faults
+from dmlbook.ledger import Ledger
+from dmlbook.models import make_model
+from dmlbook.topology import make_topology
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_digits(seed=0)
+
+
+def spread(nodes, seed=0):
+    """Give every node a different model, so that mixing has work to do."""
+    g = torch.Generator().manual_seed(seed)
+    nodes.params = nodes.params + 0.1 * torch.randn(nodes.params.shape, generator=g)
+    return nodes
+
+
+def test_flat_model_round_trip():
+    model = make_model("cnn", seed=0)
+    flat = FlatModel(model)
+    assert flat.n_params == sum(p.numel() for p in model.parameters())
+    X = torch.randn(5, 64)
+    assert torch.allclose(flat.forward(flat.initial, X), model(X), atol=1e-6)
+    copy = flat.load_into(make_model("cnn", seed=9), flat.initial)
+    assert torch.allclose(copy(X), model(X), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["logreg", "mlp", "cnn"])
+def test_batched_gradients_equal_per_module_autograd(name, digits):
+    nodes = spread(Nodes(make_model(name, seed=0), 5))
+    parts = data.split(digits.y_train, 5, seed=0)
+    X, y = NodeData(digits.X_train, digits.y_train, parts).batch(seeded_generator(0), 8)
+    losses, grads = nodes.losses_and_gradients(X, y)
+    for i in range(5):
+        model = nodes.flat.load_into(make_model(name), nodes.params[i])
+        loss = F.cross_entropy(model(X[i]), y[i])
+        loss.backward()
+        expected = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+        assert torch.allclose(grads[i], expected, atol=1e-6)
+        assert losses[i].item() == pytest.approx(loss.item(), abs=1e-6)
+
+
+def test_sgd_step_and_inactive_nodes(digits):
+    nodes = Nodes(make_model("mlp", seed=0), 3)
+    X = digits.X_train[:24].view(3, 8, 64)
+    y = digits.y_train[:24].view(3, 8)
+    before = nodes.params.clone()
+    g = nodes.gradients(X, y)
+    nodes.sgd_step(X, y, 0.5, active=torch.tensor([1.0, 0.0, 1.0]))
+    assert torch.allclose(nodes.params[0], before[0] - 0.5 * g[0], atol=1e-6)
+    assert torch.equal(nodes.params[1], before[1])
+
+
+def test_evaluate_matches_the_module(digits):
+    nodes = spread(Nodes(make_model("mlp", seed=0), 4))
+    loss, acc = nodes.evaluate(digits.X_test, digits.y_test, chunk=3)
+    model = nodes.flat.load_into(make_model("mlp"), nodes.params[2])
+    with torch.no_grad():
+        logits = model(digits.X_test)
+    assert loss[2] == pytest.approx(F.cross_entropy(logits, digits.y_test).item(), abs=1e-5)
+    assert acc[2] == pytest.approx((logits.argmax(1) == digits.y_test).float().mean().item())
+
+
+def test_node_data_batches_come_from_each_nodes_own_examples(digits):
+    parts = data.split(digits.y_train, 6, kind="shards", seed=0)
+    nd = NodeData(digits.X_train, digits.y_train, parts)
+    idx = nd.batch_indices(seeded_generator(0), 50)
+    for i, part in enumerate(parts):
+        lo, hi = int(nd.offsets[i]), int(nd.offsets[i] + nd.sizes[i])
+        assert ((idx[i] >= lo) & (idx[i] < hi)).all()
+        assert set(nd.y[idx[i]].tolist()) <= set(digits.y_train[part].tolist())
+    with pytest.raises(ValueError, match="parts"):
+        NodeData(digits.X_train, digits.y_train, [np.arange(3), np.array([], int)])
+
+
+def test_gossip_without_faults_is_multiplication_by_W():
+    topo = make_topology("regular", 12, degree=4)
+    nodes = spread(Nodes(make_model("logreg"), 12))
+    x = nodes.params.clone()
+    ledger = Ledger(12)
+    gossip(nodes, topo, round=1, ledger=ledger)
+    assert torch.allclose(nodes.params, torch.tensor(topo.W, dtype=torch.float32) @ x, atol=1e-6)
+    # Doubly stochastic W preserves the average.
+    assert torch.allclose(nodes.params.mean(0), x.mean(0), atol=1e-6)
+    assert ledger.totals().sent == 12 * 4 == topo.n_edges
+    assert (ledger.per_node("sent") == 4).all() and (ledger.per_node("received") == 4).all()
+    assert ledger.totals().bytes_sent == 48 * nodes.payload_bytes == 48 * 650 * 4
+
+
+def test_gossip_averages_over_what_arrived():
+    topo = make_topology("ring", 6)
+    nodes = spread(Nodes(make_model("logreg"), 6))
+    x = nodes.params.clone()
+    ledger = Ledger(6)
+    faults = Faults(drop_prob=0.5, seed=3)
+    gossip(nodes, topo, round=1, ledger=ledger, faults=faults)
+    M = ledger.received_matrix(1)
+    assert 0 < ledger.totals().delivered < ledger.totals().sent == 12
+    for i in range(6):
+        got = [j for j in range(6) if M[i, j]]
+        weights = [topo.W[i, i]] + [topo.W[i, j] for j in got]
+        expected = (topo.W[i, i] * x[i] + sum(topo.W[i, j] * x[j] for j in got)) / sum(weights)
+        assert torch.allclose(nodes.params[i], expected.float(), atol=1e-6)
+
+
+def test_crashed_nodes_neither_send_nor_change():
+    topo = make_topology("complete", 5)
+    nodes = spread(Nodes(make_model("logreg"), 5))
+    x = nodes.params.clone()
+    ledger = Ledger(5)
+    gossip(nodes, topo, round=3, ledger=ledger, faults=Faults(crash_at={1: 2}))
+    assert torch.equal(nodes.params[1], x[1])
+    assert ledger.per_node("sent")[1] == 0
+    assert ledger.totals().sent == 16 and ledger.totals().delivered == 12
+    live = [0, 2, 3, 4]
+    # Survivors average among themselves only (Metropolis weights 1/5 each, renormalised).
+    assert torch.allclose(nodes.params[0], x[live].mean(0), atol=1e-6)
+
+
+def test_naive_allreduce():
+    nodes = spread(Nodes(make_model("logreg"), 6))
+    mean = nodes.params.mean(0)
+    ledger = Ledger(6)
+    naive_allreduce(nodes, round=1, ledger=ledger)
+    assert ledger.totals().sent == 6 * 5
+    assert torch.allclose(nodes.params, mean.expand(6, -1), atol=1e-6)
+    assert nodes.consensus_distance() < 1e-6
+
+
+def test_naive_allreduce_with_a_crashed_node():
+    nodes = spread(Nodes(make_model("logreg"), 4))
+    x = nodes.params.clone()
+    ledger = Ledger(4)
+    naive_allreduce(nodes, round=2, ledger=ledger, faults=Faults(crash_at={3: 1}))
+    assert ledger.totals().sent == 3 * 3 and ledger.totals().delivered == 3 * 2
+    assert torch.allclose(nodes.params[0], x[:3].mean(0), atol=1e-6)
+    assert torch.equal(nodes.params[3], x[3])
+
+
+def test_mixing_operator_is_cached_and_stochastic():
+    topo = make_topology("torus", 16)
+    W = mixing_operator(topo)
+    assert mixing_operator(topo) is W
+    dense = W.to_dense()
+    assert torch.allclose(dense.sum(1), torch.ones(16))
+    keep = torch.zeros(topo.n_edges, dtype=torch.bool)
+    lonely = mixing_operator(topo, keep=keep).to_dense()
+    assert torch.allclose(lonely, torch.eye(16))
+
+
+def test_device_argument():
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device must be 'cpu'"):
+            Nodes(make_model("logreg"), 2, device="cuda")
+
+
+def test_nodes_rejects_bad_n():
+    with pytest.raises(ValueError, match="n must be"):
+        Nodes(make_model("logreg"), 0)

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from dmlbook.faults import Faults
+
+
+def test_crash_from_round():
+    f = Faults(crash_at={2: 5})
+    assert f.alive(4, 4).all()
+    assert list(f.alive(5, 4)) == [True, True, False, True]
+    # Messages to a crashed node are lost.
+    assert list(f.delivered(6, np.array([0, 2, 3]), 4)) == [True, False, True]
+
+
+def test_loss_rate_and_reproducibility():
+    f = Faults(drop_prob=0.3, seed=1)
+    receivers = np.zeros(20_000, int)
+    ok = f.delivered(1, receivers, 2)
+    assert abs(1 - ok.mean() - 0.3) < 0.02
+    assert np.array_equal(ok, Faults(drop_prob=0.3, seed=1).delivered(1, receivers, 2))
+    assert not np.array_equal(ok, f.delivered(2, receivers, 2))
+
+
+def test_stragglers_skip_but_stay_alive():
+    f = Faults(straggler_prob=0.5, seed=0)
+    active = np.array([f.active(r, 1000) for r in range(1, 4)])
+    assert 0.4 < 1 - active.mean() < 0.6
+    assert f.alive(3, 1000).all()
+
+
+def test_no_faults():
+    assert Faults().none and not Faults(drop_prob=0.1).none
+
+
+@pytest.mark.parametrize("kw, param", [
+    ({"drop_prob": 1.5}, "drop_prob"), ({"drop_prob": float("nan")}, "drop_prob"),
+    ({"straggler_prob": -0.1}, "straggler_prob"), ({"seed": -1}, "seed"),
+    ({"crash_at": [1, 2]}, "crash_at"), ({"crash_at": {0: -1}}, "crash_at round"),
+])
+def test_bad_input(kw, param):
+    with pytest.raises(ValueError, match=param):
+        Faults(**kw)
