@@ -30,11 +30,21 @@ from dmlbook.models import make_model
 from dmlbook.topology import make_topology
 
 
+def digits_for(n, seed=0):
+    """Digits, with the training set repeated when there are more nodes than examples."""
+    dataset = data.load_digits(seed=seed)
+    times = -(-n // len(dataset.y_train))
+    if times > 1:
+        dataset.X_train = dataset.X_train.repeat(times, 1)
+        dataset.y_train = dataset.y_train.repeat(times)
+    return dataset
+
+
 def engine_run(n, rounds, *, device="cpu", batch_size=32, lr=0.1, seed=0):
     """Time of the training rounds (setup excluded, as in the other two)."""
     result = run_dpsgd(n_nodes=n, topology="regular", degree=8, rounds=rounds, lr=lr,
                        batch_size=batch_size, eval_every=rounds, seed=seed,
-                       device=device, progress=False)
+                       dataset=digits_for(n, seed), device=device, progress=False)
     if device != "cpu":
         torch.cuda.synchronize()
     return result.history.train_seconds, result
@@ -120,11 +130,19 @@ def main(argv=None):
         print(f"ratio b/a (engine speed-up):  {t_b / t_a:6.1f}x   (target >= 10)")
         ok &= t_b / t_a >= 10
     print(f"(c) bare gradients:   {t_c:7.3f} s  {steps / t_c:10,.0f} node-steps/s")
-    print(f"overhead a/c:                 {t_a / t_c:6.2f}x   (target <= 1.5)")
-    ok &= t_a / t_c <= 1.5
+    if args.device == "cpu":
+        print(f"overhead a/c:                 {t_a / t_c:6.2f}x   (target <= 1.5)")
+        ok &= t_a / t_c <= 1.5
+    else:  # the targets are set for the CPU; on a GPU small runs are launch-bound
+        print(f"overhead a/c:                 {t_a / t_c:6.2f}x   (no target on a GPU)")
     big, big_rounds = args.large_nodes, args.large_rounds
+    if args.device != "cpu":
+        engine_run(big, 2, device=args.device)  # warm-up of the kernels at this size
     t_big, big_result = engine_run(big, big_rounds, device=args.device)
     acc = big_result.history.test_acc[-1].mean()
+    if args.device != "cpu":
+        peak = torch.cuda.max_memory_allocated() / 2**30
+        print(f"    {torch.cuda.get_device_name()}: peak GPU memory {peak:.2f} GiB")
     print(f"{big:,} nodes x {big_rounds} rounds: {t_big:.1f} s "
           f"({big * big_rounds / t_big:,.0f} node-steps/s, mean test accuracy {acc:.3f})")
     if args.device == "cpu" and big == 1024 and big_rounds == 50:

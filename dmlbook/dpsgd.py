@@ -98,11 +98,7 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular", degree
     generator = seeded_generator(seed)
 
     def record(r):
-        loss, acc = nodes.evaluate(X_test, y_test)
-        history.rounds.append(r)
-        history.test_loss.append(loss)
-        history.test_acc.append(acc)
-        history.consensus.append(nodes.consensus_distance())
+        history.record(r, nodes, X_test, y_test)
 
     record(0)
     start = time.perf_counter()

@@ -144,11 +144,16 @@ class Nodes:
         return losses
 
     @torch.no_grad()
-    def evaluate(self, X: torch.Tensor, y: torch.Tensor, *, chunk: int = 256):
-        """Each node's loss and accuracy on one shared set: two ``(n,)`` arrays."""
+    def evaluate(self, X: torch.Tensor, y: torch.Tensor, *, chunk: int = 256,
+                 params: torch.Tensor | None = None):
+        """Each node's loss and accuracy on one shared set: two ``(n,)`` arrays.
+
+        ``params`` (``(k, P)``) evaluates other models instead, e.g. the average.
+        """
+        params = self.params if params is None else params
         losses, accs = [], []
-        for start in range(0, self.n, chunk):
-            logits = self._logits(self.params[start:start + chunk], X)
+        for start in range(0, len(params), chunk):
+            logits = self._logits(params[start:start + chunk], X)
             losses.append(F.cross_entropy(logits.transpose(1, 2),
                                           y.expand(len(logits), -1), reduction="none").mean(1))
             accs.append((logits.argmax(-1) == y).float().mean(1))
@@ -259,6 +264,8 @@ class History:
     rounds: list[int] = field(default_factory=list)
     test_loss: list[np.ndarray] = field(default_factory=list)
     test_acc: list[np.ndarray] = field(default_factory=list)
+    avg_loss: list[float] = field(default_factory=list)  # the nodes' average model
+    avg_acc: list[float] = field(default_factory=list)
     consensus: list[float] = field(default_factory=list)
     train_loss: list[np.ndarray] = field(default_factory=list)
     ledger: Ledger = field(default_factory=Ledger)
@@ -269,7 +276,23 @@ class History:
         """The records as NumPy arrays, ready to plot."""
         return {"round": np.array(self.rounds), "test_loss": np.array(self.test_loss),
                 "test_acc": np.array(self.test_acc), "consensus": np.array(self.consensus),
+                "avg_loss": np.array(self.avg_loss), "avg_acc": np.array(self.avg_acc),
                 "train_loss": np.array(self.train_loss)}
+
+    def record(self, round: int, nodes: "Nodes", X_test, y_test) -> None:
+        """Evaluate every node and the average model on the test set."""
+        loss, acc = nodes.evaluate(X_test, y_test)
+        avg_loss, avg_acc = nodes.evaluate(X_test, y_test, params=nodes.mean()[None])
+        self.rounds.append(round)
+        self.test_loss.append(loss)
+        self.test_acc.append(acc)
+        self.avg_loss.append(float(avg_loss[0]))
+        self.avg_acc.append(float(avg_acc[0]))
+        self.consensus.append(nodes.consensus_distance())
+
+    def at(self, round: int) -> int:
+        """Row index of ``round`` in the per-round arrays."""
+        return self.rounds.index(round)
 
     def table(self) -> list[dict]:
         """One row per (round, node): round, node, test_loss, test_acc."""

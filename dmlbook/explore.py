@@ -122,3 +122,38 @@ def fl_cost_equation(n_params, *, rounds, clients_per_round, usd_per_gib, bytes_
         rf"\ \tfrac{{\text{{clients}}}}{{\text{{round}}}} \cdot {per_client}\ \tfrac{{\text{{B}}}}"
         rf"{{\text{{client}}}} \cdot \frac{{\${usd_per_gib:g}}}{{2^{{30}}\ \text{{B}}}}"
         rf" \approx \${usd:,.2f}")
+
+
+def dpsgd_view(n_nodes, degree, steps, split, node_a, node_b, *, lr=0.5, seed=0):
+    """Exercise 6: message count (formula and ledger) and two nodes' loss curves."""
+    from . import dpsgd, messages
+
+    formula = messages.dpsgd_messages(n_nodes, degree, steps, final_allreduce="naive")
+    for name, node in (("node_a", node_a), ("node_b", node_b)):
+        if isinstance(node, bool) or not isinstance(node, int) or not 0 <= node < n_nodes:
+            raise ValueError(f"{name} must be a node index in 0 .. {n_nodes - 1}, got {node!r}")
+    result = dpsgd.run_dpsgd(n_nodes=n_nodes, degree=degree, rounds=steps, lr=lr, split=split,
+                             final_allreduce="naive", seed=seed, progress=False)
+    per_round = result.ledger.per_round()
+    rows = [("messages, closed form", f"{formula:,}"),
+            ("messages, counted by the ledger", f"{int(per_round.sum()):,}"),
+            ("of which D-PSGD steps", f"{int(per_round[1:steps + 1].sum()):,}"),
+            ("of which the naive all-reduce", f"{int(per_round[steps + 1]):,}")]
+    _, ax = plotting.figure()
+    plotting.plot_node_curves(result.history, (node_a, node_b), ax=ax,
+                              title=f"{n_nodes} nodes, degree {degree}, {split} data")
+    return table_html(rows), ax.figure
+
+
+def dpsgd_panel(**defaults) -> Panel:
+    """Widget over exercise 6's experiment."""
+    d = {"n_nodes": 128, "degree": 8, "steps": 50, "split": "iid", "node_a": 0, "node_b": 1,
+         **defaults}
+    return Panel(dpsgd_view, {
+        "n_nodes": int_box("nodes", d["n_nodes"]),
+        "degree": int_box("degree", d["degree"]),
+        "steps": int_box("D-PSGD steps", d["steps"]),
+        "split": choice("data split", ["iid", "shards", "dirichlet"], d["split"]),
+        "node_a": int_box("first node", d["node_a"]),
+        "node_b": int_box("second node", d["node_b"]),
+    })

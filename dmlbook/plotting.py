@@ -78,3 +78,55 @@ def plot_cumulative_cost(n_params: int, *, rounds: int, clients_per_round: int,
     ax.set_ylabel("cumulative cloud bill (US$)")
     ax.legend()
     return fig
+
+
+def plot_node_curves(history, nodes=(0, 1), *, ax=None, title: str | None = None,
+                     metric: str = "test_loss"):
+    """Two nodes' test-loss curves over the band of all nodes.
+
+    The light band spans all nodes (min to max), the darker one the middle
+    80 %; the dashed line is the average model; a final all-reduce round, if
+    any, is marked.
+    """
+    h = history.as_arrays()
+    values = h[metric]
+    rounds = h["round"]
+    if ax is None:
+        _, ax = figure()
+    ax.fill_between(rounds, values.min(1), values.max(1), color=COLORS["band"],
+                    alpha=0.35, lw=0, label=f"all {values.shape[1]} nodes (min–max)")
+    lo, hi = np.percentile(values, [10, 90], axis=1)
+    ax.fill_between(rounds, lo, hi, color=COLORS["band"], alpha=0.8, lw=0,
+                    label="middle 80% of nodes")
+    for node, color in zip(nodes, (COLORS["upload"], COLORS["dl"])):
+        ax.plot(rounds, values[:, node], color=color, lw=1.4, label=f"node {node}")
+    avg = h["avg_loss"] if metric == "test_loss" else h["avg_acc"]
+    ax.plot(rounds, avg, "--", color="black", lw=1, label="average model")
+    for r, label in history.labels.items():
+        ax.axvline(r - 0.5, color=COLORS["grey"], ls=":", lw=1)
+        ax.annotate(label, (r - 0.5, ax.get_ylim()[1]), ha="right", va="top",
+                    fontsize=8, color=COLORS["grey"], rotation=90)
+    ax.set_xlabel("D-PSGD step")
+    ax.set_ylabel("test loss" if metric == "test_loss" else "test accuracy")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_topologies(results: dict, *, baseline=None):
+    """Consensus distance and mean test loss per step, one line per topology."""
+    fig, (ax1, ax2) = figure(ncols=2, figsize=(9, 3.6))
+    for name, result in results.items():
+        h = result.history.as_arrays()
+        ax1.semilogy(h["round"][1:], h["consensus"][1:], label=name)
+        ax2.plot(h["round"], h["test_loss"].mean(1), label=name)
+    if baseline is not None:
+        ax2.plot(baseline.steps, baseline.test_loss, "k--", lw=1, label="centralized SGD")
+    ax1.set_xlabel("D-PSGD step")
+    ax1.set_ylabel("consensus distance")
+    ax2.set_xlabel("D-PSGD step")
+    ax2.set_ylabel("mean test loss of the nodes")
+    ax1.legend(fontsize=8)
+    ax2.legend(fontsize=8)
+    return fig

@@ -16,9 +16,9 @@ import networkx as nx
 import numpy as np
 import torch
 
-from .units import check_choice, check_int, check_probability
+from .units import check_choice, check_int, check_number, check_probability
 
-GRAPHS = ("ring", "torus", "regular", "erdos_renyi", "star", "complete")
+GRAPHS = ("ring", "torus", "regular", "random", "erdos_renyi", "star", "complete")
 WEIGHTS = ("metropolis", "uniform")
 
 
@@ -35,11 +35,14 @@ def make_graph(kind: str, n: int, *, degree: int = 8, p: float = 0.1,
 
     Args:
         kind: ``"ring"``, ``"torus"`` (2-D, as square as ``n`` allows),
-            ``"regular"`` (random ``degree``-regular), ``"erdos_renyi"``
+            ``"regular"`` (random ``degree``-regular), ``"random"`` (uniformly
+            random with ``n * degree / 2`` edges: average degree ``degree``,
+            degrees vary; redrawn until connected), ``"erdos_renyi"``
             (edge probability ``p``; redrawn until connected), ``"star"``
             (node 0 in the centre) or ``"complete"``.
         n: number of nodes.
-        degree: degree of a random regular graph (``n * degree`` must be even).
+        degree: degree of a random regular graph, average degree of a
+            ``"random"`` one (``n * degree`` must be even).
         p: edge probability of an Erdős–Rényi graph.
         seed: seed of the random graphs.
     """
@@ -59,6 +62,12 @@ def make_graph(kind: str, n: int, *, degree: int = 8, p: float = 0.1,
         if degree >= n or (n * degree) % 2:
             raise ValueError(f"degree must be < n with n * degree even, got degree={degree}, n={n}")
         graph = _connected(lambda s: nx.random_regular_graph(degree, n, seed=s), seed)
+    elif kind == "random":
+        degree = check_number("degree", degree)
+        edges = n * degree / 2
+        if edges != int(edges) or degree >= n - 1:
+            raise ValueError(f"degree must be < n - 1 with n * degree even, got degree={degree}, n={n}")
+        graph = _connected(lambda s: nx.gnm_random_graph(n, int(edges), seed=s), seed)
     elif kind == "erdos_renyi":
         p = check_probability("p", p)
         if p == 0:

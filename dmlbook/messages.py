@@ -1,0 +1,52 @@
+"""Exercise 6: how many messages D-PSGD and a final all-reduce send.
+
+In one D-PSGD step every node sends its model to each of its neighbours, so
+a step costs one message per directed edge: the sum of all degrees,
+``n_nodes * degree`` for average degree ``degree``. A naive all-reduce is
+D-PSGD on the complete graph: ``n_nodes * (n_nodes - 1)`` messages. A ring
+all-reduce sends ``2 (n_nodes - 1)`` smaller messages per node.
+"""
+
+from __future__ import annotations
+
+from .units import check_choice, check_int, check_number
+
+ALLREDUCE_MESSAGES = (None, "naive", "ring")
+
+
+def allreduce_messages(n_nodes: int, kind: str = "naive") -> int:
+    """Messages of one all-reduce: ``n(n-1)`` naive, ``2n(n-1)`` ring (each 1/n of a model)."""
+    n_nodes = check_int("n_nodes", n_nodes, minimum=2)
+    kind = check_choice("kind", kind, ("naive", "ring"))
+    return n_nodes * (n_nodes - 1) * (1 if kind == "naive" else 2)
+
+
+def dpsgd_messages(n_nodes: int, degree: float, steps: int, *,
+                   final_allreduce: str | None = "naive") -> int:
+    """Messages of ``steps`` D-PSGD steps, plus one final all-reduce.
+
+    Args:
+        n_nodes: nodes in the graph.
+        degree: average degree (``n_nodes * degree`` must be a whole, even
+            number: it is twice the number of edges).
+        steps: D-PSGD steps; each sends one message per directed edge.
+        final_allreduce: ``"naive"`` (every node to every other), ``"ring"``,
+            or ``None`` for no all-reduce.
+
+    The sheet's case, 128 nodes of average degree 8, 50 steps and a naive
+    all-reduce: ``50 * 128 * 8 + 128 * 127 = 67,456``.
+    """
+    n_nodes = check_int("n_nodes", n_nodes, minimum=2)
+    degree = check_number("degree", degree)
+    steps = check_int("steps", steps, minimum=0)
+    final_allreduce = check_choice("final_allreduce", final_allreduce, ALLREDUCE_MESSAGES)
+    directed_edges = n_nodes * degree
+    if directed_edges != int(directed_edges) or int(directed_edges) % 2:
+        raise ValueError(f"degree must make n_nodes * degree a whole even number "
+                         f"(twice the edges), got {n_nodes} * {degree}")
+    if degree > n_nodes - 1:
+        raise ValueError(f"degree must be at most n_nodes - 1 = {n_nodes - 1}, got {degree}")
+    total = steps * int(directed_edges)
+    if final_allreduce is not None:
+        total += allreduce_messages(n_nodes, final_allreduce)
+    return total
