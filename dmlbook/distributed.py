@@ -47,6 +47,7 @@ class DistributedConfig:
     model: str = "mlp"
     split: str = "iid"
     seed: int = 0
+    algorithm: str = "dpsgd"  # or "allreduce": data-parallel SGD with dist.all_reduce
 
 
 def free_port() -> int:
@@ -97,13 +98,41 @@ def dpsgd_worker(rank: int, world_size: int, config: DistributedConfig) -> tuple
     return x, ledger
 
 
+def allreduce_worker(rank: int, world_size: int, config: DistributedConfig):
+    """Data-parallel SGD: average the gradients with ``dist.all_reduce``, step.
+
+    Returns the parameters after every round, ``(rounds + 1, P)``, and an
+    empty ledger: gloo's own messages are not visible from Python.
+    """
+    _, flat, node_data = build_run(config, world_size)
+    generator = seeded_generator(config.seed)
+    grad_fn = grad(flat.loss)
+    x = flat.initial.clone()
+    snapshots = [x.clone()]
+    for _ in range(config.rounds):
+        idx = node_data.batch_indices(generator, config.batch_size)[rank]
+        g = grad_fn(x, node_data.X[idx], node_data.y[idx])
+        dist.all_reduce(g, op=dist.ReduceOp.SUM)
+        x = x - config.lr * g / world_size
+        snapshots.append(x.clone())
+    return torch.stack(snapshots), Ledger(world_size)
+
+
+WORKERS = {"dpsgd": dpsgd_worker, "allreduce": allreduce_worker}
+
+
 @dataclass
 class DistributedResult:
-    """Final parameters ``(world_size, P)`` and the merged ledger of all processes."""
+    """Final parameters ``(world_size, P)`` and the merged ledger of all processes.
+
+    For ``algorithm="allreduce"``, ``snapshots`` holds rank 0's parameters
+    after every round, ``(rounds + 1, P)``.
+    """
 
     params: torch.Tensor
     ledger: Ledger
     topology: Topology
+    snapshots: torch.Tensor | None = None
 
 
 def run_dpsgd_distributed(world_size: int = 4, *, timeout_s: float = 300,
@@ -116,6 +145,8 @@ def run_dpsgd_distributed(world_size: int = 4, *, timeout_s: float = 300,
     """
     world_size = check_int("world_size", world_size, minimum=2)
     cfg = DistributedConfig(**config)
+    if cfg.algorithm not in WORKERS:
+        raise ValueError(f"algorithm must be one of {', '.join(WORKERS)}, got {cfg.algorithm!r}")
     check_int("rounds", cfg.rounds)
     check_number("lr", cfg.lr)
     args = [f"--{k.replace('_', '-')}={v}" for k, v in asdict(cfg).items()]
@@ -138,7 +169,9 @@ def run_dpsgd_distributed(world_size: int = 4, *, timeout_s: float = 300,
         c = {k: v.numpy() for k, v in part["ledger"].items()}
         ledger.record(c["round"], c["sender"], c["receiver"], c["nbytes"], c["delivered"])
     topology = make_topology(cfg.topology, world_size, degree=cfg.degree, seed=cfg.seed)
-    return DistributedResult(torch.stack([p["params"] for p in parts]), ledger, topology)
+    snapshots = parts[0].get("snapshots")
+    return DistributedResult(torch.stack([p["params"] for p in parts]), ledger, topology,
+                             snapshots)
 
 
 def main(argv=None) -> None:
@@ -154,11 +187,17 @@ def main(argv=None) -> None:
     dist.init_process_group("gloo")  # env:// rendezvous
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
-        x, ledger = dpsgd_worker(rank, world, DistributedConfig(**args))
+        config = DistributedConfig(**args)
+        if config.algorithm not in WORKERS:
+            raise ValueError(f"algorithm must be one of {', '.join(WORKERS)}, got {config.algorithm!r}")
+        x, ledger = WORKERS[config.algorithm](rank, world, config)
+        saved = {"params": x}
+        if x.dim() == 2:  # per-round snapshots
+            saved = {"params": x[-1], "snapshots": x}
+            x = x[-1]
         if out_dir:
-            columns = {k: torch.from_numpy(v) for k, v in ledger.columns().items()}
-            torch.save({"params": x, "ledger": columns},
-                       Path(out_dir) / f"rank{rank}.pt")
+            saved["ledger"] = {k: torch.from_numpy(v) for k, v in ledger.columns().items()}
+            torch.save(saved, Path(out_dir) / f"rank{rank}.pt")
         sent = torch.tensor([ledger.totals().sent])
         dist.all_reduce(sent)  # also a barrier: every rank has finished
         if rank == 0:

@@ -157,3 +157,29 @@ def dpsgd_panel(**defaults) -> Panel:
         "node_a": int_box("first node", d["node_a"]),
         "node_b": int_box("second node", d["node_b"]),
     })
+
+
+def allreduce_view(n_workers, n_params, link_gbps):
+    """Exercise 3: communication time per round of each scheme, and a figure over n."""
+    from .allreduce import SCHEME_NAMES, busiest_link_bytes, round_time_s
+
+    link_bps = link_gbps * 1e9
+    rows = []
+    for scheme, name in SCHEME_NAMES.items():
+        t = round_time_s(scheme, n_workers, n_params, link_bps)
+        busiest = busiest_link_bytes(scheme, n_workers, n_params * 4)
+        rows.append((name, f"{t * 1e3:,.1f} ms per round ({format_bytes(busiest)} "
+                           "on the busiest link)"))
+    fig = plotting.plot_round_times(n_params, link_bps, max_workers=max(256, n_workers),
+                                    mark=n_workers)
+    return table_html(rows), fig
+
+
+def allreduce_panel(**defaults) -> Panel:
+    """Widget: workers, model size and link speed -> time per round of each scheme."""
+    d = {"n_workers": 16, "n_params": 85_098, "link_gbps": 1.0, **defaults}
+    return Panel(allreduce_view, {
+        "n_workers": int_box("workers", d["n_workers"]),
+        "n_params": int_box("parameters", d["n_params"]),
+        "link_gbps": float_box("link speed (Gbit/s)", d["link_gbps"]),
+    })

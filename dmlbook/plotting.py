@@ -130,3 +130,64 @@ def plot_topologies(results: dict, *, baseline=None):
     ax1.legend(fontsize=8)
     ax2.legend(fontsize=8)
     return fig
+
+
+def plot_traffic_vs_workers(worker_counts, measured: dict, model_bytes: float):
+    """Bytes a node sends per round against n: ledger (markers) and closed form (lines).
+
+    Every node receives as much as it sends in all three schemes.
+    """
+    from .allreduce import per_node_round_bytes
+
+    M = model_bytes
+    formulas = {label: np.array([per_node_round_bytes(
+        "ps" if label.startswith("PS") else label.split()[0], k, M)[
+        "server" if label == "PS server" else "worker"] for k in worker_counts])
+        for label in measured}
+    n = np.asarray(worker_counts, dtype=float)
+    fig, ax = figure()
+    for (label, values), color in zip(measured.items(), ("#d62728", "#ff7f0e", "#9467bd",
+                                                           "#2ca02c")):
+        ax.plot(n, formulas[label] / M, "-", color=color, lw=1, alpha=0.7)
+        ax.plot(n, np.asarray(values) / M, "o", color=color, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("workers n")
+    ax.set_ylabel("bytes sent per round\n(in model sizes)")
+    ax.set_title("markers: counted by the ledger; lines: closed form")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_failures(runs: dict, *, crash_round: int):
+    """Test accuracy over rounds for each failure scenario."""
+    fig, ax = figure(figsize=(7.5, 3.8))
+    for label, result in runs.items():
+        ax.plot(result.rounds, result.test_acc, label=label, lw=1.4)
+    ax.axvline(crash_round - 0.5, color=COLORS["grey"], ls=":", lw=1)
+    ax.annotate("crash", (crash_round - 0.5, 0.02), ha="right", fontsize=8,
+                color=COLORS["grey"], rotation=90)
+    ax.set_xlabel("round")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def plot_round_times(n_params: int, link_bps: float, *, max_workers: int = 256,
+                     mark: int | None = None):
+    """Communication time per round of each scheme against the number of workers."""
+    from .allreduce import SCHEME_NAMES, round_time_s
+
+    n = np.unique(np.geomspace(2, max_workers, 60).astype(int))
+    fig, ax = figure()
+    for scheme, name in SCHEME_NAMES.items():
+        t = [round_time_s(scheme, int(k), n_params, link_bps) for k in n]
+        ax.loglog(n, t, label=name)
+        if mark is not None:
+            ax.plot(mark, round_time_s(scheme, mark, n_params, link_bps), "o", color="black",
+                    ms=4)
+    ax.set_xlabel("workers n")
+    ax.set_ylabel("communication time per round (s)")
+    ax.set_title(f"{n_params:,} params, links of {link_bps / 1e9:g} Gbit/s")
+    ax.legend(fontsize=8)
+    return fig

@@ -38,6 +38,7 @@ def test_every_chapter_was_built_and_executed(built_book):
 @pytest.mark.parametrize("doc, answers", [
     ("chapters/ex1_fl_bandwidth", ["2,203", "22,033", "85,098", "2,723,136"]),
     ("chapters/ex2_fl_costs", ["110.65", "4,950,544", "19,802,176", "221.31"]),
+    ("chapters/ex3_allreduce", ["parameter server", "torch.distributed", "single point of failure"]),
     ("chapters/ex6_dpsgd", ["67,456", "51,200", "16,256"]),
 ])
 def test_chapter_pages_show_their_answers(built_book, doc, answers):
@@ -52,8 +53,9 @@ def test_exercises_come_with_gated_solutions(built_book):
         exercise = re.search(r'class="exercise admonition"', html)
         solution = re.search(r'class="solution dropdown admonition"', html)
         assert exercise and solution, doc
-        # The solution follows its exercise, folded into a dropdown.
+        # The solution follows its exercise directly, folded into a dropdown.
         assert exercise.start() < solution.start(), doc
+        assert "cell docutils container" not in html[exercise.start():solution.start()], doc
 
 
 def test_chapters_include_package_code_and_citations(built_book):
