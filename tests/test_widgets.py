@@ -54,3 +54,24 @@ def test_equations_carry_the_computed_numbers():
     eq = explore.fl_cost_equation(4_950_544, rounds=1000, clients_per_round=200,
                                   usd_per_gib=0.03, bytes_per_param=4)
     assert "19{,}802{,}176" in eq.data and "110.65" in eq.data
+
+
+def test_allreduce_view_and_panel():
+    table, _ = explore.allreduce_view(16, 85_098, 1.0)
+    assert "parameter server" in table and "ring all-reduce" in table
+    panel = explore.allreduce_panel()
+    status, message = widgets.render(panel.compute, {**panel.values(), "link_gbps": 0.0})
+    assert status == "error" and "link_bps" in message
+    status, message = widgets.render(panel.compute, {**panel.values(), "n_workers": 0})
+    assert status == "error" and "n_workers" in message
+
+
+def test_dpsgd_view_counts_from_the_ledger_and_checks_nodes():
+    table, _ = explore.dpsgd_view(16, 4, 5, "iid", 0, 3)
+    assert table.count("<b>560</b>") == 2  # 5 * 16 * 4 + 16 * 15, formula and ledger
+    status, message = widgets.render(explore.dpsgd_view, dict(
+        n_nodes=16, degree=4, steps=5, split="iid", node_a=0, node_b=16))
+    assert status == "error" and "node_b must be a node index in 0 .. 15" in message
+    status, message = widgets.render(explore.dpsgd_view, dict(
+        n_nodes=16, degree=5, steps=5, split="iid", node_a=0, node_b=1))
+    assert status == "error" and "degree" in message
