@@ -73,5 +73,5 @@ def test_dpsgd_view_counts_from_the_ledger_and_checks_nodes():
         n_nodes=16, degree=4, steps=5, split="iid", node_a=0, node_b=16))
     assert status == "error" and "node_b must be a node index in 0 .. 15" in message
     status, message = widgets.render(explore.dpsgd_view, dict(
-        n_nodes=16, degree=5, steps=5, split="iid", node_a=0, node_b=1))
+        n_nodes=16, degree=20, steps=5, split="iid", node_a=0, node_b=1))
     assert status == "error" and "degree" in message
