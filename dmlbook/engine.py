@@ -205,29 +205,40 @@ def mixing_operator(topology: Topology, *, keep: torch.Tensor | None = None,
     return W
 
 
-def gossip(nodes: Nodes, topology: Topology, *, round: int, ledger: Ledger,
-           faults: Faults = NO_FAULTS, active: np.ndarray | None = None) -> None:
-    """Every active node sends its model to each neighbour; each live node averages.
+def mix(tensor: torch.Tensor, topology: Topology, *, round: int, ledger: Ledger,
+        nbytes: int, faults: Faults = NO_FAULTS, active: np.ndarray | None = None
+        ) -> torch.Tensor:
+    """Send each node's row of ``tensor`` to its neighbours; return the mixed rows.
 
-    Node ``i``'s new model is ``(W_ii x_i + sum_j W_ij x_j) / (W_ii + sum_j W_ij)``
-    over the ``j`` whose model reached ``i`` this round (without faults the
-    denominator is 1: plain multiplication by ``W``). Crashed nodes keep
-    their model.
+    Row ``i`` becomes ``(W_ii t_i + sum_j W_ij t_j) / (W_ii + sum_j W_ij)``
+    over the ``j`` whose message reached ``i`` this round (without faults the
+    denominator is 1: plain multiplication by ``W``). Rows of crashed nodes
+    stay as they are. Every message goes into ``ledger`` with ``nbytes``.
     """
-    n = nodes.n
+    n = topology.n
     src, dst = topology.src.numpy(), topology.dst.numpy()
     if active is None:
         active = faults.active(round, n)
     sent = active[src]
     delivered = np.zeros_like(sent)
     delivered[sent] = faults.delivered(round, dst[sent], n)
-    ledger.record(round, src[sent], dst[sent], nodes.payload_bytes, delivered[sent])
+    ledger.record(round, src[sent], dst[sent], nbytes, delivered[sent])
     if delivered.all():
-        W = mixing_operator(topology, device=nodes.device)
+        W = mixing_operator(topology, device=tensor.device)
     else:
         W = mixing_operator(topology, keep=torch.from_numpy(delivered),
-                            alive=faults.alive(round, n), device=nodes.device)
-    nodes.params = W @ nodes.params
+                            alive=faults.alive(round, n), device=tensor.device)
+    return W @ tensor
+
+
+def gossip(nodes: Nodes, topology: Topology, *, round: int, ledger: Ledger,
+           faults: Faults = NO_FAULTS, active: np.ndarray | None = None) -> None:
+    """Every active node sends its model to each neighbour; each live node averages.
+
+    See :func:`mix`: a node averages over the models it actually received.
+    """
+    nodes.params = mix(nodes.params, topology, round=round, ledger=ledger,
+                       nbytes=nodes.payload_bytes, faults=faults, active=active)
 
 
 def naive_allreduce(nodes: Nodes, *, round: int, ledger: Ledger,

@@ -183,3 +183,34 @@ def allreduce_panel(**defaults) -> Panel:
         "n_params": int_box("parameters", d["n_params"]),
         "link_gbps": float_box("link speed (Gbit/s)", d["link_gbps"]),
     })
+
+
+def compression_view(method, level, rounds=30):
+    """Exercise 4: one compression setting, updates vs parameters."""
+    from . import federated
+
+    if method == "none":
+        level = None
+    rows = federated.compression_table(((method, level),), rounds=rounds)
+    table = [(f"clients send {row['send']}",
+              f"accuracy {row['accuracy']:.3f}, {format_bytes(row['upload_bytes'])} up, "
+              f"payload error {row['rel_error']:.1%}, step error {row['step_error']:.1%}")
+             for row in rows]
+    fig, ax = plotting.figure()
+    for row, color in zip(rows, (plotting.COLORS["dl"], plotting.COLORS["upload"])):
+        ax.plot(row["run"].rounds, row["run"].test_acc, color=color,
+                label=f"clients send {row['send']}")
+    ax.set_xlabel("round")
+    ax.set_ylabel("test accuracy of the server's model")
+    ax.set_title(federated.describe(method, level))
+    ax.legend(fontsize=8)
+    return table_html(table), fig
+
+
+def compression_panel(**defaults) -> Panel:
+    """Widget: compression method and level -> error, bytes and accuracy."""
+    d = {"method": "quantize", "level": 4.0, **defaults}
+    return Panel(compression_view, {
+        "method": choice("method", ["none", "quantize", "topk"], d["method"]),
+        "level": float_box("level (bits, or fraction kept)", d["level"]),
+    })

@@ -191,3 +191,56 @@ def plot_round_times(n_params: int, link_bps: float, *, max_workers: int = 256,
     ax.set_title(f"{n_params:,} params, links of {link_bps / 1e9:g} Gbit/s")
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_entry_histograms(payloads: dict, *, near_zero: float = 1e-3, bins: int = 80):
+    """Histograms of the entries of FL updates and of the parameters, side by side."""
+    fig, axes = figure(ncols=2, figsize=(9, 3.4))
+    for ax, (name, values), color in zip(axes, payloads.items(),
+                                         (COLORS["dl"], COLORS["upload"])):
+        x = values.flatten().numpy()
+        ax.hist(x, bins=bins, color=color, alpha=0.8)
+        ax.axvspan(-near_zero, near_zero, color=COLORS["grey"], alpha=0.25,
+                   label=f"|x| < {near_zero:g}")
+        ax.set_yscale("log")
+        ax.set_title(f"{name} entries")
+        ax.set_xlabel("value")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("count")
+    return fig
+
+
+def plot_exchange(results: dict):
+    """Consensus distance and mean test accuracy: exchanging gradients vs parameters."""
+    fig, (ax1, ax2) = figure(ncols=2, figsize=(9, 3.4))
+    for (name, result), color in zip(results.items(), (COLORS["dl"], COLORS["upload"])):
+        h = result.history.as_arrays()
+        ax1.semilogy(h["round"], h["consensus"], color=color, label=name)
+        ax2.plot(h["round"], h["test_acc"].mean(1), color=color, label=name)
+    ax1.set_xlabel("round")
+    ax1.set_ylabel("consensus distance")
+    ax2.set_xlabel("round")
+    ax2.set_ylabel("mean test accuracy of the nodes")
+    ax1.legend(fontsize=8)
+    return fig
+
+
+def plot_compression(rows: list[dict]):
+    """Final accuracy against uploaded bytes, updates vs parameters per setting."""
+    from .federated import describe
+
+    fig, ax = figure()
+    markers = {"update": ("o", COLORS["dl"]), "parameters": ("s", COLORS["upload"])}
+    for row in rows:
+        marker, color = markers[row["send"]]
+        ax.plot(row["upload_bytes"] / 2**20, row["accuracy"], marker, color=color, ms=7)
+        ax.annotate(describe(row["method"], row["level"]),
+                    (row["upload_bytes"] / 2**20, row["accuracy"]), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    for send, (marker, color) in markers.items():
+        ax.plot([], [], marker, color=color, label=f"clients send {send}")
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes uploaded by all clients (MiB)")
+    ax.set_ylabel("final test accuracy")
+    ax.legend(fontsize=8)
+    return fig

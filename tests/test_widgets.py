@@ -75,3 +75,13 @@ def test_dpsgd_view_counts_from_the_ledger_and_checks_nodes():
     status, message = widgets.render(explore.dpsgd_view, dict(
         n_nodes=16, degree=20, steps=5, split="iid", node_a=0, node_b=1))
     assert status == "error" and "degree" in message
+
+
+def test_compression_view_and_messages():
+    table, _ = explore.compression_view("topk", 0.1, rounds=5)
+    assert "clients send update" in table and "clients send parameters" in table
+    status, message = widgets.render(explore.compression_view, {"method": "topk", "level": 5.0})
+    assert status == "error" and "fraction must be in (0, 1]" in message
+    status, message = widgets.render(explore.compression_view,
+                                     {"method": "quantize", "level": 4.5})
+    assert status == "error" and "bits" in message

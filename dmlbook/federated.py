@@ -1,0 +1,215 @@
+"""Exercise 4: federated learning sends gradients (or updates); DL sends parameters.
+
+* :func:`fedsgd_round` — one FedSGD round from a common model, with clients
+  sending their gradients or their new parameters.
+* :func:`run_fedavg` — FedAvg (several local steps per round) where clients
+  send their update (new minus old parameters) or their parameters, either
+  possibly compressed (:mod:`dmlbook.compression`).
+* :func:`run_decentralized_exchange` — nodes on a graph with *different*
+  models, averaging either their neighbours' gradients or their neighbours'
+  parameters (D-PSGD).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import compression
+from .dpsgd import prepare
+from .engine import History, Nodes, mix, progress_bar, seeded_generator
+from .faults import NO_FAULTS
+from .ledger import Ledger
+from .models import make_model
+from .topology import Topology, make_topology
+from .units import check_choice, check_int, check_number
+
+SEND_FL = ("update", "parameters", "gradients")
+SEND_DL = ("parameters", "gradients")
+
+
+def fedsgd_round(server: torch.Tensor, nodes: Nodes, X, y, *, lr: float,
+                 send: str = "gradients") -> torch.Tensor:
+    """One FedSGD round from the common model ``server``: the new server model.
+
+    ``"gradients"``: clients send ``g_i``; the server steps ``x - lr * mean(g_i)``.
+    ``"parameters"``: clients step themselves and send ``x - lr * g_i``; the
+    server averages them. Both give the same model.
+    """
+    send = check_choice("send", send, ("gradients", "parameters"))
+    nodes.params = server.expand(nodes.n, -1).clone()
+    g = nodes.gradients(X, y)
+    if send == "gradients":
+        return server - lr * g.mean(0)
+    return (nodes.params - lr * g).mean(0)
+
+
+@dataclass
+class FLResult:
+    """A federated run: test accuracy and loss per round, bytes, payload samples."""
+
+    rounds: list[int] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    rel_error: list[float] = field(default_factory=list)  # compressed vs raw payload
+    step_error: list[float] = field(default_factory=list)  # server model vs uncompressed, per step
+    ledger: Ledger = field(default_factory=Ledger)
+    payloads: dict[str, torch.Tensor] = field(default_factory=dict)
+    server: torch.Tensor | None = None
+
+    @property
+    def upload_bytes(self) -> int:
+        """Bytes the clients sent to the server (the compressed payloads)."""
+        c = self.ledger.columns()
+        return int(c["nbytes"][c["receiver"] == self.ledger.n_nodes - 1].sum())
+
+
+def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
+               lr: float = 0.1, batch_size: int = 32, send: str = "update",
+               method: str = "none", level=None, model="mlp", dataset=None,
+               split: str = "iid", sample_round: int | None = None, seed: int = 0,
+               progress: bool | None = None) -> FLResult:
+    """FedAvg with every client in every round; the server is node ``n_clients``.
+
+    Each round: the server sends its model to every client; each takes
+    ``local_steps`` SGD steps; each sends back its ``"update"`` (new minus
+    received parameters) or its ``"parameters"``, compressed with ``method``
+    at ``level``; the server adds the mean update, or takes the mean model.
+    ``sample_round`` keeps that round's raw updates and parameters in
+    ``payloads`` (for histograms). ``rel_error`` is the payloads' relative
+    compression error; ``step_error`` the error of the new server model
+    relative to the step it should have taken.
+    """
+    n = check_int("n_clients", n_clients)
+    rounds = check_int("rounds", rounds)
+    local_steps = check_int("local_steps", local_steps)
+    lr = check_number("lr", lr)
+    batch_size = check_int("batch_size", batch_size)
+    send = check_choice("send", send, ("update", "parameters"))
+    method = check_choice("method", method, compression.METHODS)
+    module, _, node_data, X_test, y_test = prepare(
+        model, n, dataset=dataset, split=split, seed=seed, alpha=0.5, shards_per_node=2,
+        device="cpu")
+    clients = Nodes(module, n)
+    server = clients.params[0].clone()
+    result = FLResult(ledger=Ledger(n + 1))
+    generator = seeded_generator(seed)
+
+    def record(r):
+        loss, acc = clients.evaluate(X_test, y_test, params=server[None])
+        result.rounds.append(r)
+        result.test_loss.append(float(loss[0]))
+        result.test_acc.append(float(acc[0]))
+
+    record(0)
+    bar = progress_bar(rounds, progress, "FedAvg")
+    for r in range(1, rounds + 1):
+        result.ledger.record(r, n, np.arange(n), clients.payload_bytes)
+        clients.params = server.expand(n, -1).clone()
+        for _ in range(local_steps):
+            clients.sgd_step(*node_data.batch(generator, batch_size), lr)
+        updates = clients.params - server
+        raw = updates if send == "update" else clients.params
+        if r == sample_round:
+            result.payloads = {"update": updates.clone(), "parameters": clients.params.clone()}
+        sent, nbytes = compression.compress_rows(raw, method, level)
+        result.ledger.record(r, np.arange(n), n, nbytes)
+        result.rel_error.append(float(np.mean([compression.relative_error(a, b)
+                                                for a, b in zip(raw, sent)])))
+        exact = clients.params.mean(0)
+        new = server + sent.mean(0) if send == "update" else sent.mean(0)
+        result.step_error.append(float((new - exact).norm() / (exact - server).norm()))
+        server = new
+        record(r)
+        bar.update()
+    bar.close()
+    result.server = server
+    return result
+
+
+@dataclass
+class ExchangeResult:
+    """A decentralized run with different initial models."""
+
+    history: History
+    topology: Topology
+    nodes: Nodes
+
+
+def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
+                               topology: Topology | str = "regular", degree: int = 4,
+                               rounds: int = 40, lr: float = 0.1, batch_size: int = 32,
+                               model: str = "mlp", split: str = "iid", seed: int = 0,
+                               progress: bool | None = None) -> ExchangeResult:
+    """Nodes start from *different* models and exchange gradients or parameters.
+
+    ``"parameters"`` is D-PSGD: step, then average neighbours' models.
+    ``"gradients"``: each node averages its neighbours' gradients (same
+    weights ``W``) and steps its own model with that average.
+    """
+    send = check_choice("send", send, SEND_DL)
+    n = check_int("n_nodes", n_nodes, minimum=2)
+    rounds = check_int("rounds", rounds)
+    lr = check_number("lr", lr)
+    batch_size = check_int("batch_size", batch_size)
+    if isinstance(topology, str):
+        topology = make_topology(topology, n, degree=degree, seed=seed)
+    module, _, node_data, X_test, y_test = prepare(
+        model, n, dataset=None, split=split, seed=seed, alpha=0.5, shards_per_node=2,
+        device="cpu")
+    nodes = Nodes(module, n)
+    # Every node its own random initialisation.
+    nodes.params = torch.stack([
+        torch.nn.utils.parameters_to_vector(make_model(model, seed=seed + 1 + i).parameters())
+        for i in range(n)]).detach()
+    history = History(ledger=Ledger(n))
+    generator = seeded_generator(seed)
+    history.record(0, nodes, X_test, y_test)
+    bar = progress_bar(rounds, progress, f"exchange {send}")
+    for r in range(1, rounds + 1):
+        X, y = node_data.batch(generator, batch_size)
+        if send == "parameters":
+            nodes.sgd_step(X, y, lr)
+            nodes.params = mix(nodes.params, topology, round=r, ledger=history.ledger,
+                               nbytes=nodes.payload_bytes)
+        else:
+            g = nodes.gradients(X, y)
+            g = mix(g, topology, round=r, ledger=history.ledger, nbytes=nodes.payload_bytes)
+            nodes.params = nodes.params - lr * g
+        history.record(r, nodes, X_test, y_test)
+        bar.update()
+    bar.close()
+    return ExchangeResult(history, topology, nodes)
+
+
+COMPRESSIONS = (("none", None), ("quantize", 8), ("quantize", 4), ("topk", 0.1), ("topk", 0.01))
+
+
+def compression_table(settings=COMPRESSIONS, **fedavg_kw) -> list[dict]:
+    """FedAvg with each compression setting, sending updates and parameters.
+
+    One row per (method, level, send): mean relative payload error, mean error
+    of the server's step, bytes uploaded, final test accuracy, and the run.
+    """
+    rows = []
+    for method, level in settings:
+        for send in ("update", "parameters"):
+            run = run_fedavg(send=send, method=method, level=level,
+                             **{"progress": False, **fedavg_kw})
+            rows.append({"method": method, "level": level, "send": send,
+                         "rel_error": float(np.mean(run.rel_error)),
+                         "step_error": float(np.mean(run.step_error)),
+                         "upload_bytes": run.upload_bytes,
+                         "accuracy": run.test_acc[-1], "run": run})
+    return rows
+
+
+def describe(method: str, level) -> str:
+    """``"8-bit quantization"``, ``"top-1%"``, ``"no compression"``."""
+    if method == "quantize":
+        return f"{level:g}-bit quantization"
+    if method == "topk":
+        return f"top-{level:.0%}"
+    return "no compression"
