@@ -95,6 +95,13 @@ class NodeData:
         local = (u * self.sizes[:, None]).long().clamp_max(self.sizes[:, None] - 1)
         return self.offsets[:, None] + local
 
+    def node_batch_indices(self, node: int, generator: torch.Generator,
+                           batch_size: int) -> torch.Tensor:
+        """``(batch_size,)`` indices into ``X`` from node ``node``'s examples."""
+        u = torch.rand(batch_size, generator=generator, dtype=torch.float64)
+        size = int(self.sizes[node])
+        return self.offsets[node] + (u * size).long().clamp_max(size - 1)
+
     def batch(self, generator: torch.Generator, batch_size: int):
         idx = self.batch_indices(generator, batch_size).to(self.X.device)
         return self.X[idx], self.y[idx]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from . import bandwidth, costs, plotting
 from .units import MBIT, format_bytes
 from .widgets import Panel, choice, float_box, int_box, table_html
@@ -213,4 +215,38 @@ def compression_panel(**defaults) -> Panel:
     return Panel(compression_view, {
         "method": choice("method", ["none", "quantize", "topk"], d["method"]),
         "level": float_box("level (bits, or fraction kept)", d["level"]),
+    })
+
+
+def gossip_view(n_nodes, delta, delay, drop_prob, sampling, *, until=20.0, seed=0):
+    """Exercise 5: gossip learning's accuracy over time and its load histogram."""
+    from . import gossip
+
+    result = gossip.gossip_learning(n_nodes=n_nodes, delta=delta, delay=delay,
+                                    drop_prob=drop_prob, sampling=sampling, until=until,
+                                    lr=0.5, seed=seed, progress=False)
+    cycles = max(1, int(until / delta) - 1)
+    load = gossip.received_per_cycle(result.ledger, n_nodes, cycles)
+    totals = result.ledger.totals()
+    rows = [("median test accuracy at the end", f"{np.median(result.test_acc[-1]):.3f}"),
+            ("messages sent / delivered", f"{totals.sent:,} / {totals.delivered:,}"),
+            ("nodes receiving nothing in a cycle", f"{(load == 0).mean():.1%}"),
+            ("busiest node in a cycle", f"{load.max()} messages")]
+    fig, (ax1, ax2) = plotting.figure(ncols=2, figsize=(10, 3.6))
+    plotting.plot_gossip_accuracy(result, ax=ax1, title=f"{n_nodes} nodes, Δ = {delta:g} s")
+    plotting.plot_load_histograms({sampling: load},
+                                  gossip.uniform_load_prediction(n_nodes, 5), ax=ax2)
+    return table_html(rows), fig
+
+
+def gossip_panel(**defaults) -> Panel:
+    """Widget: nodes, Δ, delay, loss, peer sampling -> accuracy over time and load."""
+    d = {"n_nodes": 64, "delta": 1.0, "delay": 0.1, "drop_prob": 0.0, "sampling": "uniform",
+         **defaults}
+    return Panel(gossip_view, {
+        "n_nodes": int_box("nodes", d["n_nodes"]),
+        "delta": float_box("Δ, period (s)", d["delta"]),
+        "delay": float_box("message delay (s)", d["delay"]),
+        "drop_prob": float_box("loss probability", d["drop_prob"]),
+        "sampling": choice("peer sampling", ["uniform", "balanced"], d["sampling"]),
     })

@@ -244,3 +244,67 @@ def plot_compression(rows: list[dict]):
     ax.set_ylabel("final test accuracy")
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_variance(results: dict):
+    """Variance of the nodes' values per cycle of gossip averaging (log scale)."""
+    fig, ax = figure()
+    for label, res in results.items():
+        ax.semilogy(res.cycle, np.maximum(res.variance, 1e-30), marker=".", label=label)
+    ax.set_xlabel("cycle (one period Δ)")
+    ax.set_ylabel("variance of the node values")
+    ax.set_ylim(bottom=1e-16)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_gossip_accuracy(result, *, ax=None, baseline=None, title: str | None = None):
+    """Every node's test accuracy over simulated time: band, median, and a baseline."""
+    h = result.as_arrays()
+    if ax is None:
+        _, ax = figure()
+    acc = h["test_acc"]
+    ax.fill_between(h["time"], acc.min(1), acc.max(1), color=COLORS["band"], alpha=0.4,
+                    lw=0, label=f"all {acc.shape[1]} nodes (min–max)")
+    ax.plot(h["time"], np.median(acc, 1), color=COLORS["download"], label="median node")
+    if baseline is not None:
+        ax.axhline(baseline.test_acc[-1], color="black", ls="--", lw=1,
+                   label=f"centralized SGD, same number of steps ({baseline.test_acc[-1]:.2f})")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("test accuracy")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_load_histograms(loads: dict, prediction: np.ndarray, *, ax=None):
+    """Share of (node, cycle) pairs with k messages received, against the binomial prediction."""
+    if ax is None:
+        _, ax = figure()
+    k_max = max(len(prediction) - 1, max(int(c.max()) for c in loads.values()))
+    width = 0.8 / len(loads)
+    for j, ((label, counts), color) in enumerate(zip(loads.items(),
+                                                     (COLORS["upload"], COLORS["dl"]))):
+        share = np.bincount(counts.ravel(), minlength=k_max + 1) / counts.size
+        ax.bar(np.arange(k_max + 1) + (j - (len(loads) - 1) / 2) * width, share, width,
+               color=color, alpha=0.8, label=label)
+    ax.plot(np.arange(len(prediction)), prediction, "ko--", ms=4, lw=1,
+            label="binomial prediction (uniform peers)")
+    ax.set_xlabel("messages a node receives in one cycle")
+    ax.set_ylabel("share of nodes × cycles")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_progress(results: dict, *, ax=None):
+    """Median test accuracy over simulated time, one line per setting."""
+    if ax is None:
+        _, ax = figure()
+    for label, res in results.items():
+        h = res.as_arrays()
+        ax.plot(h["time"], np.median(h["test_acc"], 1), label=label)
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("median test accuracy")
+    ax.legend(fontsize=8)
+    return ax

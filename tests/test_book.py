@@ -40,6 +40,7 @@ def test_every_chapter_was_built_and_executed(built_book):
     ("chapters/ex2_fl_costs", ["110.65", "4,950,544", "19,802,176", "221.31"]),
     ("chapters/ex3_allreduce", ["parameter server", "torch.distributed", "single point of failure"]),
     ("chapters/ex4_gradients_vs_parameters", ["FedSGD", "consensus distance", "top-10%"]),
+    ("chapters/ex5_gossip", ["active thread", "passive thread", "36.6%"]),
     ("chapters/ex6_dpsgd", ["67,456", "51,200", "16,256"]),
 ])
 def test_chapter_pages_show_their_answers(built_book, doc, answers):

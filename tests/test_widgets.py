@@ -85,3 +85,14 @@ def test_compression_view_and_messages():
     status, message = widgets.render(explore.compression_view,
                                      {"method": "quantize", "level": 4.5})
     assert status == "error" and "bits" in message
+
+
+def test_gossip_view_and_messages():
+    table, _ = explore.gossip_view(16, 1.0, 0.1, 0.0, "balanced", until=5.0)
+    assert "median test accuracy" in table and "busiest node" in table
+    for bad, param in [({"delta": 0.0}, "delta"), ({"drop_prob": 1.5}, "drop_prob"),
+                       ({"n_nodes": 1}, "n_nodes")]:
+        values = {"n_nodes": 16, "delta": 1.0, "delay": 0.1, "drop_prob": 0.0,
+                  "sampling": "uniform", **bad}
+        status, message = widgets.render(explore.gossip_view, values)
+        assert status == "error" and param in message

@@ -1,0 +1,315 @@
+"""Exercise 5: gossip averaging and gossip learning, as event-driven simulations.
+
+Time is continuous. A priority queue holds timed events; each node runs
+
+* an **active thread**: wait ``delta`` (with ``jitter``), [take an SGD step
+  that lasts ``sgd_time``], pick a peer, send;
+* a **passive thread**: on receiving a message, aggregate it.
+
+Messages take ``delay`` seconds and are lost with probability ``drop_prob``.
+Peers are picked ``"uniform"``-ly at random, or ``"balanced"``: the ``k``-th
+message of node ``i`` goes to ``(i + s_k) mod n`` with a shift ``s_k`` drawn
+from a seed all nodes share, so that each node is picked exactly once per
+``k``. Every message goes through the ledger, with the *cycle* (``floor(time /
+delta)``) of its delivery as its round.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import data as data_mod
+from .centralized import train_centralized
+from .engine import NodeData, Nodes, progress_bar
+from .ledger import Ledger
+from .models import make_model
+from .units import check_choice, check_int, check_number, check_probability
+
+SAMPLING = ("uniform", "balanced")
+
+
+class PeerSampler:
+    """Who node ``i`` sends its next message to."""
+
+    def __init__(self, n: int, sampling: str, rng: np.random.Generator, shared_seed: int):
+        self.n, self.sampling, self.rng = n, check_choice("sampling", sampling, SAMPLING), rng
+        self.sent = np.zeros(n, dtype=np.int64)
+        self._shifts = np.random.default_rng([shared_seed, 99])
+        self._shift_list: list[int] = []
+
+    def _shift(self, k: int) -> int:
+        while len(self._shift_list) <= k:
+            self._shift_list.append(int(self._shifts.integers(1, self.n)))
+        return self._shift_list[k]
+
+    def next(self, i: int) -> int:
+        k = self.sent[i]
+        self.sent[i] += 1
+        if self.sampling == "balanced":
+            return (i + self._shift(k)) % self.n
+        peer = int(self.rng.integers(self.n - 1))
+        return peer + (peer >= i)  # uniform over the others
+
+
+@dataclass(order=True)
+class Event:
+    time: float
+    seq: int
+    kind: str = field(compare=False)
+    node: int = field(compare=False)
+    payload: object = field(compare=False, default=None)
+    sender: int = field(compare=False, default=-1)
+
+
+class EventQueue:
+    """Timed events in time order (ties in the order they were scheduled)."""
+
+    def __init__(self):
+        self._heap: list[Event] = []
+        self._seq = 0
+
+    def push(self, time, kind, node, payload=None, sender=-1):
+        heapq.heappush(self._heap, Event(time, self._seq, kind, node, payload, sender))
+        self._seq += 1
+
+    def pop(self) -> Event:
+        return heapq.heappop(self._heap)
+
+    def __len__(self):
+        return len(self._heap)
+
+    def peek_time(self) -> float:
+        return self._heap[0].time if self._heap else math.inf
+
+
+def _check_common(n, delta, jitter, delay, drop_prob, sampling):
+    n = check_int("n_nodes", n, minimum=2)
+    delta = check_number("delta", delta)
+    jitter = check_probability("jitter", jitter)
+    delay = check_number("delay", delay, allow_zero=True)
+    drop_prob = check_probability("drop_prob", drop_prob)
+    sampling = check_choice("sampling", sampling, SAMPLING)
+    return n, delta, jitter, delay, drop_prob, sampling
+
+
+def _period(rng, delta, jitter):
+    return delta * (1 + jitter * rng.uniform(-1, 1))
+
+
+@dataclass
+class AveragingResult:
+    """Per cycle (``cycle[k] * delta`` seconds): mean, variance and sum of the values."""
+
+    cycle: np.ndarray
+    mean: np.ndarray
+    variance: np.ndarray
+    total: np.ndarray
+    values: np.ndarray
+    ledger: Ledger
+
+
+def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: float = 0.1,
+                   delay: float = 0.0, drop_prob: float = 0.0, sampling: str = "uniform",
+                   seed: int = 0) -> AveragingResult:
+    """Push-pull gossip averaging of one number per node.
+
+    Active thread of ``i``: every ``delta``, send ``x_i`` to a peer ``j``.
+    Passive thread of ``j``: compute ``d = (x_i - x_j) / 2``, set
+    ``x_j += d`` and reply ``d``; on the reply ``i`` sets ``x_i -= d``. Each
+    exchange moves ``d`` from one node to the other, so the sum never changes
+    unless a reply is lost; without delay an exchange averages the pair.
+    """
+    x = np.array(values, dtype=np.float64)
+    n, delta, jitter, delay, drop_prob, sampling = _check_common(
+        len(x), delta, jitter, delay, drop_prob, sampling)
+    cycles = check_int("cycles", cycles)
+    rng = np.random.default_rng([check_int("seed", seed, minimum=0), 1])
+    sampler = PeerSampler(n, sampling, rng, seed)
+    queue, ledger = EventQueue(), Ledger(n)
+    for i in range(n):
+        queue.push(rng.uniform(0, delta), "wake", i)
+    snapshots = [x.copy()]
+    end = cycles * delta
+
+    def send(t, src, dst, kind, payload):
+        arrival = t + delay
+        ok = rng.random() >= drop_prob
+        ledger.record(int(arrival // delta), src, dst, 8, ok)
+        if ok:
+            queue.push(arrival, kind, dst, payload, sender=src)
+
+    while queue.peek_time() < end:
+        # Close the cycles that end before the next event.
+        while len(snapshots) * delta <= queue.peek_time():
+            snapshots.append(x.copy())
+        ev = queue.pop()
+        if ev.kind == "wake":
+            send(ev.time, ev.node, sampler.next(ev.node), "push", x[ev.node])
+            queue.push(ev.time + _period(rng, delta, jitter), "wake", ev.node)
+        elif ev.kind == "push":
+            d = (ev.payload - x[ev.node]) / 2
+            x[ev.node] += d
+            send(ev.time, ev.node, ev.sender, "reply", d)
+        else:  # reply
+            x[ev.node] -= ev.payload
+    # Replies already on their way still land (no new exchanges start), so
+    # that the final values hold every unit of mass that was not lost.
+    while len(queue):
+        ev = queue.pop()
+        if ev.kind == "reply":
+            x[ev.node] -= ev.payload
+    while len(snapshots) <= cycles:
+        snapshots.append(x.copy())
+    snaps = np.array(snapshots)
+    return AveragingResult(np.arange(cycles + 1), snaps.mean(1), snaps.var(1),
+                           snaps.sum(1), x, ledger)
+
+
+@dataclass
+class GossipLearningResult:
+    """Per evaluation time: every node's test accuracy and loss; the ledger; step counts."""
+
+    times: list[float] = field(default_factory=list)
+    test_acc: list[np.ndarray] = field(default_factory=list)
+    test_loss: list[np.ndarray] = field(default_factory=list)
+    ledger: Ledger = field(default_factory=Ledger)
+    steps: np.ndarray | None = None  # SGD steps per node
+    delta: float = 1.0
+    n_nodes: int = 0
+
+    def as_arrays(self):
+        return {"time": np.array(self.times), "test_acc": np.array(self.test_acc),
+                "test_loss": np.array(self.test_loss)}
+
+
+def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str = "iid",
+                    until: float = 30.0, delta: float = 1.0, jitter: float = 0.1,
+                    sgd_time: float = 0.0, delay: float = 0.0, drop_prob: float = 0.0,
+                    sampling: str = "uniform", lr: float = 0.1, batch_size: int = 8,
+                    eval_every: float = 1.0, seed: int = 0,
+                    progress: bool | None = None) -> GossipLearningResult:
+    """The sheet's gossip learning, simulated in continuous time.
+
+    Active thread: loop { wait ``delta``; ``x <- SGD(x)`` (takes ``sgd_time``
+    seconds); ``p <- random peer``; send(p, x) }. Passive thread: on receive
+    ``m``: ``x <- (m.x + x) / 2``. Every node is evaluated on the test set
+    every ``eval_every`` simulated seconds until ``until``.
+    """
+    n, delta, jitter, delay, drop_prob, sampling = _check_common(
+        n_nodes, delta, jitter, delay, drop_prob, sampling)
+    until = check_number("until", until)
+    sgd_time = check_number("sgd_time", sgd_time, allow_zero=True)
+    lr = check_number("lr", lr)
+    batch_size = check_int("batch_size", batch_size)
+    eval_every = check_number("eval_every", eval_every)
+    seed = check_int("seed", seed, minimum=0)
+    dataset = dataset if dataset is not None else data_mod.load_digits(seed=seed)
+    module = make_model(model, seed=seed, n_features=dataset.n_features,
+                        num_classes=dataset.num_classes) if isinstance(model, str) else model
+    parts = data_mod.split(dataset.y_train, n, kind=split, seed=seed)
+    node_data = NodeData(dataset.X_train, dataset.y_train, parts)
+    nodes = Nodes(module, n)
+    rng = np.random.default_rng([seed, 2])
+    batch_gen = torch.Generator().manual_seed(seed)
+    sampler = PeerSampler(n, sampling, rng, seed)
+    queue = EventQueue()
+    result = GossipLearningResult(ledger=Ledger(n), delta=delta, n_nodes=n)
+    steps = np.zeros(n, dtype=np.int64)
+    nbytes = nodes.payload_bytes
+    # Waking up is implicit: a node's next event is the end of its SGD step,
+    # ``delta`` (jittered) after its last send plus ``sgd_time``.
+    for i in range(n):
+        queue.push(rng.uniform(0, delta) + sgd_time, "step", i)
+
+    def evaluate(t):
+        loss, acc = nodes.evaluate(dataset.X_test, dataset.y_test)
+        result.times.append(t)
+        result.test_loss.append(loss)
+        result.test_acc.append(acc)
+
+    next_eval = 0.0
+    bar = progress_bar(int(until / eval_every), progress, "gossip learning")
+    while True:
+        t_next = queue.peek_time()
+        while next_eval <= min(t_next, until):
+            evaluate(next_eval)
+            next_eval += eval_every
+            bar.update()
+        if t_next >= until:
+            break
+        ev = queue.pop()
+        if ev.kind == "receive":  # passive thread
+            nodes.params[ev.node] = (ev.payload + nodes.params[ev.node]) / 2
+            continue
+        # Steps of distinct nodes that end within ``delay`` of each other cannot
+        # influence each other (their messages arrive ``delay`` later): compute
+        # their gradients in one batch. Deliveries in between to other nodes
+        # are applied in order; one to a node already in the batch ends it.
+        batch, members = [ev], {ev.node}
+        while queue.peek_time() < min(ev.time + delay, until):
+            head = queue._heap[0]
+            if head.node in members:
+                break
+            queue.pop()
+            if head.kind == "receive":
+                nodes.params[head.node] = (head.payload + nodes.params[head.node]) / 2
+            else:
+                batch.append(head)
+                members.add(head.node)
+        ids = [b.node for b in batch]
+        idx = torch.stack([node_data.node_batch_indices(i, batch_gen, batch_size) for i in ids])
+        params = nodes.params[ids].detach().requires_grad_()
+        logits = torch.func.vmap(nodes.flat.forward)(params, node_data.X[idx])
+        loss = torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), node_data.y[idx].flatten(), reduction="none")
+        loss = loss.view(len(ids), -1).mean(1).sum()
+        nodes.params[ids] = params.detach() - lr * torch.autograd.grad(loss, params)[0]
+        for b in batch:
+            i = b.node
+            steps[i] += 1
+            peer = sampler.next(i)
+            arrival = b.time + delay
+            ok = bool(rng.random() >= drop_prob)
+            result.ledger.record(int(arrival // delta), i, peer, nbytes, ok)
+            if ok:
+                queue.push(arrival, "receive", peer, nodes.params[i].clone(), sender=i)
+            queue.push(b.time + _period(rng, delta, jitter) + sgd_time, "step", i)
+    bar.close()
+    result.steps = steps
+    return result
+
+
+def received_per_cycle(ledger: Ledger, n_nodes: int, cycles: int) -> np.ndarray:
+    """``(cycles, n_nodes)``: messages each node received in each full cycle."""
+    c = ledger.columns()
+    mask = c["delivered"] & (c["round"] < cycles)
+    counts = np.zeros((cycles, n_nodes), dtype=np.int64)
+    np.add.at(counts, (c["round"][mask], c["receiver"][mask]), 1)
+    return counts
+
+
+def uniform_load_prediction(n_nodes: int, max_k: int) -> np.ndarray:
+    """P(a node receives k messages in a cycle), ``k = 0 .. max_k``, for uniform peers.
+
+    Each of the other ``n - 1`` nodes sends once per cycle and picks this node
+    with probability ``1 / (n - 1)``: Binomial(n - 1, 1 / (n - 1)), about
+    Poisson(1) — so ``(1 - 1/(n-1))^(n-1)``, about 37 %, receive nothing.
+    """
+    n = check_int("n_nodes", n_nodes, minimum=2)
+    max_k = check_int("max_k", max_k, minimum=0)
+    p = 1 / (n - 1)
+    return np.array([math.comb(n - 1, k) * p**k * (1 - p) ** (n - 1 - k)
+                     for k in range(max_k + 1)])
+
+
+def centralized_baseline(result: GossipLearningResult, *, model="mlp", dataset=None,
+                         lr: float = 0.1, batch_size: int = 8, seed: int = 0):
+    """Centralized SGD with as many gradient steps as all gossip nodes took together."""
+    return train_centralized(model=model, dataset=dataset, steps=int(result.steps.sum()),
+                             lr=lr, batch_size=batch_size,
+                             eval_every=max(1, int(result.steps.sum()) // 20), seed=seed)
