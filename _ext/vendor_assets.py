@@ -1,0 +1,77 @@
+"""Copy the fetched JavaScript (MathJax, widget manager) into the built site.
+
+scripts/fetch_vendor.sh puts them in _vendor/. They are copied to
+_static/vendor/ of the HTML output here, rather than listed in
+html_static_path, because Jupyter Book adds every .js file found in a static
+path to every page.
+"""
+
+from pathlib import Path
+
+from sphinx.errors import ExtensionError
+from sphinx.util.fileutil import copy_asset
+
+REQUIRED = ("mathjax/es5/tex-chtml.js", "html-manager/dist/embed-amd.js",
+            "requirejs/require.js")
+
+
+def _source(app) -> Path:
+    return Path(app.srcdir) / "_vendor"
+
+
+def check_assets(app):
+    missing = [f for f in REQUIRED if not (_source(app) / f).is_file()]
+    if missing and app.builder.format == "html":
+        raise ExtensionError(
+            f"missing offline assets {missing}: run scripts/fetch_vendor.sh (make does)")
+
+
+def copy_assets(app, exception):
+    if exception is None and app.builder.format == "html":
+        out = Path(app.outdir)
+        copy_asset(str(_source(app)), str(out / "_static" / "vendor"))
+        # Loaded through RequireJS, the widget manager asks for its icon fonts
+        # at <page folder>/@jupyter-widgets/html-manager/dist/: put them there.
+        fonts = [f for f in (_source(app) / "html-manager" / "dist").iterdir()
+                 if f.suffix in {".woff", ".woff2", ".ttf", ".eot", ".svg"}]
+        for folder in {page.parent for page in out.rglob("*.html")
+                       if "_static" not in page.parts}:
+            target = folder / "@jupyter-widgets" / "html-manager" / "dist"
+            target.mkdir(parents=True, exist_ok=True)
+            for font in fonts:
+                copy_asset(str(font), str(target))
+
+
+
+
+def drop_duplicate_scripts(app, pagename, templatename, context, doctree):
+    """Keep one copy of each inline script.
+
+    sphinx-thebe and sphinx-togglebutton register their inline configuration
+    twice in a Jupyter Book build; the second ``const THEBE_JS_URL`` is a
+    JavaScript error in every page.
+    """
+    seen, unique = set(), []
+    for script in context.get("script_files", []):
+        # Inline scripts come with filename None or "": the same thing.
+        key = (str(getattr(script, "filename", script) or ""),
+               tuple(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
+# pydata-sphinx-theme reads the colour mode from localStorage or "" and logs a
+# console error for "" (every first visit): start from "auto" instead.
+DEFAULT_MODE = ('if (!document.documentElement.dataset.mode) '
+                '{ document.documentElement.dataset.mode = "auto"; }')
+
+
+def setup(app):
+    app.add_js_file(None, body=DEFAULT_MODE, priority=1)
+    app.connect("builder-inited", check_assets)
+    app.connect("build-finished", copy_assets)
+    # Early: html-page-context stops at the first handler that returns a template.
+    app.connect("html-page-context", drop_duplicate_scripts, priority=100)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
