@@ -5,34 +5,43 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# MathJax and the widget manager, served by the site itself (offline reading).
+VENDOR := _vendor/VERSIONS
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 # Build flags: -W turns every warning (a failing cell included) into an error,
 # -n checks every reference, --all rebuilds from scratch (no stale outputs).
 JB_FLAGS := --all -W -n --keep-going
 
 .PHONY: book test lab clean venv
 
-venv: $(STAMP)
+venv: $(STAMP) $(VENDOR)
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt constraints.txt pyproject.toml binder/overrides.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	# A kernel inside the venv, so that chapters run with the venv's packages.
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dmlbook)"
+	# JupyterLab opens the MyST chapters as notebooks (as Binder does).
+	mkdir -p $(dir $(LAB_SETTINGS))
+	cp binder/overrides.json $(LAB_SETTINGS)
 	touch $(STAMP)
 
-book: $(STAMP)
+$(VENDOR): scripts/fetch_vendor.sh
+	./scripts/fetch_vendor.sh
+
+book: $(STAMP) $(VENDOR)
 	rm -rf _build/html _build/.doctrees _build/jupyter_execute
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo
 	@echo "The book is at: file://$(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)
+test: $(STAMP) $(VENDOR)
 	$(BIN)/python -m pytest
 
 # JupyterLab, with the MyST chapters opening as notebooks (jupytext).
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=. chapters/
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR)/chapters
 
 clean:
-	rm -rf _build .pytest_cache
+	rm -rf _build .pytest_cache _vendor

@@ -1,4 +1,6 @@
-"""Copy the fetched JavaScript (MathJax, widget manager) into the built site.
+"""Offline assets and small fixes to the pages' scripts.
+
+Copies the fetched JavaScript (MathJax, widget manager) into the built site.
 
 scripts/fetch_vendor.sh puts them in _vendor/. They are copied to
 _static/vendor/ of the HTML output here, rather than listed in
@@ -59,7 +61,8 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree):
         if key not in seen:
             seen.add(key)
             unique.append(script)
-    context["script_files"] = unique
+    # In place: later handlers (MathJax, myst-nb widgets) append to this same list.
+    context["script_files"][:] = unique
 
 
 # pydata-sphinx-theme reads the colour mode from localStorage or "" and logs a
@@ -68,8 +71,29 @@ DEFAULT_MODE = ('if (!document.documentElement.dataset.mode) '
                 '{ document.documentElement.dataset.mode = "auto"; }')
 
 
+# The widgets' HTML manager (1.x) typesets labels with MathJax 2's API,
+# MathJax.Hub.Queue, which MathJax 3 lacks: every widget logged an error.
+# Map it onto MathJax 3. Inline scripts run before the deferred MathJax file,
+# so this extends Sphinx's MathJax configuration object.
+MATHJAX2_SHIM = """(function () {
+  var queue = function (job) {
+    if (window.MathJax && MathJax.typesetPromise) {
+      MathJax.typesetPromise(job && job[2] ? [job[2]] : undefined).catch(function () {});
+    }
+  };
+  var mj = window.MathJax = window.MathJax || {};
+  mj.Hub = {Queue: queue};
+  mj.startup = mj.startup || {};
+  mj.startup.ready = function () {
+    MathJax.startup.defaultReady();
+    MathJax.Hub = {Queue: queue};
+  };
+})();"""
+
+
 def setup(app):
     app.add_js_file(None, body=DEFAULT_MODE, priority=1)
+    app.add_js_file(None, body=MATHJAX2_SHIM, priority=900)
     app.connect("builder-inited", check_assets)
     app.connect("build-finished", copy_assets)
     # Early: html-page-context stops at the first handler that returns a template.

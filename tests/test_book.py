@@ -8,13 +8,7 @@ import re
 
 import pytest
 
-from book_helpers import HTML_DIR, build_book, chapter_docs, page_html, page_text
-
-
-@pytest.fixture(scope="session")
-def built_book():
-    result = build_book()
-    return result
+from book_helpers import HTML_DIR, chapter_docs, page_html, page_text
 
 
 def test_book_builds_without_warnings(built_book):
