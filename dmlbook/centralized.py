@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data as data_mod
-from .models import make_model
+from .models import model_for
 from .units import check_int, check_number
 
 
@@ -38,9 +38,8 @@ def train_centralized(*, model="mlp", dataset=None, steps: int = 2000, lr: float
     batch_size = check_int("batch_size", batch_size)
     eval_every = check_int("eval_every", eval_every)
     seed = check_int("seed", seed, minimum=0)
-    dataset = dataset if dataset is not None else data_mod.load_digits(seed=seed)
-    net = make_model(model, seed=seed, n_features=dataset.n_features,
-                     num_classes=dataset.num_classes) if isinstance(model, str) else model
+    dataset = data_mod.dataset_or_digits(dataset, seed=seed)
+    net = model_for(model, dataset, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     result = CentralizedResult(model=net)
     start = time.perf_counter()

@@ -151,3 +151,8 @@ def split(y: torch.Tensor, n_nodes: int, *, kind: str = "iid", seed: int = 0,
         donor = int(np.argmax(np.bincount(owners, minlength=n_nodes)))
         owners[rng.choice(np.flatnonzero(owners == donor))] = node
     return [np.flatnonzero(owners == node) for node in range(n_nodes)]
+
+
+def dataset_or_digits(dataset: Dataset | None, *, seed: int = 0) -> Dataset:
+    """``dataset``, or the digits split with ``seed`` when it is ``None``."""
+    return dataset if dataset is not None else load_digits(seed=seed)

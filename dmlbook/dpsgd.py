@@ -20,7 +20,7 @@ from .engine import (History, Nodes, NodeData, gossip, naive_allreduce,
                      progress_bar, resolve_device, seeded_generator)
 from .faults import NO_FAULTS, Faults
 from .ledger import Ledger
-from .models import make_model
+from .models import model_for
 from .topology import Topology, make_topology
 from .units import check_choice, check_int, check_number
 
@@ -41,9 +41,8 @@ class RunResult:
 
 def prepare(model, n_nodes, *, dataset, split, seed, alpha, shards_per_node, device):
     """Model, dataset and per-node data for a run (shared by every algorithm)."""
-    dataset = dataset if dataset is not None else data_mod.load_digits(seed=seed)
-    module = make_model(model, seed=seed, n_features=dataset.n_features,
-                        num_classes=dataset.num_classes) if isinstance(model, str) else model
+    dataset = data_mod.dataset_or_digits(dataset, seed=seed)
+    module = model_for(model, dataset, seed=seed)
     parts = data_mod.split(dataset.y_train, n_nodes, kind=split, seed=seed,
                            alpha=alpha, shards_per_node=shards_per_node)
     node_data = NodeData(dataset.X_train, dataset.y_train, parts, device=device)

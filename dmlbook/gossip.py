@@ -27,7 +27,7 @@ from . import data as data_mod
 from .centralized import train_centralized
 from .engine import NodeData, Nodes, progress_bar
 from .ledger import Ledger
-from .models import make_model
+from .models import model_for
 from .units import check_choice, check_int, check_number, check_probability
 
 SAMPLING = ("uniform", "balanced")
@@ -208,9 +208,8 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     batch_size = check_int("batch_size", batch_size)
     eval_every = check_number("eval_every", eval_every)
     seed = check_int("seed", seed, minimum=0)
-    dataset = dataset if dataset is not None else data_mod.load_digits(seed=seed)
-    module = make_model(model, seed=seed, n_features=dataset.n_features,
-                        num_classes=dataset.num_classes) if isinstance(model, str) else model
+    dataset = data_mod.dataset_or_digits(dataset, seed=seed)
+    module = model_for(model, dataset, seed=seed)
     parts = data_mod.split(dataset.y_train, n, kind=split, seed=seed)
     node_data = NodeData(dataset.X_train, dataset.y_train, parts)
     nodes = Nodes(module, n)

@@ -168,3 +168,11 @@ def make_model(name: str, *, seed: int = 0, **kwargs) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return MODELS[name](**kwargs)
+
+
+def model_for(model, dataset, *, seed: int = 0) -> nn.Module:
+    """``model`` itself if it is a module, else :func:`make_model` sized for ``dataset``."""
+    if isinstance(model, nn.Module):
+        return model
+    return make_model(model, seed=seed, n_features=dataset.n_features,
+                      num_classes=dataset.num_classes)

@@ -169,3 +169,19 @@ def test_device_argument():
 def test_nodes_rejects_bad_n():
     with pytest.raises(ValueError, match="n must be"):
         Nodes(make_model("logreg"), 0)
+
+
+def test_progress_bar_shows_in_a_terminal_and_is_silent_in_tests(capsys, monkeypatch):
+    from dmlbook.dpsgd import run_dpsgd
+    from dmlbook.engine import progress_bar
+
+    run_dpsgd(n_nodes=4, degree=2, rounds=3, progress=None)  # TQDM_DISABLE from conftest
+    assert capsys.readouterr().err == ""
+    monkeypatch.delenv("TQDM_DISABLE")
+    bar = progress_bar(3, None, "D-PSGD")
+    for _ in range(3):
+        bar.update()
+    bar.close()
+    assert "D-PSGD" in capsys.readouterr().err
+    run_dpsgd(n_nodes=4, degree=2, rounds=3, progress=False)
+    assert capsys.readouterr().err == ""

@@ -96,3 +96,21 @@ def test_gossip_view_and_messages():
                   "sampling": "uniform", **bad}
         status, message = widgets.render(explore.gossip_view, values)
         assert status == "error" and param in message
+
+
+def test_panel_recomputes_on_every_change():
+    calls = []
+
+    def compute(a, b):
+        calls.append((a, b))
+        if a < 0:
+            raise ValueError("a must be >= 0")
+        return f"<b>{a + b}</b>"
+
+    panel = widgets.Panel(compute, {"a": widgets.int_box("a", 1), "b": widgets.int_box("b", 2)})
+    assert calls == [(1, 2)]
+    panel.controls["a"].value = 5
+    panel.controls["a"].value = -1  # shown as a message, never raised
+    assert calls == [(1, 2), (5, 2), (-1, 2)]
+    assert panel.values() == {"a": -1, "b": 2}
+    assert "<td>x</td><td><b>1</b></td>" in widgets.table_html([("x", "1")])
