@@ -321,9 +321,13 @@ class History:
 
 def progress_bar(total: int, enabled: bool | None, desc: str):
     """A ``tqdm.auto`` bar (notebook or terminal); silent when disabled or under TQDM_DISABLE."""
+    import os
+
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, disable=(enabled is False), leave=False)
+    # Read at every call (tqdm itself reads TQDM_* only once, when imported).
+    silenced = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
+    return tqdm(total=total, desc=desc, disable=(enabled is False or silenced), leave=False)
 
 
 def check_lr(lr) -> float:
