@@ -137,6 +137,8 @@ class Topology:
     kind: str = "custom"
     src: torch.Tensor = field(init=False)
     dst: torch.Tensor = field(init=False)
+    src_np: np.ndarray = field(init=False, repr=False)
+    dst_np: np.ndarray = field(init=False, repr=False)
     weight: torch.Tensor = field(init=False)
     self_weight: torch.Tensor = field(init=False)
 
@@ -145,8 +147,9 @@ class Topology:
         src = np.concatenate([edges[:, 0], edges[:, 1]])
         dst = np.concatenate([edges[:, 1], edges[:, 0]])
         order = np.lexsort((src, dst))  # grouped by receiver
-        self.src = torch.from_numpy(src[order])
-        self.dst = torch.from_numpy(dst[order])
+        self.src_np, self.dst_np = src[order], dst[order]
+        self.src = torch.from_numpy(self.src_np)
+        self.dst = torch.from_numpy(self.dst_np)
         self.weight = torch.tensor(self.W[dst[order], src[order]], dtype=torch.float32)
         self.self_weight = torch.tensor(np.diag(self.W).copy(), dtype=torch.float32)
 
