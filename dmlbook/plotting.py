@@ -234,12 +234,16 @@ def plot_compression(rows: list[dict]):
     for row in rows:
         marker, color = markers[row["send"]]
         ax.plot(row["upload_bytes"] / 2**20, row["accuracy"], marker, color=color, ms=7)
+        # Labels above the update markers, below the parameter markers: the
+        # two share their byte counts, so side by side they would overlap.
         ax.annotate(describe(row["method"], row["level"]),
                     (row["upload_bytes"] / 2**20, row["accuracy"]), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+                    xytext=(4, 5 if row["send"] == "update" else -11),
+                    textcoords="offset points")
     for send, (marker, color) in markers.items():
         ax.plot([], [], marker, color=color, label=f"clients send {send}")
     ax.set_xscale("log")
+    ax.margins(x=0.2)  # room for the labels of the rightmost markers
     ax.set_xlabel("bytes uploaded by all clients (MiB)")
     ax.set_ylabel("final test accuracy")
     ax.legend(fontsize=8)
