@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .dpsgd import prepare
-from .engine import Nodes, progress_bar, seeded_generator
+from .engine import Nodes, prepare, progress_bar, seeded_generator
 from .faults import NO_FAULTS, Faults
 from .ledger import Ledger
 from .units import check_choice, check_int, check_number
@@ -125,8 +124,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
     ring_rebuild_rounds = check_int("ring_rebuild_rounds", ring_rebuild_rounds, minimum=0)
     faults = NO_FAULTS if faults is None else faults
     module, _, node_data, X_test, y_test = prepare(
-        model, n, dataset=dataset, split=split, seed=seed, alpha=0.5, shards_per_node=2,
-        device=device)
+        model, n, dataset=dataset, split=split, seed=seed, device=device)
     workers = Nodes(module, n, device=device)
     server = n if scheme == "ps" else None
     total_nodes = n + (scheme == "ps")
@@ -244,13 +242,17 @@ def traffic_per_round(result: DataParallelResult, what: str = "sent") -> dict[st
     return out
 
 
+# The nodes whose traffic the chapter plots: label -> (scheme, role).
+TRAFFIC_SERIES = {"PS server": ("ps", "server"), "PS worker": ("ps", "worker"),
+                  "naive worker": ("naive", "worker"), "ring worker": ("ring", "worker")}
+
+
 def traffic_vs_workers(worker_counts=(2, 4, 8, 16, 32), *, rounds: int = 2, seed: int = 0):
     """Measured bytes each node sends per round, for each scheme and each n.
 
     Returns ``{label: [bytes per round for each n]}`` and the model size in bytes.
     """
-    table: dict[str, list[float]] = {"PS server": [], "PS worker": [], "naive worker": [],
-                                     "ring worker": []}
+    table: dict[str, list[float]] = {label: [] for label in TRAFFIC_SERIES}
     model_bytes = None
     for n in worker_counts:
         for scheme in SCHEMES:
@@ -258,9 +260,7 @@ def traffic_vs_workers(worker_counts=(2, 4, 8, 16, 32), *, rounds: int = 2, seed
                                       progress=False)
             traffic = traffic_per_round(res)
             model_bytes = res.params[0].numel() * res.params[0].element_size()
-            if scheme == "ps":
-                table["PS server"].append(traffic["server"])
-                table["PS worker"].append(traffic["worker"])
-            else:
-                table[f"{scheme} worker"].append(traffic["worker"])
+            for label, (series_scheme, role) in TRAFFIC_SERIES.items():
+                if series_scheme == scheme:
+                    table[label].append(traffic[role])
     return table, model_bytes

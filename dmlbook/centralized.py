@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import data as data_mod
+from .compute import sgd_step
 from .models import model_for
 from .units import check_int, check_number
 
@@ -55,17 +55,8 @@ def train_centralized(*, model="mlp", dataset=None, steps: int = 2000, lr: float
     n = len(dataset.y_train)
     for step in range(1, steps + 1):
         idx = torch.randint(n, (batch_size,), generator=generator)
-        loss = F.cross_entropy(net(dataset.X_train[idx]), dataset.y_train[idx])
-        net.zero_grad(set_to_none=True)
-        loss.backward()
-        with torch.no_grad():
-            for p in net.parameters():
-                p -= lr * p.grad
+        sgd_step(net, dataset.X_train[idx], dataset.y_train[idx], lr=lr)
         if step % eval_every == 0 or step == steps:
             evaluate(step)
     result.seconds = time.perf_counter() - start
     return result
-
-
-def final_accuracy(result: CentralizedResult) -> float:
-    return float(np.asarray(result.test_acc)[-1])

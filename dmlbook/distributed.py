@@ -24,12 +24,11 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.func import grad
 
-from .engine import FlatModel, seeded_generator
+from .engine import FlatModel, prepare, seeded_generator
 from .ledger import Ledger
 from .topology import Topology, make_topology
 from .units import check_int, check_number
@@ -59,13 +58,10 @@ def free_port() -> int:
 
 def build_run(config: DistributedConfig, world_size: int, dataset=None):
     """The pieces every worker (and the in-process engine) derives from the seed."""
-    from .dpsgd import prepare
-
     topology = make_topology(config.topology, world_size, degree=config.degree,
                              seed=config.seed)
     module, _, node_data, _, _ = prepare(config.model, world_size, dataset=dataset,
-                                         split=config.split, seed=config.seed, alpha=0.5,
-                                         shards_per_node=2, device="cpu")
+                                         split=config.split, seed=config.seed)
     return topology, FlatModel(module), node_data
 
 

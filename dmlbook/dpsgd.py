@@ -15,12 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import data as data_mod
-from .engine import (History, Nodes, NodeData, gossip, naive_allreduce,
-                     progress_bar, resolve_device, seeded_generator)
+from .engine import (History, Nodes, gossip, naive_allreduce, prepare, progress_bar,
+                     seeded_generator)
 from .faults import NO_FAULTS, Faults
 from .ledger import Ledger
-from .models import model_for
 from .topology import Topology, make_topology
 from .units import check_choice, check_int, check_number
 
@@ -37,17 +35,6 @@ class RunResult:
     @property
     def messages(self) -> int:
         return self.ledger.totals().sent
-
-
-def prepare(model, n_nodes, *, dataset, split, seed, alpha, shards_per_node, device):
-    """Model, dataset and per-node data for a run (shared by every algorithm)."""
-    dataset = data_mod.dataset_or_digits(dataset, seed=seed)
-    module = model_for(model, dataset, seed=seed)
-    parts = data_mod.split(dataset.y_train, n_nodes, kind=split, seed=seed,
-                           alpha=alpha, shards_per_node=shards_per_node)
-    node_data = NodeData(dataset.X_train, dataset.y_train, parts, device=device)
-    dev = resolve_device(device)
-    return module, dataset, node_data, dataset.X_test.to(dev), dataset.y_test.to(dev)
 
 
 def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular", degree: int = 8,

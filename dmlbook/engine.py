@@ -20,10 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from . import data as data_mod
 from .faults import NO_FAULTS, Faults
 from .ledger import Ledger
-from .topology import Topology
-from .units import check_int, check_number
+from .models import model_for
+from .topology import Topology, make_topology
+from .units import check_int
 
 
 def resolve_device(device) -> torch.device:
@@ -74,7 +76,7 @@ class FlatModel:
 class NodeData:
     """Every node's training examples, concatenated, with per-node offsets.
 
-    ``sample`` draws one mini-batch per node, with replacement from the
+    ``batch`` draws one mini-batch per node, with replacement from the
     node's own examples, for all nodes at once.
     """
 
@@ -89,18 +91,21 @@ class NodeData:
         self.offsets = torch.cumsum(self.sizes, 0) - self.sizes
         self.n = len(parts)
 
+    def _indices(self, u: torch.Tensor, nodes) -> torch.Tensor:
+        """Uniform draws ``u`` in [0, 1) -> indices of examples of ``nodes``."""
+        sizes, offsets = self.sizes[nodes], self.offsets[nodes]
+        return offsets[..., None] + (u * sizes[..., None]).long().clamp_max(sizes[..., None] - 1)
+
     def batch_indices(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
         """``(n, batch_size)`` indices into ``X``: row ``i`` from node ``i``'s examples."""
         u = torch.rand((self.n, batch_size), generator=generator, dtype=torch.float64)
-        local = (u * self.sizes[:, None]).long().clamp_max(self.sizes[:, None] - 1)
-        return self.offsets[:, None] + local
+        return self._indices(u, slice(None))
 
     def node_batch_indices(self, node: int, generator: torch.Generator,
                            batch_size: int) -> torch.Tensor:
         """``(batch_size,)`` indices into ``X`` from node ``node``'s examples."""
         u = torch.rand(batch_size, generator=generator, dtype=torch.float64)
-        size = int(self.sizes[node])
-        return self.offsets[node] + (u * size).long().clamp_max(size - 1)
+        return self._indices(u, node)
 
     def batch(self, generator: torch.Generator, batch_size: int):
         idx = self.batch_indices(generator, batch_size).to(self.X.device)
@@ -258,19 +263,12 @@ def naive_allreduce(nodes: Nodes, *, round: int, ledger: Ledger,
     ``n (n - 1)`` messages without faults. A node averages the models that
     reached it, its own included.
     """
-    n = nodes.n
-    src, dst = np.nonzero(~np.eye(n, dtype=bool))
-    alive = faults.alive(round, n)
-    sent = alive[src]
-    delivered = faults.delivered(round, dst[sent], n)
-    ledger.record(round, src[sent], dst[sent], nodes.payload_bytes, delivered)
-    M = np.eye(n)
-    M[dst[sent][delivered], src[sent][delivered]] = 1.0
-    M[~alive] = 0.0
-    M[~alive, ~alive] = 1.0  # crashed nodes keep their model
-    M /= M.sum(1, keepdims=True)
-    nodes.params = torch.as_tensor(M, dtype=nodes.params.dtype,
-                                   device=nodes.device) @ nodes.params
+    # D-PSGD's exchange on the complete graph, whose Metropolis weights are all
+    # 1/n: mixing gives the plain average of what arrived. Every live node
+    # sends (an all-reduce waits for stragglers).
+    complete = make_topology("complete", nodes.n)
+    gossip(nodes, complete, round=round, ledger=ledger, faults=faults,
+           active=faults.alive(round, nodes.n))
 
 
 @dataclass
@@ -311,15 +309,28 @@ class History:
         self.avg_acc.append(float(avg_acc[0]))
         self.consensus.append(nodes.consensus_distance())
 
-    def at(self, round: int) -> int:
-        """Row index of ``round`` in the per-round arrays."""
-        return self.rounds.index(round)
-
     def table(self) -> list[dict]:
         """One row per (round, node): round, node, test_loss, test_acc."""
         return [{"round": r, "node": i, "test_loss": float(loss[i]), "test_acc": float(acc[i])}
                 for r, loss, acc in zip(self.rounds, self.test_loss, self.test_acc)
                 for i in range(len(loss))]
+
+
+def prepare(model, n_nodes, *, dataset=None, split="iid", seed=0, alpha=0.5,
+            shards_per_node=2, device="cpu"):
+    """Model, dataset, per-node data and test tensors for a run of any algorithm.
+
+    ``model`` is a name (sized for the dataset, initialised from ``seed``) or a
+    module; ``dataset`` defaults to the digits; ``split`` etc. go to
+    :func:`dmlbook.data.split`.
+    """
+    dataset = data_mod.dataset_or_digits(dataset, seed=seed)
+    module = model_for(model, dataset, seed=seed)
+    parts = data_mod.split(dataset.y_train, n_nodes, kind=split, seed=seed,
+                           alpha=alpha, shards_per_node=shards_per_node)
+    node_data = NodeData(dataset.X_train, dataset.y_train, parts, device=device)
+    dev = resolve_device(device)
+    return module, dataset, node_data, dataset.X_test.to(dev), dataset.y_test.to(dev)
 
 
 def progress_bar(total: int, enabled: bool | None, desc: str):
@@ -331,10 +342,6 @@ def progress_bar(total: int, enabled: bool | None, desc: str):
     # Read at every call (tqdm itself reads TQDM_* only once, when imported).
     silenced = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
     return tqdm(total=total, desc=desc, disable=(enabled is False or silenced), leave=False)
-
-
-def check_lr(lr) -> float:
-    return check_number("lr", lr)
 
 
 def seeded_generator(seed: int) -> torch.Generator:

@@ -18,9 +18,7 @@ import numpy as np
 import torch
 
 from . import compression
-from .dpsgd import prepare
-from .engine import History, Nodes, mix, progress_bar, seeded_generator
-from .faults import NO_FAULTS
+from .engine import History, Nodes, mix, prepare, progress_bar, seeded_generator
 from .ledger import Ledger
 from .models import make_model
 from .topology import Topology, make_topology
@@ -90,8 +88,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     send = check_choice("send", send, ("update", "parameters"))
     method = check_choice("method", method, compression.METHODS)
     module, _, node_data, X_test, y_test = prepare(
-        model, n, dataset=dataset, split=split, seed=seed, alpha=0.5, shards_per_node=2,
-        device="cpu")
+        model, n, dataset=dataset, split=split, seed=seed)
     clients = Nodes(module, n)
     server = clients.params[0].clone()
     result = FLResult(ledger=Ledger(n + 1))
@@ -156,9 +153,7 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
     batch_size = check_int("batch_size", batch_size)
     if isinstance(topology, str):
         topology = make_topology(topology, n, degree=degree, seed=seed)
-    module, _, node_data, X_test, y_test = prepare(
-        model, n, dataset=None, split=split, seed=seed, alpha=0.5, shards_per_node=2,
-        device="cpu")
+    module, _, node_data, X_test, y_test = prepare(model, n, split=split, seed=seed)
     nodes = Nodes(module, n)
     # Every node its own random initialisation.
     nodes.params = torch.stack([

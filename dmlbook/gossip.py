@@ -23,11 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import data as data_mod
 from .centralized import train_centralized
-from .engine import NodeData, Nodes, progress_bar
+from .engine import Nodes, prepare, progress_bar
 from .ledger import Ledger
-from .models import model_for
 from .units import check_choice, check_int, check_number, check_probability
 
 SAMPLING = ("uniform", "balanced")
@@ -82,6 +80,10 @@ class EventQueue:
 
     def __len__(self):
         return len(self._heap)
+
+    def peek(self) -> Event | None:
+        """The next event, left in the queue."""
+        return self._heap[0] if self._heap else None
 
     def peek_time(self) -> float:
         return self._heap[0].time if self._heap else math.inf
@@ -208,10 +210,8 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     batch_size = check_int("batch_size", batch_size)
     eval_every = check_number("eval_every", eval_every)
     seed = check_int("seed", seed, minimum=0)
-    dataset = data_mod.dataset_or_digits(dataset, seed=seed)
-    module = model_for(model, dataset, seed=seed)
-    parts = data_mod.split(dataset.y_train, n, kind=split, seed=seed)
-    node_data = NodeData(dataset.X_train, dataset.y_train, parts)
+    module, dataset, node_data, _, _ = prepare(model, n, dataset=dataset, split=split,
+                                               seed=seed)
     nodes = Nodes(module, n)
     rng = np.random.default_rng([seed, 2])
     batch_gen = torch.Generator().manual_seed(seed)
@@ -251,7 +251,7 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
         # are applied in order; one to a node already in the batch ends it.
         batch, members = [ev], {ev.node}
         while queue.peek_time() < min(ev.time + delay, until):
-            head = queue._heap[0]
+            head = queue.peek()
             if head.node in members:
                 break
             queue.pop()

@@ -137,13 +137,12 @@ def plot_traffic_vs_workers(worker_counts, measured: dict, model_bytes: float):
 
     Every node receives as much as it sends in all three schemes.
     """
-    from .allreduce import per_node_round_bytes
+    from .allreduce import TRAFFIC_SERIES, per_node_round_bytes
 
     M = model_bytes
-    formulas = {label: np.array([per_node_round_bytes(
-        "ps" if label.startswith("PS") else label.split()[0], k, M)[
-        "server" if label == "PS server" else "worker"] for k in worker_counts])
-        for label in measured}
+    formulas = {label: np.array([per_node_round_bytes(scheme, k, M)[role]
+                                 for k in worker_counts])
+                for label, (scheme, role) in TRAFFIC_SERIES.items()}
     n = np.asarray(worker_counts, dtype=float)
     fig, ax = figure()
     for (label, values), color in zip(measured.items(), ("#d62728", "#ff7f0e", "#9467bd",

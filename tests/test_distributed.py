@@ -1,7 +1,6 @@
 """The same D-PSGD loop on 4 real gloo processes equals the in-process engine."""
 
 import pytest
-import torch
 
 from dmlbook.distributed import run_dpsgd_distributed
 from dmlbook.dpsgd import run_dpsgd
