@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 import numpy as np
 
 from . import bandwidth, costs
@@ -20,9 +20,17 @@ matplotlib.rcParams.update({
 })
 
 
-def figure(**kw):
-    """A new figure and axes in the book's style."""
-    return plt.subplots(layout="constrained", **kw)
+def figure(*, nrows: int = 1, ncols: int = 1, figsize=None, **kw):
+    """A new figure and axes in the book's style.
+
+    The figure is a plain :class:`matplotlib.figure.Figure`, never registered
+    with pyplot: the inline backend closes pyplot's figures after every widget
+    message, which blanked the widgets' figures in JupyterLab. A cell shows it
+    by ending with it (``fig``).
+    """
+    fig = Figure(figsize=figsize or matplotlib.rcParams["figure.figsize"],
+                 layout="constrained")
+    return fig, fig.subplots(nrows=nrows, ncols=ncols, **kw)
 
 
 def plot_nmax_vs_upload(n_params: int, *, bits_per_param: int = 32,
