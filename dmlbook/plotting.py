@@ -20,6 +20,25 @@ matplotlib.rcParams.update({
 })
 
 
+def _show_figures_in_ipython() -> None:
+    """Let IPython display a plain Figure (as PNG) when a cell ends with it.
+
+    pyplot's inline backend registers this only when pyplot is imported;
+    the book's figures never touch pyplot, so it is registered here.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:  # pragma: no cover - IPython is a dependency of the book
+        return
+    shell = get_ipython()
+    if shell is not None:
+        select_figure_formats(shell, {"png"})
+
+
+_show_figures_in_ipython()
+
+
 def figure(*, nrows: int = 1, ncols: int = 1, figsize=None, **kw):
     """A new figure and axes in the book's style.
 
