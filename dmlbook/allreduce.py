@@ -1,6 +1,6 @@
 """Exercise 3: a parameter server and two all-reduces, as one algorithm.
 
-All three run synchronous data-parallel SGD: each worker computes a gradient
+All three run *synchronous* data-parallel SGD: each worker computes a gradient
 on its own mini-batch, the gradients are averaged, and every worker ends the
 round with the same new parameters. They differ only in who sends what to
 whom:
@@ -15,15 +15,40 @@ whom:
   chunk to its successor, and in ``n - 1`` all-gather steps the finished
   chunks travel round the ring.
 
-Faults follow :mod:`dmlbook.faults`: a crashed worker simply stops sending;
-the server averages what reached it; a crashed server ends training (nobody
-else holds the model); a ring with a crashed member stalls, because the
-chunks it should pass on never arrive, until the ring is rebuilt without it
-after ``ring_rebuild_rounds`` rounds.
+Each worker holds its own copy of the model. Without faults all copies are
+equal after every round, so every worker holds the latest model.
+
+Faults follow :mod:`dmlbook.faults`, with these stated assumptions (all
+adjustable, none of them a result):
+
+* **A worker crashes.** A synchronous scheme waits for it. The parameter
+  server and the naive all-reduce notice after ``detect_rounds`` rounds
+  without progress (default 0: at once) and go on without it. A ring stalls,
+  because the chunks the dead member should pass on never arrive, and is
+  rebuilt without it after ``ring_rebuild_rounds`` rounds.
+* **The server crashes.** Without ``failover`` training stops: the workers'
+  gradients reach nobody. With ``failover`` the lowest-numbered live worker
+  takes over after ``failover_rounds`` rounds without progress, starting from
+  the model it holds (the latest one, unless its last reply was lost); it
+  then computes its own gradient locally and serves the others.
+* **Message loss** (``drop_prob``): every message is lost independently; the
+  upward (to the server) and downward (from it) messages, the naive
+  all-to-all and each ring step draw from their own random streams. The
+  server averages the gradients that arrived; a worker whose reply is lost
+  keeps the model it had (and computes its next gradient on it). A naive
+  worker averages the gradients that reached it, so copies can drift apart.
+  A lost ring chunk stalls that round: no worker updates.
+* **Stragglers** are not modelled (a synchronous round only waits for them,
+  and this simulator counts rounds, not seconds): ``straggler_prob > 0`` is
+  rejected with a ``ValueError``.
+* **Every worker crashed**: the run ends at that round, and
+  :attr:`DataParallelResult.stopped` says so.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -38,14 +63,31 @@ from .units import check_choice, check_int, check_number
 SCHEMES = ("ps", "naive", "ring")
 SCHEME_NAMES = {"ps": "parameter server", "naive": "naive all-reduce", "ring": "ring all-reduce"}
 
+# Independent random streams for message loss, one per kind of exchange (and
+# per ring step), so that e.g. a lost gradient says nothing about its reply.
+STREAM_UP, STREAM_DOWN, STREAM_NAIVE, STREAM_RING = 11, 12, 13, 100
+
+
+def _arrives(faults: Faults, round: int, receivers, alive: np.ndarray,
+             stream: int) -> np.ndarray:
+    """Which messages to ``receivers`` arrive: receiver alive and the message not lost."""
+    receivers = np.asarray(receivers, dtype=np.int64)
+    ok = alive[receivers].copy()
+    if faults.drop_prob > 0 and len(receivers):
+        draw = np.random.default_rng([faults.seed, round, stream]).random(len(receivers))
+        ok &= draw >= faults.drop_prob
+    return ok
+
 
 @dataclass
 class DataParallelResult:
     """Per-round records of a data-parallel run.
 
     ``params[k]`` is the model after round ``rounds[k]`` (the server's for
-    ``"ps"``, the first live worker's otherwise); ``updated[k]`` says whether
-    that round changed the model.
+    ``"ps"``, the first live member's otherwise); ``updated[k]`` says whether
+    that round changed it. ``worker_params`` is every worker's copy at the
+    end, ``(n_workers, P)``. ``stopped`` is ``None``, or why the run ended
+    early. ``failover_round`` is the round a worker took over as server.
     """
 
     scheme: str
@@ -58,6 +100,9 @@ class DataParallelResult:
     ledger: Ledger = field(default_factory=Ledger)
     gradient_seconds: float = 0.0  # compute: the workers' gradient steps
     server: int | None = None      # the server's node id (``"ps"`` only)
+    worker_params: torch.Tensor | None = None
+    stopped: str | None = None
+    failover_round: int | None = None
 
     @property
     def final(self) -> torch.Tensor:
@@ -65,31 +110,34 @@ class DataParallelResult:
 
 
 def _ring_allreduce(grads: torch.Tensor, ring: list[int], *, round: int, ledger: Ledger,
-                    alive: np.ndarray) -> torch.Tensor | None:
+                    alive: np.ndarray, faults: Faults = NO_FAULTS) -> torch.Tensor | None:
     """Sum ``grads[ring]`` by reduce-scatter + all-gather; ``None`` if the ring stalls.
 
-    ``grads`` is ``(n, P)``; members are worker ids in ring order.
+    ``grads`` is ``(n, P)``; members are worker ids in ring order. A chunk
+    that does not arrive (dead receiver or sender, or a lost message) stalls
+    the ring: the members notice and abandon the round after that step.
     """
     m = len(ring)
     if m == 1:
         return grads[ring[0]].clone()
     # chunks[k][c]: member k's current copy of chunk c.
     chunks = [list(torch.tensor_split(grads[w].clone(), m)) for w in ring]
+    step = 0
     for phase in ("reduce-scatter", "all-gather"):
         for s in range(m - 1):
             # Every member sends at once; use the state from before this step.
             offset = -s if phase == "reduce-scatter" else 1 - s
             outgoing = [(k, (k + offset) % m) for k in range(m)]
             payloads = [chunks[k][c].clone() for k, c in outgoing]
-            senders = [ring[k] for k, _ in outgoing]
-            receivers = [ring[(k + 1) % m] for k, _ in outgoing]
-            live = [bool(alive[w]) for w in senders]
-            delivered = [bool(alive[r]) and ok for r, ok in zip(receivers, live)]
-            sent = [i for i in range(m) if live[i]]
-            ledger.record(round, [senders[i] for i in sent], [receivers[i] for i in sent],
-                          [payloads[i].numel() * payloads[i].element_size() for i in sent],
-                          [delivered[i] for i in sent])
-            if not all(delivered):
+            senders = np.array([ring[k] for k, _ in outgoing])
+            receivers = np.array([ring[(k + 1) % m] for k, _ in outgoing])
+            live = alive[senders]
+            delivered = live & _arrives(faults, round, receivers, alive, STREAM_RING + step)
+            step += 1
+            ledger.record(round, senders[live], receivers[live],
+                          [payloads[i].numel() * payloads[i].element_size()
+                           for i in np.flatnonzero(live)], delivered[live])
+            if not delivered.all():
                 return None  # a chunk never arrives: the ring stalls
             for (k, c), payload in zip(outgoing, payloads):
                 if phase == "reduce-scatter":
@@ -101,8 +149,9 @@ def _ring_allreduce(grads: torch.Tensor, ring: list[int], *, round: int, ledger:
 
 def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr: float = 0.1,
                         batch_size: int = 32, model="mlp", dataset=None, split: str = "iid",
-                        faults: Faults | None = None, ring_rebuild_rounds: int = 3,
-                        seed: int = 0, device="cpu",
+                        faults: Faults | None = None, detect_rounds: int = 0,
+                        ring_rebuild_rounds: int = 3, failover: bool = False,
+                        failover_rounds: int = 1, seed: int = 0, device="cpu",
                         progress: bool | None = None) -> DataParallelResult:
     """Synchronous data-parallel SGD with one of :data:`SCHEMES`.
 
@@ -112,79 +161,125 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
         rounds: training rounds; lr: learning rate; batch_size: per worker.
         model, dataset, split, seed, device: as in :func:`dmlbook.dpsgd.run_dpsgd`.
         faults: :class:`~dmlbook.faults.Faults` over node ids ``0 .. n_workers``
-            (the last one is the server).
+            (the last one is the server); ``straggler_prob`` must be 0.
+        detect_rounds: rounds the parameter server and the naive all-reduce
+            wait for a crashed worker before going on without it (an assumed
+            failure-detection timeout, in rounds).
         ring_rebuild_rounds: rounds a stalled ring waits before it is rebuilt
-            without its crashed members.
+            without its crashed members (an assumption, in rounds).
+        failover: ``"ps"`` only: whether a worker takes over a crashed server.
+        failover_rounds: rounds without progress before the takeover.
     """
     scheme = check_choice("scheme", scheme, SCHEMES)
     n = check_int("n_workers", n_workers)
     rounds = check_int("rounds", rounds)
     lr = check_number("lr", lr)
     batch_size = check_int("batch_size", batch_size)
+    detect_rounds = check_int("detect_rounds", detect_rounds, minimum=0)
     ring_rebuild_rounds = check_int("ring_rebuild_rounds", ring_rebuild_rounds, minimum=0)
+    failover_rounds = check_int("failover_rounds", failover_rounds, minimum=0)
+    if not isinstance(failover, (bool, np.bool_)):
+        raise ValueError(f"failover must be True or False, got {failover!r}")
     faults = NO_FAULTS if faults is None else faults
+    if not isinstance(faults, Faults):
+        raise ValueError(f"faults must be a dmlbook.faults.Faults or None, got {faults!r}")
+    if faults.straggler_prob > 0:
+        raise ValueError("faults.straggler_prob must be 0 for train_data_parallel: a "
+                         "synchronous round only waits for a straggler, and this simulator "
+                         f"counts rounds, not seconds (got {faults.straggler_prob})")
+    total_nodes = n + (scheme == "ps")
+    for node in faults.crash_at:
+        if node >= total_nodes:
+            raise ValueError(f"faults.crash_at names node {node}, but the nodes are "
+                             f"0 .. {total_nodes - 1} ({n} workers"
+                             + (" and the server)" if scheme == "ps" else ")"))
     module, _, node_data, X_test, y_test = prepare(
         model, n, dataset=dataset, split=split, seed=seed, device=device)
     workers = Nodes(module, n, device=device)
     server = n if scheme == "ps" else None
-    total_nodes = n + (scheme == "ps")
     result = DataParallelResult(scheme, n, ledger=Ledger(total_nodes), server=server)
-    model_params = workers.params[0].clone()  # the model (the server's copy for "ps")
+    model_params = workers.params[0].clone()  # the server's copy ("ps")
     nbytes = workers.payload_bytes
     generator = seeded_generator(seed)
-    ring, stalled = list(range(n)), 0
+    # members: the workers the scheme still waits for (the ring's order for "ring").
+    members, waited, server_waited = list(range(n)), 0, 0
+    timeout = ring_rebuild_rounds if scheme == "ring" else detect_rounds
+
+    def reported():
+        if scheme == "ps":
+            return model_params
+        live_members = [w for w in members if alive[w]] or members
+        return workers.params[live_members[0]]
 
     def record(r, updated):
-        loss, acc = workers.evaluate(X_test, y_test, params=model_params[None])
+        current = reported()
+        loss, acc = workers.evaluate(X_test, y_test, params=current[None])
         result.rounds.append(r)
         result.test_loss.append(float(loss[0]))
         result.test_acc.append(float(acc[0]))
-        result.params.append(model_params.clone())
+        result.params.append(current.clone())
         result.updated.append(updated)
 
+    alive = np.ones(total_nodes, bool)
     record(0, False)
     bar = progress_bar(rounds, progress, SCHEME_NAMES[scheme])
     for r in range(1, rounds + 1):
         alive = faults.alive(r, total_nodes)
+        if not alive[:n].any():
+            result.stopped = f"every worker had crashed by round {r}; the run ends there"
+            break
         X, y = node_data.batch(generator, batch_size)
         start = time.perf_counter()
         grads = workers.gradients(X, y)
         result.gradient_seconds += time.perf_counter() - start
-        live = np.flatnonzero(alive[:n])
+        # A crashed member holds the round up until the timeout; then it is left out.
+        if any(not alive[w] for w in members) and waited >= timeout:
+            members, waited = [w for w in members if alive[w]], 0
+        waiting = any(not alive[w] for w in members)
+        sending = np.array([w for w in members if alive[w]], dtype=np.int64)
         updated = False
         if scheme == "ps":
-            ok = faults.delivered(r, np.full(len(live), n), total_nodes)
-            result.ledger.record(r, live, n, nbytes, ok)
-            if alive[n] and ok.any():
-                model_params -= lr * grads[live[ok]].mean(0)
-                back = faults.delivered(r, live, total_nodes)
-                result.ledger.record(r, n, live, nbytes, back)
-                updated = True
+            if not alive[server] and failover and server_waited >= failover_rounds:
+                server, server_waited = int(sending[0]), 0  # a worker takes over
+                model_params = workers.params[server].clone()
+                result.server, result.failover_round = server, r
+            others = sending[sending != server]
+            up = _arrives(faults, r, np.full(len(others), server), alive, STREAM_UP)
+            result.ledger.record(r, others, server, nbytes, up)
+            if not alive[server]:
+                server_waited += 1
+            elif not waiting:
+                arrived = np.concatenate([others[up], sending[sending == server]])
+                if len(arrived):
+                    model_params -= lr * grads[arrived].mean(0)
+                    if server < n:
+                        workers.params[server] = model_params
+                    down = _arrives(faults, r, others, alive, STREAM_DOWN)
+                    result.ledger.record(r, server, others, nbytes, down)
+                    workers.params[others[down]] = model_params  # a lost reply: no change
+                    updated = True
         elif scheme == "naive":
-            src, dst = np.nonzero(~np.eye(n, dtype=bool))
-            src, dst = src[alive[src]], dst[alive[src]]
-            ok = faults.delivered(r, dst, total_nodes)
+            src = np.repeat(sending, len(members) - 1)
+            dst = np.array([d for s in sending for d in members if d != s], dtype=np.int64)
+            ok = _arrives(faults, r, dst, alive, STREAM_NAIVE)
             result.ledger.record(r, src, dst, nbytes, ok)
-            # Every live worker averages its own gradient and those that reached it;
-            # the first live worker's view is the model (all agree without loss).
-            if len(live):
-                first = live[0]
-                got = np.concatenate([[first], src[ok & (dst == first)]])
-                model_params -= lr * grads[got].mean(0)
+            if not waiting:
+                new = {int(w): workers.params[w] - lr * grads[
+                    np.concatenate([[w], src[ok & (dst == w)]])].mean(0) for w in sending}
+                for w, p in new.items():
+                    workers.params[w] = p
                 updated = True
         else:
-            if any(not alive[w] for w in ring) and stalled >= ring_rebuild_rounds:
-                ring, stalled = [w for w in ring if alive[w]], 0
-            summed = _ring_allreduce(grads, ring, round=r, ledger=result.ledger, alive=alive)
-            if summed is None:
-                stalled += 1
-            elif ring:
-                model_params -= lr * summed / len(ring)
+            summed = _ring_allreduce(grads, members, round=r, ledger=result.ledger,
+                                     alive=alive, faults=faults)
+            if summed is not None:
+                workers.params[members] -= lr * summed / len(members)
                 updated = True
-        workers.params[:] = model_params
+        waited = waited + 1 if waiting else 0
         record(r, updated)
         bar.update()
     bar.close()
+    result.worker_params = workers.params.clone()
     return result
 
 
@@ -208,13 +303,53 @@ def busiest_link_bytes(scheme: str, n_workers: int, model_bytes: float) -> float
             "ring": 2 * (n - 1) * model_bytes / n}[scheme]
 
 
+def messages_on_busiest_link(scheme: str, n_workers: int) -> int:
+    """Messages that cross the busiest link one after another in one round.
+
+    ``"ps"``: the server receives ``n`` gradients, then sends ``n`` models: ``2 n``.
+    ``"naive"``: each worker sends ``n - 1`` gradients (and receives as many at
+    the same time, full duplex): ``n - 1``. ``"ring"``: ``2 (n - 1)`` steps.
+    """
+    scheme = check_choice("scheme", scheme, SCHEMES)
+    n = check_int("n_workers", n_workers)
+    return {"ps": 2 * n, "naive": n - 1, "ring": 2 * (n - 1)}[scheme]
+
+
 def round_time_s(scheme: str, n_workers: int, n_params: int, link_bps: float, *,
-                 bytes_per_param: float = 4) -> float:
-    """Seconds one round's communication takes when every link carries ``link_bps`` bits/s."""
+                 bytes_per_param: float = 4, latency_s: float = 0.0) -> float:
+    """Seconds one round's communication takes: the alpha-beta model.
+
+    Every link carries ``link_bps`` bits/s in each direction (beta), and each
+    message pays ``latency_s`` seconds before its first bit arrives (alpha):
+    ``T = k * latency_s + B * 8 / link_bps``, with ``k`` the messages and ``B``
+    the bytes on the busiest link (:func:`messages_on_busiest_link`,
+    :func:`busiest_link_bytes`). ``latency_s = 0`` is the sheet's assumption.
+    """
     n_params = check_int("n_params", n_params)
     link_bps = check_number("link_bps", link_bps)
     bytes_per_param = check_number("bytes_per_param", bytes_per_param)
-    return busiest_link_bytes(scheme, n_workers, n_params * bytes_per_param) * 8 / link_bps
+    latency_s = check_number("latency_s", latency_s, allow_zero=True)
+    return (messages_on_busiest_link(scheme, n_workers) * latency_s
+            + busiest_link_bytes(scheme, n_workers, n_params * bytes_per_param) * 8 / link_bps)
+
+
+def ring_beats_naive_above_params(n_workers: int, link_bps: float, latency_s: float, *,
+                                  bytes_per_param: float = 4) -> float:
+    """Model size (parameters) above which the ring all-reduce is faster than the naive one.
+
+    In the alpha-beta model the ring sends twice as many messages, ``2 (n-1)``
+    against ``n - 1``, but only ``2/n`` of the naive bytes. It wins when
+    ``latency_s < 8 M / link_bps * (1 - 2/n)``, i.e. when the model has more than
+    ``latency_s * link_bps / 8 * n / (n - 2) / bytes_per_param`` parameters.
+    Returns ``inf`` for ``n <= 2`` (the ring never wins) and 0 without latency.
+    """
+    n = check_int("n_workers", n_workers)
+    link_bps = check_number("link_bps", link_bps)
+    latency_s = check_number("latency_s", latency_s, allow_zero=True)
+    bytes_per_param = check_number("bytes_per_param", bytes_per_param)
+    if n <= 2:
+        return math.inf
+    return latency_s * link_bps / 8 * n / (n - 2) / bytes_per_param
 
 
 def per_node_round_bytes(scheme: str, n_workers: int, model_bytes: float) -> dict[str, float]:
@@ -264,3 +399,59 @@ def traffic_vs_workers(worker_counts=(2, 4, 8, 16, 32), *, rounds: int = 2, seed
                 if series_scheme == scheme:
                     table[label].append(traffic[role])
     return table, model_bytes
+
+
+@dataclass(frozen=True)
+class ComputeProfile:
+    """Measured seconds (medians) of the compute in one round, for each worker count.
+
+    ``worker_gradient_s[k]``: one worker's gradient on its batch (it does not
+    depend on n). ``server_aggregate_s[k]``: the parameter server averaging
+    ``n`` gradients and taking the step, which a naive all-reduce worker does too.
+    """
+
+    worker_counts: tuple[int, ...]
+    worker_gradient_s: tuple[float, ...]
+    server_aggregate_s: tuple[float, ...]
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def compute_profile(worker_counts=(2, 8, 32, 128, 512), *, model="mlp", batch_size: int = 32,
+                    repeats: int = 15, seed: int = 0) -> ComputeProfile:
+    """Time where a round's compute goes: a worker's gradient against the server's averaging.
+
+    Both are timed on this machine, on one CPU thread, with the model of
+    :func:`train_data_parallel`; the gradients averaged are real ones, repeated.
+    At most 4,096 workers and 100 repeats.
+    """
+    counts = tuple(check_int("worker count", k) for k in worker_counts)
+    if not counts or max(counts) > 4096:
+        raise ValueError(f"worker_counts must name 1 .. 4096 workers, got {worker_counts!r}")
+    repeats = check_int("repeats", repeats)
+    if repeats > 100:
+        raise ValueError(f"repeats must be at most 100, got {repeats}")
+    module, _, node_data, _, _ = prepare(model, 1, seed=seed)
+    worker = Nodes(module, 1)
+    X, y = node_data.batch(seeded_generator(seed), check_int("batch_size", batch_size))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        grad_s = _median_seconds(lambda: worker.gradients(X, y), repeats)
+        grad = worker.gradients(X, y)
+        params = worker.params[0].clone()
+        agg = []
+        for k in counts:
+            grads = grad.expand(k, -1).contiguous()
+            agg.append(_median_seconds(lambda: params.sub(grads.mean(0), alpha=0.1), repeats))
+    finally:
+        torch.set_num_threads(threads)
+    return ComputeProfile(counts, tuple([grad_s] * len(counts)), tuple(agg))

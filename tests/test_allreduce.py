@@ -118,16 +118,157 @@ def test_naive_allreduce_survives_a_worker_crash():
     res = train_data_parallel("naive", n_workers=4, rounds=6, faults=Faults(crash_at={0: 2}),
                               progress=False)
     assert all(res.updated[1:])
-    assert res.ledger.per_round()[-1] == 3 * 3  # live workers still send to all others
+    # Detected at once (detect_rounds=0): the 3 live workers send to the 2 other live ones.
+    assert list(res.ledger.per_round()[1:]) == [12] + [3 * 2] * 5
 
 
 @pytest.mark.parametrize("kw, param", [
     ({"scheme": "tree"}, "scheme"), ({"n_workers": 0}, "n_workers"), ({"rounds": 0}, "rounds"),
     ({"lr": float("nan")}, "lr"), ({"ring_rebuild_rounds": -1}, "ring_rebuild_rounds"),
-    ({"batch_size": 1.5}, "batch_size"),
+    ({"batch_size": 1.5}, "batch_size"), ({"detect_rounds": -1}, "detect_rounds"),
+    ({"failover_rounds": 0.5}, "failover_rounds"), ({"failover": "yes"}, "failover"),
+    ({"faults": Faults(straggler_prob=0.1)}, "straggler_prob"),
+    ({"faults": Faults(crash_at={3: 1})}, "crash_at"),
+    ({"faults": "none"}, "faults"),
 ])
 def test_bad_input(kw, param):
     kwargs = {"scheme": "ps", "n_workers": 2, "rounds": 1, "progress": False, **kw}
     scheme = kwargs.pop("scheme")
     with pytest.raises(ValueError, match=param):
         train_data_parallel(scheme, **kwargs)
+
+
+def test_naive_waits_for_a_crashed_worker_until_its_timeout():
+    """Hand-worked: 4 workers, worker 0 dies at round 2, detected after 2 rounds."""
+    res = train_data_parallel("naive", n_workers=4, rounds=6, detect_rounds=2,
+                              faults=Faults(crash_at={0: 2}), progress=False)
+    # Rounds 2 and 3 wait (3 live senders x 3 others, the 3 to worker 0 lost); then 3 x 2.
+    assert res.updated[1:] == [True, False, False, True, True, True]
+    assert list(res.ledger.per_round()[1:]) == [12, 9, 9, 6, 6, 6]
+    assert res.ledger.totals().lost == 3 + 3
+    assert torch.equal(res.params[3], res.params[1])
+
+
+@pytest.mark.parametrize("scheme", allreduce.SCHEMES)
+def test_every_message_lost_nothing_changes(scheme):
+    """drop_prob=1: exact counts of what is sent in each scheme, and no update anywhere."""
+    n, rounds = 4, 3
+    res = train_data_parallel(scheme, n_workers=n, rounds=rounds,
+                              faults=Faults(drop_prob=1.0), progress=False)
+    per_round = {"ps": n, "naive": n * (n - 1), "ring": n}[scheme]  # ring: first step only
+    assert list(res.ledger.per_round()[1:]) == [per_round] * rounds
+    assert res.ledger.totals().delivered == 0
+    if scheme == "naive":
+        # Each worker averages only its own gradient: the copies drift apart.
+        assert all(res.updated[1:])
+        assert all(not torch.equal(res.worker_params[0], res.worker_params[w])
+                   for w in range(1, n))
+    else:
+        assert not any(res.updated)
+        assert torch.equal(res.worker_params, res.params[0].expand(n, -1))
+
+
+def test_ring_with_message_loss_stalls_exactly_the_rounds_with_a_lost_chunk():
+    n, rounds = 4, 8
+    res = train_data_parallel("ring", n_workers=n, rounds=rounds,
+                              faults=Faults(drop_prob=0.05, seed=3), progress=False)
+    c = res.ledger.columns()
+    stalled = 0
+    for r in range(1, rounds + 1):
+        in_round = c["round"] == r
+        sent, lost = int(in_round.sum()), int((in_round & ~c["delivered"]).sum())
+        # n messages per step; the round stops after the step with a loss.
+        assert sent % n == 0
+        assert res.updated[r] == (lost == 0)
+        assert sent == (2 * n * (n - 1) if lost == 0 else sent)
+        stalled += lost > 0
+    assert 0 < stalled < rounds  # this seed shows both cases
+    # Every worker holds the same model: a stalled ring updates nobody.
+    assert (res.worker_params - res.worker_params[0]).abs().max() == 0
+
+
+def test_ps_lost_reply_leaves_that_workers_model_as_it_was():
+    n = 8
+    res = train_data_parallel("ps", n_workers=n, rounds=1, faults=Faults(drop_prob=0.5, seed=1),
+                              progress=False)
+    c = res.ledger.columns()
+    up = c["receiver"] == n
+    down = c["sender"] == n
+    assert up.sum() == n and down.sum() == n  # the server replies to every member
+    got = c["receiver"][down & c["delivered"]]
+    lost = c["receiver"][down & ~c["delivered"]]
+    assert len(got) and len(lost)
+    assert torch.equal(res.worker_params[got], res.params[1].expand(len(got), -1))
+    assert torch.equal(res.worker_params[lost], res.params[0].expand(len(lost), -1))
+    # The server averaged exactly the gradients that arrived; up and down draws differ.
+    assert not np.array_equal(c["delivered"][up], c["delivered"][down])
+
+
+def test_upward_and_downward_losses_are_independent_streams():
+    faults = Faults(drop_prob=0.5, seed=0)
+    alive = np.ones(65, bool)
+    up = allreduce._arrives(faults, 1, np.full(64, 64), alive, allreduce.STREAM_UP)
+    down = allreduce._arrives(faults, 1, np.arange(64), alive, allreduce.STREAM_DOWN)
+    assert not np.array_equal(up, down)
+    # Reproducible: the same draw for the same (seed, round, stream).
+    assert np.array_equal(up, allreduce._arrives(faults, 1, np.full(64, 64), alive,
+                                                 allreduce.STREAM_UP))
+
+
+@pytest.mark.parametrize("scheme", allreduce.SCHEMES)
+def test_every_worker_crashed_ends_cleanly(scheme):
+    res = train_data_parallel(scheme, n_workers=3, rounds=6,
+                              faults=Faults(crash_at={0: 3, 1: 3, 2: 3}), progress=False)
+    assert res.rounds == [0, 1, 2]
+    assert res.stopped == "every worker had crashed by round 3; the run ends there"
+    assert all(res.updated[1:])
+
+
+def test_parameter_server_failover_a_worker_takes_over_with_its_model():
+    """Hand-worked: 4 workers, the server (node 4) dies at round 4, takeover after 1 round."""
+    res = train_data_parallel("ps", n_workers=4, rounds=7, failover=True, failover_rounds=1,
+                              faults=Faults(crash_at={4: 4}), progress=False)
+    # Rounds 1-3: 4 up + 4 down. Round 4: 4 gradients to a dead server, lost.
+    # Rounds 5-7: worker 0 serves: 3 up + 3 down (its own gradient stays local).
+    assert list(res.ledger.per_round()[1:]) == [8, 8, 8, 4, 6, 6, 6]
+    assert res.updated[1:] == [True, True, True, False, True, True, True]
+    assert res.failover_round == 5 and res.server == 0
+    assert res.ledger.totals().lost == 4
+    # The model continues from where the dead server left it (worker 0 held it).
+    assert torch.equal(res.params[4], res.params[3])
+    assert res.test_acc[-1] > res.test_acc[3]
+    assert (res.worker_params - res.params[-1]).abs().max() == 0
+    without = train_data_parallel("ps", n_workers=4, rounds=7, faults=Faults(crash_at={4: 4}),
+                                  progress=False)
+    assert not any(without.updated[4:]) and without.failover_round is None
+
+
+def test_alpha_beta_round_time_and_crossover():
+    M, n, bps, alpha = 85_098 * 4, 16, 1e9, 1e-3
+    assert [allreduce.messages_on_busiest_link(s, n) for s in allreduce.SCHEMES] == [32, 15, 30]
+    # Hand-worked ring: 30 steps of (1 ms + 340,392 B / 16 * 8 / 1e9 s).
+    assert allreduce.round_time_s("ring", n, 85_098, bps, latency_s=alpha) == pytest.approx(
+        30 * (1e-3 + 340_392 / 16 * 8 / 1e9))
+    assert allreduce.round_time_s("ps", n, 85_098, bps, latency_s=alpha) == pytest.approx(
+        32e-3 + 32 * M * 8 / 1e9)
+    # Crossover: 1 ms * 1e9 b/s / 8 * 16/14 / 4 B = 35,714.29 parameters.
+    star = allreduce.ring_beats_naive_above_params(n, bps, alpha)
+    assert star == pytest.approx(1e-3 * 1e9 / 8 * 16 / 14 / 4)
+    t = lambda s, p: allreduce.round_time_s(s, n, p, bps, latency_s=alpha)  # noqa: E731
+    assert t("ring", int(star) + 1) < t("naive", int(star) + 1)
+    assert t("ring", int(star) - 1) > t("naive", int(star) - 1)
+    assert allreduce.ring_beats_naive_above_params(2, bps, alpha) == float("inf")
+    assert allreduce.ring_beats_naive_above_params(8, bps, 0.0) == 0
+    with pytest.raises(ValueError, match="latency_s"):
+        allreduce.round_time_s("ring", 4, 10, bps, latency_s=-1)
+
+
+def test_compute_profile_shapes_and_bounds():
+    prof = allreduce.compute_profile((2, 64), repeats=3)
+    assert prof.worker_counts == (2, 64)
+    assert len(set(prof.worker_gradient_s)) == 1 and prof.worker_gradient_s[0] > 0
+    assert all(s > 0 for s in prof.server_aggregate_s)
+    with pytest.raises(ValueError, match="worker_counts"):
+        allreduce.compute_profile((8192,))
+    with pytest.raises(ValueError, match="repeats"):
+        allreduce.compute_profile((2,), repeats=1000)
