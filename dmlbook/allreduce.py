@@ -455,3 +455,21 @@ def compute_profile(worker_counts=(2, 8, 32, 128, 512), *, model="mlp", batch_si
     finally:
         torch.set_num_threads(threads)
     return ComputeProfile(counts, tuple([grad_s] * len(counts)), tuple(agg))
+
+
+def setup_summary(n_workers: int, *, model="mlp", split: str = "iid", seed: int = 0) -> dict:
+    """What a :func:`train_data_parallel` run trains on: model size and each worker's data.
+
+    Returns ``{"model", "n_params", "train", "test", "examples_min", "examples_max",
+    "classes_min", "classes_max"}`` (examples and classes per worker).
+    """
+    n = check_int("n_workers", n_workers)
+    module, dataset, node_data, X_test, _ = prepare(model, n, split=split, seed=seed)
+    sizes = node_data.sizes.tolist()
+    classes = [len(torch.unique(node_data.y[o:o + s]))
+               for o, s in zip(node_data.offsets.tolist(), sizes)]
+    return {"model": type(module).__name__ if not isinstance(model, str) else model,
+            "n_params": sum(p.numel() for p in module.parameters()),
+            "train": len(node_data.y), "test": len(X_test),
+            "examples_min": min(sizes), "examples_max": max(sizes),
+            "classes_min": min(classes), "classes_max": max(classes)}

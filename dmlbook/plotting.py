@@ -159,6 +159,17 @@ def plot_topologies(results: dict, *, baseline=None):
     return fig
 
 
+# Distinct line styles and markers, so that no curve can hide another.
+LINE_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v"),
+               ((0, (1, 1)), "x"), ((0, (3, 1, 1, 1, 1, 1)), "P")]
+_CYCLE = ("#d62728", "#ff7f0e", "#9467bd", "#2ca02c", "#1f77b4", "#8c564b", "#7f7f7f")
+
+
+def _style(i: int) -> dict:
+    ls, marker = LINE_STYLES[i % len(LINE_STYLES)]
+    return {"ls": ls, "marker": marker, "color": _CYCLE[i % len(_CYCLE)]}
+
+
 def plot_traffic_vs_workers(worker_counts, measured: dict, model_bytes: float):
     """Bytes a node sends per round against n: ledger (markers) and closed form (lines).
 
@@ -172,10 +183,11 @@ def plot_traffic_vs_workers(worker_counts, measured: dict, model_bytes: float):
                 for label, (scheme, role) in TRAFFIC_SERIES.items()}
     n = np.asarray(worker_counts, dtype=float)
     fig, ax = figure()
-    for (label, values), color in zip(measured.items(), ("#d62728", "#ff7f0e", "#9467bd",
-                                                           "#2ca02c")):
-        ax.plot(n, formulas[label] / M, "-", color=color, lw=1, alpha=0.7)
-        ax.plot(n, np.asarray(values) / M, "o", color=color, label=label)
+    for i, (label, values) in enumerate(measured.items()):
+        style = _style(i)
+        ax.plot(n, formulas[label] / M, ls=style["ls"], color=style["color"], lw=1, alpha=0.7)
+        ax.plot(n, np.asarray(values) / M, style["marker"], color=style["color"], label=label,
+                mfc="none" if i % 2 else style["color"])
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_xlabel("workers n")
@@ -186,35 +198,96 @@ def plot_traffic_vs_workers(worker_counts, measured: dict, model_bytes: float):
 
 
 def plot_failures(runs: dict, *, crash_round: int):
-    """Test accuracy over rounds for each failure scenario."""
-    fig, ax = figure(figsize=(7.5, 3.8))
-    for label, result in runs.items():
-        ax.plot(result.rounds, result.test_acc, label=label, lw=1.4)
+    """Test accuracy over rounds for each failure scenario.
+
+    Each run has its own line style and marker (every 4th round, staggered),
+    so runs that coincide stay visible.
+    """
+    fig, ax = figure(figsize=(7.5, 4.2))
+    for i, (label, result) in enumerate(runs.items()):
+        style = _style(i)
+        ax.plot(result.rounds, result.test_acc, label=label, lw=1.4, ls=style["ls"],
+                marker=style["marker"], color=style["color"], ms=5,
+                markevery=(i % 4, 4), mfc="none" if i % 2 else style["color"])
     ax.axvline(crash_round - 0.5, color=COLORS["grey"], ls=":", lw=1)
     ax.annotate("crash", (crash_round - 0.5, 0.02), ha="right", fontsize=8,
                 color=COLORS["grey"], rotation=90)
     ax.set_xlabel("round")
     ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right")
     return fig
 
 
 def plot_round_times(n_params: int, link_bps: float, *, max_workers: int = 256,
-                     mark: int | None = None):
-    """Communication time per round of each scheme against the number of workers."""
+                     mark: int | None = None, latency_s: float = 0.0):
+    """Communication time per round of each scheme against the number of workers.
+
+    ``latency_s`` (alpha, per message) adds the alpha-beta model's latency term.
+    """
     from .allreduce import SCHEME_NAMES, round_time_s
 
     n = np.unique(np.geomspace(2, max_workers, 60).astype(int))
     fig, ax = figure()
-    for scheme, name in SCHEME_NAMES.items():
-        t = [round_time_s(scheme, int(k), n_params, link_bps) for k in n]
-        ax.loglog(n, t, label=name)
+    for i, (scheme, name) in enumerate(SCHEME_NAMES.items()):
+        style = _style(i)
+        t = [round_time_s(scheme, int(k), n_params, link_bps, latency_s=latency_s) for k in n]
+        ax.loglog(n, t, label=name, ls=style["ls"], color=style["color"], marker=style["marker"],
+                  markevery=8, ms=4)
         if mark is not None:
-            ax.plot(mark, round_time_s(scheme, mark, n_params, link_bps), "o", color="black",
-                    ms=4)
+            ax.plot(mark, round_time_s(scheme, mark, n_params, link_bps, latency_s=latency_s),
+                    "o", color="black", ms=4)
     ax.set_xlabel("workers n")
     ax.set_ylabel("communication time per round (s)")
-    ax.set_title(f"{n_params:,} params, links of {link_bps / 1e9:g} Gbit/s")
+    title = f"{n_params:,} params, links of {link_bps / 1e9:g} Gbit/s"
+    if latency_s:
+        title += f", {latency_s * 1e3:g} ms per message"
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_round_time_vs_model_size(n_workers: int, link_bps: float, latency_s: float, *,
+                                  mark_params: int | None = None):
+    """Alpha-beta time per round of each scheme against the model size, crossover marked."""
+    from .allreduce import SCHEME_NAMES, ring_beats_naive_above_params, round_time_s
+
+    sizes = np.unique(np.geomspace(100, 1e8, 80).astype(int))
+    fig, ax = figure()
+    for i, (scheme, name) in enumerate(SCHEME_NAMES.items()):
+        style = _style(i)
+        t = [round_time_s(scheme, n_workers, int(p), link_bps, latency_s=latency_s)
+             for p in sizes]
+        ax.loglog(sizes, t, label=name, ls=style["ls"], color=style["color"],
+                  marker=style["marker"], markevery=10, ms=4)
+    star = ring_beats_naive_above_params(n_workers, link_bps, latency_s)
+    if np.isfinite(star) and star > 0:
+        ax.axvline(star, color=COLORS["grey"], ls=":", lw=1)
+        ax.annotate(f"ring overtakes naive\nabove {star:,.0f} params", (star, ax.get_ylim()[1]),
+                    ha="right", va="top", fontsize=8, color=COLORS["grey"])
+    if mark_params is not None:
+        ax.axvline(mark_params, color="black", ls="--", lw=0.8)
+        ax.annotate(f"{mark_params:,} params", (mark_params, ax.get_ylim()[0]), ha="left",
+                    va="bottom", fontsize=8, rotation=90)
+    ax.set_xlabel("model size (parameters, 4 bytes each)")
+    ax.set_ylabel("communication time per round (s)")
+    ax.set_title(f"{n_workers} workers, {link_bps / 1e9:g} Gbit/s links, "
+                 f"{latency_s * 1e3:g} ms per message")
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def plot_compute_profile(profile):
+    """Measured compute per round: one worker's gradient against the server's averaging."""
+    n = np.asarray(profile.worker_counts, dtype=float)
+    fig, ax = figure()
+    ax.loglog(n, np.asarray(profile.worker_gradient_s) * 1e3, label="one worker's gradient",
+              **_style(3))
+    ax.loglog(n, np.asarray(profile.server_aggregate_s) * 1e3,
+              label="server: average n gradients and step", **_style(0))
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("workers n")
+    ax.set_ylabel("measured time (ms, median)")
+    ax.set_title("compute per round, one CPU thread")
     ax.legend(fontsize=8)
     return fig
 

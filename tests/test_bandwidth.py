@@ -70,3 +70,42 @@ def test_transfer_times_rejects_bad_input(param, bad):
 def test_fractional_counts_rejected():
     with pytest.raises(ValueError, match="n_params must be a whole number"):
         bandwidth.max_participants(10.5, **SHEET)
+
+
+def test_cdn_moves_the_bottleneck_to_the_download_link():
+    sheet = dict(bits_per_param=32, download_bps=1e9, upload_bps=1e8, time_limit_s=60)
+    cdn = bandwidth.max_participants_with_cdn(85_098, **sheet)
+    # Hand-worked: floor(60 * 1e9 / 2,723,136) = 22,033; one copy up: 27.23136 ms.
+    assert cdn.n_max == 22_033 and cdn.bottleneck == "download"
+    assert cdn.server_upload_s == pytest.approx(2_723_136 / 1e8)
+    # 2,203 copies still fit into 60 s; 2,204 do not.
+    assert bandwidth.max_participants_with_cdn(85_098, server_copies=2203, **sheet).n_max == 22_033
+    none = bandwidth.max_participants_with_cdn(85_098, server_copies=2204, **sheet)
+    assert none.n_max == 0 and none.bottleneck == "upload"
+    with pytest.raises(ValueError, match="server_copies"):
+        bandwidth.max_participants_with_cdn(85_098, server_copies=0, **sheet)
+
+
+def test_broadcast_tree_levels_and_time():
+    tree = bandwidth.broadcast_tree(22_033, 85_098, fanout=8, upload_bps=1e8)
+    # 8, 64, 512, 4096, 32768 new clients per level: 4,680 after four levels, all after five.
+    assert tree.levels == 5
+    assert tree.reached == (8, 72, 584, 4680, 22_033)
+    assert tree.level_s == pytest.approx(8 * 2_723_136 / 1e8)
+    assert tree.total_s == pytest.approx(5 * 8 * 2_723_136 / 1e8)
+    assert bandwidth.broadcast_tree(8, 10, fanout=8, upload_bps=1e8).levels == 1
+    with pytest.raises(ValueError, match="fanout"):
+        bandwidth.broadcast_tree(10, 10, fanout=1, upload_bps=1e8)
+    with pytest.raises(ValueError, match="n_clients"):
+        bandwidth.broadcast_tree(10**12, 10, fanout=2, upload_bps=1e8)
+
+
+def test_local_steps_to_fit():
+    links = dict(download_bps=1e9, upload_bps=1e8)
+    # 2,203 x 2,723,136 bits / 1e8 b/s = 59.9906... s; / 0.05 s = 1199.8 -> 1,200 steps.
+    assert bandwidth.local_steps_to_fit(2203, 85_098, step_s=0.05, **links) == 1200
+    # Exactly on the boundary: 1 client, 27.23136 ms, steps of 27.23136 ms -> 1 step.
+    assert bandwidth.local_steps_to_fit(1, 85_098, step_s=0.02723136, **links) == 1
+    assert bandwidth.local_steps_to_fit(1, 85_098, step_s=0.0272313, **links) == 2
+    with pytest.raises(ValueError, match="step_s"):
+        bandwidth.local_steps_to_fit(1, 85_098, step_s=0, **links)
