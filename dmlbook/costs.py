@@ -129,3 +129,47 @@ def compare_download_costs(n_params: int, *, rounds: int, clients_per_round: int
     dl_bytes = dl_download_bytes(n_params, rounds=rounds, nodes=clients_per_round,
                                  degree=dl_degree, bytes_per_param=bytes_per_param)
     return CostComparison(fl, dl, fl_bytes, dl_bytes)
+
+
+# --- Exercise 2's further exercises: other prices and precisions, and budgets. ---
+
+
+@dataclass(frozen=True)
+class Bill:
+    """A cloud egress bill: bytes sent, the same in GiB, and US dollars."""
+
+    bytes: int
+    gib: float
+    usd: float
+
+
+def fl_bill(n_params: int, *, rounds: int, clients_per_round: int, usd_per_gib: float,
+            bits_per_param: int = 32) -> Bill:
+    """FL's download bill with parameters of ``bits_per_param`` bits (32, 16, 8, 4 ...).
+
+    Bytes are ``rounds * clients_per_round * ceil(n_params * bits_per_param / 8)``:
+    a model of packed parameters, rounded up to whole bytes. Counts are
+    bounded (each at most 10**12) so the arithmetic stays exact.
+    The sheet's case gives 110.65 dollars; 8 bits at 0.09 $/GiB gives 82.99.
+    """
+    n_params = check_int("n_params", n_params)
+    rounds = check_int("rounds", rounds)
+    clients = check_int("clients_per_round", clients_per_round)
+    bits = check_int("bits_per_param", bits_per_param)
+    for name, value in (("n_params", n_params), ("rounds", rounds),
+                        ("clients_per_round", clients), ("bits_per_param", bits)):
+        if value > 10**12:
+            raise ValueError(f"{name} must be at most 10**12, got {value}")
+    usd_per_gib = check_number("usd_per_gib", usd_per_gib)
+    model_bytes = -(-n_params * bits // 8)
+    total = rounds * clients * model_bytes
+    return Bill(total, total / GIB, total / GIB * usd_per_gib)
+
+
+def affordable_rounds(budget_usd: float, n_params: int, *, clients_per_round: int,
+                      usd_per_gib: float, bits_per_param: int = 32) -> int:
+    """Whole rounds of FL downloads that a budget in US dollars pays for."""
+    budget_usd = check_number("budget_usd", budget_usd)
+    per_round = fl_bill(n_params, rounds=1, clients_per_round=clients_per_round,
+                        usd_per_gib=usd_per_gib, bits_per_param=bits_per_param).usd
+    return int(budget_usd // per_round)

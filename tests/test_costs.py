@@ -73,3 +73,35 @@ def test_compare_rejects_bad_input(param):
     kwargs = {**SHEET, "dl_degree": 8, param: 0}
     with pytest.raises(ValueError, match=param.removeprefix("dl_")):
         costs.compare_download_costs(4_950_544, **kwargs)
+
+
+def test_fl_bill_hand_worked():
+    sheet = dict(rounds=1000, clients_per_round=200)
+    b32 = costs.fl_bill(4_950_544, usd_per_gib=0.03, **sheet)
+    # 1000 x 200 x 19,802,176 B = 3,960,435,200,000 B = 3,688.44 GiB -> $110.65.
+    assert b32.bytes == 3_960_435_200_000
+    assert b32.gib == pytest.approx(3_960_435_200_000 / 2**30)
+    assert round(b32.usd, 2) == 110.65
+    # 8 bits: a quarter of the bytes, at three times the price: 3/4 of the bill.
+    b8 = costs.fl_bill(4_950_544, usd_per_gib=0.09, bits_per_param=8, **sheet)
+    assert b8.bytes == 990_108_800_000
+    assert round(b8.usd, 2) == 82.99
+    assert b8.usd == pytest.approx(0.75 * b32.usd)
+    # Odd bit widths round the packed model up to whole bytes: 3 params x 3 bits = 2 B.
+    assert costs.fl_bill(3, rounds=1, clients_per_round=1, usd_per_gib=1,
+                         bits_per_param=3).bytes == 2
+    with pytest.raises(ValueError, match="bits_per_param"):
+        costs.fl_bill(10, rounds=1, clients_per_round=1, usd_per_gib=1, bits_per_param=0)
+    with pytest.raises(ValueError, match="rounds"):
+        costs.fl_bill(10, rounds=10**13, clients_per_round=1, usd_per_gib=1)
+
+
+def test_affordable_rounds():
+    # One round costs 200 x 19,802,176 B / 2**30 x $0.03 = $0.110652...; $1,000 buys 9,037.
+    per_round = 200 * 19_802_176 / 2**30 * 0.03
+    assert costs.affordable_rounds(1000, 4_950_544, clients_per_round=200,
+                                   usd_per_gib=0.03) == int(1000 // per_round) == 9037
+    assert costs.affordable_rounds(0.1, 4_950_544, clients_per_round=200,
+                                   usd_per_gib=0.03) == 0
+    with pytest.raises(ValueError, match="budget_usd"):
+        costs.affordable_rounds(-1, 10, clients_per_round=1, usd_per_gib=1)
