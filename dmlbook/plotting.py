@@ -262,17 +262,17 @@ def plot_round_time_vs_model_size(n_workers: int, link_bps: float, latency_s: fl
     star = ring_beats_naive_above_params(n_workers, link_bps, latency_s)
     if np.isfinite(star) and star > 0:
         ax.axvline(star, color=COLORS["grey"], ls=":", lw=1)
-        ax.annotate(f"ring overtakes naive\nabove {star:,.0f} params", (star, ax.get_ylim()[1]),
+        ax.annotate(f"ring overtakes naive\nabove {star:,.0f} params ", (star, ax.get_ylim()[1]),
                     ha="right", va="top", fontsize=8, color=COLORS["grey"])
     if mark_params is not None:
         ax.axvline(mark_params, color="black", ls="--", lw=0.8)
-        ax.annotate(f"{mark_params:,} params", (mark_params, ax.get_ylim()[0]), ha="left",
-                    va="bottom", fontsize=8, rotation=90)
+        ax.annotate(f"{mark_params:,} params ", (mark_params, ax.get_ylim()[1]), ha="left",
+                    va="top", fontsize=8, rotation=90)
     ax.set_xlabel("model size (parameters, 4 bytes each)")
     ax.set_ylabel("communication time per round (s)")
     ax.set_title(f"{n_workers} workers, {link_bps / 1e9:g} Gbit/s links, "
                  f"{latency_s * 1e3:g} ms per message")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower right")
     return fig
 
 
