@@ -272,3 +272,25 @@ def test_compute_profile_shapes_and_bounds():
         allreduce.compute_profile((8192,))
     with pytest.raises(ValueError, match="repeats"):
         allreduce.compute_profile((2,), repeats=1000)
+
+
+def test_setup_summary_counts_the_data_each_worker_holds():
+    s = allreduce.setup_summary(4)
+    assert s["n_params"] == 2410  # 64*32+32 + 32*10+10 : the digits MLP
+    assert s["train"] == 1438 and s["test"] == 359
+    assert (s["examples_min"], s["examples_max"]) == (359, 360)  # 1438 = 2*359 + 2*360
+    assert s["classes_max"] <= 10
+
+
+def test_failure_figure_gives_every_run_its_own_style_and_marker():
+    from types import SimpleNamespace
+
+    from dmlbook import plotting
+    runs = {f"run {i}": SimpleNamespace(rounds=[0, 1, 2], test_acc=[0.1, 0.5, 0.5])
+            for i in range(6)}  # identical curves: only style and marker tell them apart
+    ax = plotting.plot_failures(runs, crash_round=1).axes[0]
+    styles = {(str(line.get_linestyle()), line.get_marker(), line.get_color())
+              for line in ax.get_lines() if line.get_label().startswith("run")}
+    assert len(styles) == 6
+    fig = plotting.plot_round_time_vs_model_size(16, 1e9, 1e-3, mark_params=85_098)
+    assert len({line.get_marker() for line in fig.axes[0].get_lines()[:3]}) == 3
