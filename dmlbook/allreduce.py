@@ -319,10 +319,10 @@ def round_time_s(scheme: str, n_workers: int, n_params: int, link_bps: float, *,
                  bytes_per_param: float = 4, latency_s: float = 0.0) -> float:
     """Seconds one round's communication takes: the alpha-beta model.
 
-    Every link carries ``link_bps`` bits/s in each direction (beta), and each
-    message pays ``latency_s`` seconds before its first bit arrives (alpha):
-    ``T = k * latency_s + B * 8 / link_bps``, with ``k`` the messages and ``B``
-    the bytes on the busiest link (:func:`messages_on_busiest_link`,
+    Every link carries ``link_bps`` bits/s in each direction (beta = 8 / link_bps
+    seconds per byte), and each message pays ``latency_s`` seconds before its
+    first bit arrives (alpha): ``T = k * latency_s + B * 8 / link_bps``, with ``k``
+    the messages and ``B`` the bytes on the busiest link (:func:`messages_on_busiest_link`,
     :func:`busiest_link_bytes`). ``latency_s = 0`` is the sheet's assumption.
     """
     n_params = check_int("n_params", n_params)
@@ -339,7 +339,7 @@ def ring_beats_naive_above_params(n_workers: int, link_bps: float, latency_s: fl
 
     In the alpha-beta model the ring sends twice as many messages, ``2 (n-1)``
     against ``n - 1``, but only ``2/n`` of the naive bytes. It wins when
-    ``latency_s < 8 M / link_bps * (1 - 2/n)``, i.e. when the model has more than
+    ``latency_s < 8 M / link_bps * (1 - 2/n)`` (``M`` bytes), i.e. when the model has more than
     ``latency_s * link_bps / 8 * n / (n - 2) / bytes_per_param`` parameters.
     Returns ``inf`` for ``n <= 2`` (the ring never wins) and 0 without latency.
     """
