@@ -78,7 +78,8 @@ def test_faults_in_a_run():
     ({"batch_size": 0}, "batch_size"), ({"local_steps": 0}, "local_steps"),
     ({"final_allreduce": "tree"}, "final_allreduce"),
     ({"order": "mix-then-step"}, "order"),
-    ({"final_allreduce": "ring", "faults": Faults(drop_prob=0.1)}, "final_allreduce"), ({"topology": "hypercube"}, "kind"),
+    ({"final_allreduce": "ring", "faults": Faults(drop_prob=0.1)}, "final_allreduce"),
+    ({"topology": "hypercube"}, "kind"),
     ({"split": "sorted"}, "kind"), ({"model": "resnet"}, "model"), ({"seed": -1}, "seed"),
     ({"topology": make_topology("ring", 5)}, "topology"), ({"device": "tpu"}, "device"),
 ])
