@@ -140,8 +140,9 @@ def plot_node_curves(history, nodes=(0, 1), *, ax=None, title: str | None = None
     if history.labels:
         # The last round is not a D-PSGD step: name it on the x-axis.
         first = min(history.labels)
+        # Leave room before the all-reduce tick for its two-line label.
         ticks = [t for t in MaxNLocator(nbins=6, integer=True).tick_values(0, first - 1)
-                 if 0 <= t <= first - 1 - max(1, first // 8)] + [first - 1]
+                 if 0 <= t <= first - 1 - max(1, first // 8)]
         ax.set_xticks(ticks + sorted(history.labels),
                       [f"{t:g}" for t in ticks]
                       + [history.labels[r].replace(" ", "\n", 1) for r in sorted(history.labels)],
@@ -275,6 +276,11 @@ def plot_exchange(results: dict):
     return fig
 
 
+# Updates as large hollow circles, so that a parameter square at the same point shows inside.
+_COMPRESSION_MARKER = {"update": dict(ms=11, mfc="none", mew=1.8),
+                       "parameters": dict(ms=6), "fair": dict(ms=7)}
+
+
 def plot_compression(rows: list[dict]):
     """Final accuracy against uploaded bytes, updates vs parameters per setting.
 
@@ -294,19 +300,21 @@ def plot_compression(rows: list[dict]):
         kind = "fair" if fair else row["send"]
         used.add(kind)
         marker, color, _ = kinds[kind]
-        ax.plot(row["upload_bytes"] / 2**20, row["accuracy"], marker, color=color, ms=7)
+        ax.plot(row["upload_bytes"] / 2**20, row["accuracy"], marker, color=color,
+                **_COMPRESSION_MARKER[kind])
         # Labels above the update markers, below the parameter markers, left of
         # the fair ones: they share their byte counts, so they would overlap.
-        offset = {"update": (4, 5), "parameters": (4, -11), "fair": (-6, -3)}[kind]
-        ax.annotate(describe(row["method"], row["level"]),
+        offset = {"update": (0, 6), "parameters": (4, -11), "fair": (-6, -3)}[kind]
+        ha = {"update": "center", "parameters": "left", "fair": "right"}[kind]
+        ax.annotate(describe(row["method"], row["level"]).replace(" quantization", ""),
                     (row["upload_bytes"] / 2**20, row["accuracy"]), fontsize=7,
-                    xytext=offset, textcoords="offset points",
-                    ha="right" if fair else "left")
+                    xytext=offset, textcoords="offset points", ha=ha)
     for kind, (marker, color, label) in kinds.items():
         if kind in used:
-            ax.plot([], [], marker, color=color, label=label)
+            ax.plot([], [], marker, color=color, label=label, **_COMPRESSION_MARKER[kind])
     ax.set_xscale("log")
     ax.margins(x=0.2)  # room for the labels of the rightmost markers
+    ax.set_ylim(top=max(1.0, ax.get_ylim()[1]))  # room for the labels above the top row
     ax.set_xlabel("bytes uploaded by all clients (MiB)")
     ax.set_ylabel("final test accuracy")
     ax.legend(fontsize=8)
