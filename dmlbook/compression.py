@@ -7,8 +7,19 @@ reconstructs, together with the bytes that actually travel:
   vector's minimum and maximum; sends the codes plus two float32 numbers
   (offset and step).
 * ``"topk"`` — keeps the ``level`` fraction of entries largest in magnitude;
-  sends each kept value (float32) with its index (int32).
+  sends each kept value (float32) with its index (int32); the receiver puts
+  zeros where nothing was sent.
 * ``"none"`` — the vector as float32.
+
+Two fairer baselines for sending *parameters* (a weight vector is made of
+tensors of very different scales, and the receiver already holds a model):
+
+* ``"quantize_per_tensor"`` — the same quantization with one min–max range per
+  tensor (layer weight or bias) instead of one for the whole vector; sends
+  two float32 numbers per tensor.
+* ``"topk_keep"`` — top-k as above, but the receiver keeps its own value
+  (``reference``) for every entry not sent. For an update the receiver's own
+  value is 0, so this is plain top-k.
 """
 
 from __future__ import annotations
@@ -20,7 +31,8 @@ import torch
 
 from .units import check_choice, check_int, check_number
 
-METHODS = ("none", "quantize", "topk")
+METHODS = ("none", "quantize", "topk", "quantize_per_tensor", "topk_keep")
+BYTES_PER_KEPT_ENTRY = 4 + 4  # a float32 value and its int32 index
 
 
 @dataclass(frozen=True)
@@ -54,22 +66,92 @@ def top_k(x: torch.Tensor, fraction: float = 0.01) -> Compressed:
     idx = x.abs().topk(k).indices
     out = torch.zeros_like(x)
     out[idx] = x[idx]
-    return Compressed(out, k * (4 + 4))
+    return Compressed(out, k * BYTES_PER_KEPT_ENTRY)
 
 
-def compress(x: torch.Tensor, method: str = "none", level: float | None = None) -> Compressed:
-    """Compress one vector: ``method`` in :data:`METHODS`; ``level`` is bits or a fraction."""
+def quantize_per_tensor(x: torch.Tensor, bits: int = 8, sizes=None) -> Compressed:
+    """:func:`quantize` applied to each tensor of ``x`` separately.
+
+    ``sizes`` are the lengths of the consecutive tensors that make up ``x``
+    (for a model, :attr:`dmlbook.engine.FlatModel.sizes`); ``None`` means one
+    tensor. Each tensor gets its own offset and step (8 bytes).
+    """
+    sizes = [x.numel()] if sizes is None else [int(s) for s in sizes]
+    if any(s < 1 for s in sizes) or sum(sizes) != x.numel():
+        raise ValueError(f"sizes must be positive and add up to the vector's "
+                         f"{x.numel()} entries, got {sum(sizes)}")
+    parts = [quantize(part, bits) for part in torch.split(x, sizes)]
+    return Compressed(torch.cat([p.values for p in parts]), sum(p.nbytes for p in parts))
+
+
+def top_k_keep(x: torch.Tensor, fraction: float = 0.01,
+               reference: torch.Tensor | None = None) -> Compressed:
+    """:func:`top_k`, but entries not sent keep the receiver's ``reference`` value.
+
+    ``reference=None`` means the receiver holds zeros: plain :func:`top_k`.
+    """
+    sent = top_k(x, fraction)
+    if reference is None:
+        return sent
+    if reference.shape != x.shape:
+        raise ValueError(f"reference must have the shape of x {tuple(x.shape)}, "
+                         f"got {tuple(reference.shape)}")
+    k = sent.nbytes // BYTES_PER_KEPT_ENTRY
+    kept = torch.zeros_like(x, dtype=torch.bool)
+    kept[x.abs().topk(k).indices] = True
+    return Compressed(torch.where(kept, x, reference), sent.nbytes)
+
+
+def compressed_bytes(n_entries: int, method: str = "none", level=None, *,
+                     n_tensors: int = 1) -> int:
+    """Bytes on the wire for one vector of ``n_entries`` float32 entries.
+
+    The closed form of what :func:`compress` sends: float32 is 4 bytes per
+    entry; ``bits``-bit quantization ``ceil(n * bits / 8)`` bytes of codes plus
+    8 bytes (offset and step) per tensor (``n_tensors`` for per-tensor
+    quantization, whose codes are counted per tensor: exact when every
+    tensor's ``size * bits`` is a multiple of 8); top-k 8 bytes per kept entry.
+    """
+    n_entries = check_int("n_entries", n_entries)
+    n_tensors = check_int("n_tensors", n_tensors)
+    method = check_choice("method", method, METHODS)
+    if method in ("quantize", "quantize_per_tensor"):
+        bits = check_int("level", 8 if level is None else level)
+        if method == "quantize":
+            n_tensors = 1
+        return math.ceil(n_entries * bits / 8) + 8 * n_tensors
+    if method in ("topk", "topk_keep"):
+        fraction = 0.01 if level is None else level
+        return max(1, int(round(fraction * n_entries))) * BYTES_PER_KEPT_ENTRY
+    return 4 * n_entries
+
+
+def compress(x: torch.Tensor, method: str = "none", level: float | None = None, *,
+             sizes=None, reference: torch.Tensor | None = None) -> Compressed:
+    """Compress one vector: ``method`` in :data:`METHODS`; ``level`` is bits or a fraction.
+
+    ``sizes`` (tensor lengths) is used by ``"quantize_per_tensor"``,
+    ``reference`` (the receiver's own vector) by ``"topk_keep"``.
+    """
     method = check_choice("method", method, METHODS)
     if method == "quantize":
         return quantize(x, 8 if level is None else level)
+    if method == "quantize_per_tensor":
+        return quantize_per_tensor(x, 8 if level is None else level, sizes)
     if method == "topk":
         return top_k(x, 0.01 if level is None else level)
+    if method == "topk_keep":
+        return top_k_keep(x, 0.01 if level is None else level, reference)
     return Compressed(x.clone(), x.numel() * x.element_size())
 
 
-def compress_rows(X: torch.Tensor, method: str = "none", level=None) -> tuple[torch.Tensor, list[int]]:
-    """Compress each row of ``X`` separately: reconstructions and bytes per row."""
-    parts = [compress(row, method, level) for row in X]
+def compress_rows(X: torch.Tensor, method: str = "none", level=None, *, sizes=None,
+                  reference: torch.Tensor | None = None) -> tuple[torch.Tensor, list[int]]:
+    """Compress each row of ``X`` separately: reconstructions and bytes per row.
+
+    ``reference`` is one vector, the receiver's, shared by every row.
+    """
+    parts = [compress(row, method, level, sizes=sizes, reference=reference) for row in X]
     return torch.stack([p.values for p in parts]), [p.nbytes for p in parts]
 
 

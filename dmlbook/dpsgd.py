@@ -2,9 +2,13 @@
 
 Each round every node takes ``local_steps`` SGD steps on its own data, sends
 its model to all its neighbours, and replaces its model by the weighted
-average of its own and the ones it received (mixing matrix ``W``). Optionally
-the run ends with one naive all-reduce, after which every node holds the
-average of all models.
+average of its own and the ones it received (mixing matrix ``W``). That order,
+``"step-then-mix"``, is the sheet's. Lian et al.'s Algorithm 1,
+``"mix-and-step"``, computes the gradient at the node's current model, mixes
+the *current* models, and applies the gradient to the mixed model:
+``x_i <- sum_j W_ij x_j - lr * g_i(x_i)``. Optionally the run ends with one
+all-reduce (naive or ring), after which every node holds the average of all
+models.
 """
 
 from __future__ import annotations
@@ -15,12 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import data as data_mod
+from .allreduce import _ring_allreduce
 from .engine import (History, Nodes, gossip, naive_allreduce, prepare, progress_bar,
                      seeded_generator)
 from .faults import NO_FAULTS, Faults
 from .ledger import Ledger
 from .topology import Topology, make_topology
 from .units import check_choice, check_int, check_number
+
+ORDERS = ("step-then-mix", "mix-and-step")
+FINAL_ALLREDUCES = (None, "naive", "ring")
 
 
 @dataclass
@@ -42,7 +51,8 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular", degree
               model="mlp", dataset=None, split: str = "iid", alpha: float = 0.5,
               shards_per_node: int = 2, faults: Faults | None = None,
               final_allreduce: str | None = None, eval_every: int = 1, seed: int = 0,
-              device="cpu", progress: bool | None = None) -> RunResult:
+              device="cpu", progress: bool | None = None,
+              order: str = "step-then-mix") -> RunResult:
     """Train with D-PSGD on ``n_nodes`` simulated nodes.
 
     Args:
@@ -57,11 +67,18 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular", degree
         dataset: a :class:`~dmlbook.data.Dataset` (default: digits).
         split: ``"iid"``, ``"shards"`` or ``"dirichlet"`` (see :func:`dmlbook.data.split`).
         faults: crashes, message loss and stragglers (:class:`~dmlbook.faults.Faults`).
-        final_allreduce: ``None`` or ``"naive"``: one all-reduce after the last round.
+        final_allreduce: ``None``, ``"naive"`` or ``"ring"``: one all-reduce
+            after the last round. The ring cuts each model into ``n_nodes``
+            chunks and sends ``2 n (n - 1)`` messages of one chunk each
+            (reduce-scatter, then all-gather), :func:`ring_allreduce_models`.
         eval_every: evaluate every node on the test set every this many rounds.
         seed: seed of the model, the split, the graph and the batches.
         device: ``"cpu"`` (default) or ``"cuda"``.
         progress: show a progress bar (``None``: automatic, ``False``: never).
+        order: ``"step-then-mix"`` (the sheet's order, the default) or
+            ``"mix-and-step"`` (Lian et al. 2017, Algorithm 1); see the module
+            docstring. With ``local_steps > 1``, mix-and-step adds the change of
+            all local steps, taken from the current model, to the mixed model.
     """
     n_nodes = check_int("n_nodes", n_nodes, minimum=2)
     rounds = check_int("rounds", rounds)
@@ -70,8 +87,12 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular", degree
     local_steps = check_int("local_steps", local_steps)
     eval_every = check_int("eval_every", eval_every)
     seed = check_int("seed", seed, minimum=0)
-    check_choice("final_allreduce", final_allreduce, (None, "naive"))
+    check_choice("final_allreduce", final_allreduce, FINAL_ALLREDUCES)
+    order = check_choice("order", order, ORDERS)
     faults = NO_FAULTS if faults is None else faults
+    if final_allreduce == "ring" and not faults.none:
+        raise ValueError("final_allreduce must be None or 'naive' when faults are given "
+                         "(the ring all-reduce here models reliable nodes only)")
     if isinstance(topology, str):
         topology = make_topology(topology, n_nodes, degree=degree, seed=seed)
     if topology.n != n_nodes:
@@ -98,12 +119,21 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular", degree
         active = faults.active(r, n_nodes)
         mask = torch.from_numpy(active).to(nodes.device, nodes.params.dtype)
         losses = None
+        start_params = nodes.params.clone() if order == "mix-and-step" else None
         for _ in range(local_steps):
             X, y = node_data.batch(generator, batch_size)
             step_losses = nodes.sgd_step(X, y, lr, active=None if active.all() else mask)
             losses = step_losses if losses is None else losses
         history.train_loss.append(np.where(active, losses.cpu().numpy(), np.nan))
-        gossip(nodes, topology, round=r, ledger=history.ledger, faults=faults, active=active)
+        if order == "step-then-mix":
+            gossip(nodes, topology, round=r, ledger=history.ledger, faults=faults,
+                   active=active)
+        else:  # mix the models as they were before the step, then apply the step
+            change = nodes.params - start_params
+            nodes.params = start_params
+            gossip(nodes, topology, round=r, ledger=history.ledger, faults=faults,
+                   active=active)
+            nodes.params = nodes.params + change
         if r % eval_every == 0 or r == rounds:
             record(r)
         bar.update()
@@ -111,6 +141,50 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular", degree
     history.train_seconds = time.perf_counter() - start - eval_seconds
     if final_allreduce == "naive":
         naive_allreduce(nodes, round=rounds + 1, ledger=history.ledger, faults=faults)
+    elif final_allreduce == "ring":
+        ring_allreduce_models(nodes, round=rounds + 1, ledger=history.ledger)
+    if final_allreduce is not None:
         record(rounds + 1)
-        history.labels[rounds + 1] = "all-reduce"
+        history.labels[rounds + 1] = f"{final_allreduce} all-reduce"
     return RunResult(history, topology, nodes, history.ledger)
+
+
+def ring_allreduce_models(nodes: Nodes, *, round: int, ledger: Ledger) -> None:
+    """Replace every node's model by the average of all, with a ring all-reduce.
+
+    Node ``i`` passes chunks to node ``i + 1``: ``n - 1`` reduce-scatter steps
+    and ``n - 1`` all-gather steps, each node sending one chunk (about
+    ``1/n`` of a model) per step: ``2 n (n - 1)`` messages, ``2 (n - 1)``
+    models' worth of bytes in all. Every message goes into ``ledger``. Faults
+    are not modelled here (the sheet's nodes are reliable).
+    """
+    n = nodes.n
+    total = _ring_allreduce(nodes.params, list(range(n)), round=round, ledger=ledger,
+                            alive=np.ones(n, dtype=bool))
+    nodes.params = (total / n).expand(n, -1).clone()
+
+
+@dataclass(frozen=True)
+class DataPerNode:
+    """How a split shares the training examples: sizes and classes per node."""
+
+    n_train: int
+    min_examples: int
+    max_examples: int
+    min_classes: int
+    max_classes: int
+    n_classes: int
+
+
+def data_per_node(n_nodes: int, *, split: str = "iid", seed: int = 0, dataset=None,
+                  alpha: float = 0.5, shards_per_node: int = 2) -> DataPerNode:
+    """Examples and distinct classes per node for the split a run with these arguments uses."""
+    n_nodes = check_int("n_nodes", n_nodes, minimum=2)
+    dataset = data_mod.dataset_or_digits(dataset, seed=seed)
+    y = dataset.y_train.numpy()
+    parts = data_mod.split(dataset.y_train, n_nodes, kind=split, seed=seed, alpha=alpha,
+                           shards_per_node=shards_per_node)
+    sizes = np.array([len(p) for p in parts])
+    classes = np.array([len(np.unique(y[np.asarray(p, dtype=np.int64)])) for p in parts])
+    return DataPerNode(len(y), int(sizes.min()), int(sizes.max()), int(classes.min()),
+                       int(classes.max()), int(len(np.unique(y))))

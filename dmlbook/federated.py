@@ -53,6 +53,9 @@ class FLResult:
     test_loss: list[float] = field(default_factory=list)
     rel_error: list[float] = field(default_factory=list)  # compressed vs raw payload
     step_error: list[float] = field(default_factory=list)  # server model vs uncompressed, per step
+    # One client's compression error relative to its own step, mean over clients:
+    # the error the server's step would have without averaging.
+    client_step_error: list[float] = field(default_factory=list)
     ledger: Ledger = field(default_factory=Ledger)
     payloads: dict[str, torch.Tensor] = field(default_factory=dict)
     server: torch.Tensor | None = None
@@ -78,7 +81,11 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     ``sample_round`` keeps that round's raw updates and parameters in
     ``payloads`` (for histograms). ``rel_error`` is the payloads' relative
     compression error; ``step_error`` the error of the new server model
-    relative to the step it should have taken.
+    relative to the step it should have taken; ``client_step_error`` one
+    client's compression error relative to its own update, averaged over the
+    clients (what averaging the ten payloads reduces to ``step_error``).
+    ``"topk_keep"`` fills the entries a client did not send with the server's
+    own values (its current model for parameters, zero for an update).
     """
     n = check_int("n_clients", n_clients)
     rounds = check_int("rounds", rounds)
@@ -111,10 +118,14 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         raw = updates if send == "update" else clients.params
         if r == sample_round:
             result.payloads = {"update": updates.clone(), "parameters": clients.params.clone()}
-        sent, nbytes = compression.compress_rows(raw, method, level)
+        sent, nbytes = compression.compress_rows(
+            raw, method, level, sizes=clients.flat.sizes,
+            reference=server if send == "parameters" else None)
         result.ledger.record(r, np.arange(n), n, nbytes)
         result.rel_error.append(float(np.mean([compression.relative_error(a, b)
                                                 for a, b in zip(raw, sent)])))
+        result.client_step_error.append(float(
+            ((sent - raw).norm(dim=1) / updates.norm(dim=1).clamp_min(1e-30)).mean()))
         exact = clients.params.mean(0)
         new = server + sent.mean(0) if send == "update" else sent.mean(0)
         result.step_error.append(float((new - exact).norm() / (exact - server).norm()))
@@ -135,18 +146,25 @@ class ExchangeResult:
     nodes: Nodes
 
 
+INITS = ("own", "common")
+
+
 def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
                                topology: Topology | str = "regular", degree: int = 4,
                                rounds: int = 40, lr: float = 0.1, batch_size: int = 32,
-                               model: str = "mlp", split: str = "iid", seed: int = 0,
-                               progress: bool | None = None) -> ExchangeResult:
-    """Nodes start from *different* models and exchange gradients or parameters.
+                               model: str = "mlp", split: str = "iid", init: str = "own",
+                               seed: int = 0, progress: bool | None = None) -> ExchangeResult:
+    """Nodes on a graph exchange gradients or parameters.
 
     ``"parameters"`` is D-PSGD: step, then average neighbours' models.
     ``"gradients"``: each node averages its neighbours' gradients (same
     weights ``W``) and steps its own model with that average.
+    ``init="own"``: every node starts from its own random model;
+    ``"common"``: all start from the same one, so any distance between the
+    models grows during training.
     """
     send = check_choice("send", send, SEND_DL)
+    init = check_choice("init", init, INITS)
     n = check_int("n_nodes", n_nodes, minimum=2)
     rounds = check_int("rounds", rounds)
     lr = check_number("lr", lr)
@@ -155,10 +173,10 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
         topology = make_topology(topology, n, degree=degree, seed=seed)
     module, _, node_data, X_test, y_test = prepare(model, n, split=split, seed=seed)
     nodes = Nodes(module, n)
-    # Every node its own random initialisation.
-    nodes.params = torch.stack([
-        torch.nn.utils.parameters_to_vector(make_model(model, seed=seed + 1 + i).parameters())
-        for i in range(n)]).detach()
+    if init == "own":
+        nodes.params = torch.stack([
+            torch.nn.utils.parameters_to_vector(make_model(model, seed=seed + 1 + i).parameters())
+            for i in range(n)]).detach()
     history = History(ledger=Ledger(n))
     generator = seeded_generator(seed)
     history.record(0, nodes, X_test, y_test)
@@ -180,31 +198,45 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
 
 
 COMPRESSIONS = (("none", None), ("quantize", 8), ("quantize", 4), ("topk", 0.1), ("topk", 0.01))
+# Fairer ways to send parameters: a range per tensor; unsent entries keep the server's value.
+FAIR_COMPRESSIONS = (("quantize_per_tensor", 4), ("topk_keep", 0.1), ("topk_keep", 0.01))
 
 
-def compression_table(settings=COMPRESSIONS, **fedavg_kw) -> list[dict]:
-    """FedAvg with each compression setting, sending updates and parameters.
+def compression_table(settings=COMPRESSIONS, *, sends=("update", "parameters"),
+                      **fedavg_kw) -> list[dict]:
+    """FedAvg with each compression setting, for each of ``sends``.
 
     One row per (method, level, send): mean relative payload error, mean error
-    of the server's step, bytes uploaded, final test accuracy, and the run.
+    of the server's step, of one client's step, bytes uploaded, final test
+    accuracy, and the run.
     """
     rows = []
     for method, level in settings:
-        for send in ("update", "parameters"):
+        for send in sends:
+            send = check_choice("sends", send, ("update", "parameters"))
             run = run_fedavg(send=send, method=method, level=level,
                              **{"progress": False, **fedavg_kw})
             rows.append({"method": method, "level": level, "send": send,
                          "rel_error": float(np.mean(run.rel_error)),
                          "step_error": float(np.mean(run.step_error)),
+                         "client_step_error": float(np.mean(run.client_step_error)),
                          "upload_bytes": run.upload_bytes,
                          "accuracy": run.test_acc[-1], "run": run})
     return rows
 
 
 def describe(method: str, level) -> str:
-    """``"8-bit quantization"``, ``"top-1%"``, ``"no compression"``."""
+    """``"8-bit quantization"``, ``"top-1%"``, ``"no compression"``, ...
+
+    The fair parameter baselines say so: ``"4-bit per tensor"``,
+    ``"top-10%, rest kept"``.
+    """
     if method == "quantize":
         return f"{level:g}-bit quantization"
+    if method == "quantize_per_tensor":
+        return f"{level:g}-bit per tensor"
     if method == "topk":
         return f"top-{level:.0%}"
+    if method == "topk_keep":
+        return f"top-{level:.0%}, rest kept"
     return "no compression"

@@ -50,3 +50,33 @@ def dpsgd_messages(n_nodes: int, degree: float, steps: int, *,
     if final_allreduce is not None:
         total += allreduce_messages(n_nodes, final_allreduce)
     return total
+
+
+def allreduce_bytes(n_nodes: int, model_bytes: int, kind: str = "naive") -> int:
+    """Bytes of one all-reduce of models of ``model_bytes`` bytes.
+
+    Naive: ``n (n - 1)`` whole models. Ring: ``2 (n - 1)`` steps in which the
+    ``n`` nodes together send one whole model's worth (each one chunk of about
+    ``1/n`` of a model): ``2 (n - 1) * model_bytes``.
+    """
+    n_nodes = check_int("n_nodes", n_nodes, minimum=2)
+    model_bytes = check_int("model_bytes", model_bytes)
+    kind = check_choice("kind", kind, ("naive", "ring"))
+    if kind == "naive":
+        return n_nodes * (n_nodes - 1) * model_bytes
+    return 2 * (n_nodes - 1) * model_bytes
+
+
+def dpsgd_bytes(n_nodes: int, degree: float, steps: int, model_bytes: int, *,
+                final_allreduce: str | None = "naive") -> int:
+    """Bytes of ``steps`` D-PSGD steps (one whole model per message) and one all-reduce.
+
+    The messages are those of :func:`dpsgd_messages`; a D-PSGD message carries
+    a whole model, a ring all-reduce message one chunk (see :func:`allreduce_bytes`).
+    """
+    model_bytes = check_int("model_bytes", model_bytes)
+    step_messages = dpsgd_messages(n_nodes, degree, steps, final_allreduce=None)
+    total = step_messages * model_bytes
+    if final_allreduce is not None:
+        total += allreduce_bytes(n_nodes, model_bytes, final_allreduce)
+    return total

@@ -112,9 +112,12 @@ def plot_node_curves(history, nodes=(0, 1), *, ax=None, title: str | None = None
     """Two nodes' test-loss curves over the band of all nodes.
 
     The light band spans all nodes (min to max), the darker one the middle
-    80 %; the dashed line is the average model; a final all-reduce round, if
-    any, is marked.
+    80 %; the two nodes are solid with circles and dashed with squares; the
+    dotted black line is the average model; a final all-reduce round, if any,
+    is marked and named on the x-axis.
     """
+    from matplotlib.ticker import MaxNLocator
+
     h = history.as_arrays()
     values = h[metric]
     rounds = h["round"]
@@ -125,14 +128,25 @@ def plot_node_curves(history, nodes=(0, 1), *, ax=None, title: str | None = None
     lo, hi = np.percentile(values, [10, 90], axis=1)
     ax.fill_between(rounds, lo, hi, color=COLORS["band"], alpha=0.8, lw=0,
                     label="middle 80% of nodes")
-    for node, color in zip(nodes, (COLORS["upload"], COLORS["dl"])):
-        ax.plot(rounds, values[:, node], color=color, lw=1.4, label=f"node {node}")
+    styles = (("-", "o"), ("--", "s"))
+    every = max(1, len(rounds) // 12)
+    for node, color, (ls, marker) in zip(nodes, (COLORS["upload"], COLORS["dl"]), styles):
+        ax.plot(rounds, values[:, node], color=color, lw=1.4, ls=ls, marker=marker, ms=3.5,
+                markevery=every, label=f"node {node}")
     avg = h["avg_loss"] if metric == "test_loss" else h["avg_acc"]
-    ax.plot(rounds, avg, "--", color="black", lw=1, label="average model")
+    ax.plot(rounds, avg, ":", color="black", lw=1.2, label="average model")
     for r, label in history.labels.items():
         ax.axvline(r - 0.5, color=COLORS["grey"], ls=":", lw=1)
-        ax.annotate(label, (r - 0.5, ax.get_ylim()[1]), ha="right", va="top",
-                    fontsize=8, color=COLORS["grey"], rotation=90)
+    if history.labels:
+        # The last round is not a D-PSGD step: name it on the x-axis.
+        first = min(history.labels)
+        # Leave room before the all-reduce tick for its two-line label.
+        ticks = [t for t in MaxNLocator(nbins=6, integer=True).tick_values(0, first - 1)
+                 if 0 <= t <= first - 1 - max(1, first // 8)]
+        ax.set_xticks(ticks + sorted(history.labels),
+                      [f"{t:g}" for t in ticks]
+                      + [history.labels[r].replace(" ", "\n", 1) for r in sorted(history.labels)],
+                      fontsize=8)
     ax.set_xlabel("D-PSGD step")
     ax.set_ylabel("test loss" if metric == "test_loss" else "test accuracy")
     if title:
@@ -144,10 +158,12 @@ def plot_node_curves(history, nodes=(0, 1), *, ax=None, title: str | None = None
 def plot_topologies(results: dict, *, baseline=None):
     """Consensus distance and mean test loss per step, one line per topology."""
     fig, (ax1, ax2) = figure(ncols=2, figsize=(9, 3.6))
-    for name, result in results.items():
+    for (name, result), (ls, marker) in zip(results.items(), _STYLES * len(results)):
         h = result.history.as_arrays()
-        ax1.semilogy(h["round"][1:], h["consensus"][1:], label=name)
-        ax2.plot(h["round"], h["test_loss"].mean(1), label=name)
+        every = max(1, len(h["round"]) // 10)
+        style = dict(ls=ls, marker=marker, ms=4, markevery=every, label=name)
+        ax1.semilogy(h["round"][1:], h["consensus"][1:], **style)
+        ax2.plot(h["round"], h["test_loss"].mean(1), **style)
     if baseline is not None:
         ax2.plot(baseline.steps, baseline.test_loss, "k--", lw=1, label="centralized SGD")
     ax1.set_xlabel("D-PSGD step")
@@ -309,13 +325,22 @@ def plot_entry_histograms(payloads: dict, *, near_zero: float = 1e-3, bins: int 
     return fig
 
 
+_STYLES = (("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"))
+
+
 def plot_exchange(results: dict):
-    """Consensus distance and mean test accuracy: exchanging gradients vs parameters."""
+    """Consensus distance and mean test accuracy: exchanging gradients vs parameters.
+
+    Up to four runs, each with its own colour, line style and marker.
+    """
     fig, (ax1, ax2) = figure(ncols=2, figsize=(9, 3.4))
-    for (name, result), color in zip(results.items(), (COLORS["dl"], COLORS["upload"])):
+    colors = (COLORS["dl"], COLORS["upload"], COLORS["download"], COLORS["accent"])
+    for (name, result), color, (ls, marker) in zip(results.items(), colors, _STYLES):
         h = result.history.as_arrays()
-        ax1.semilogy(h["round"], h["consensus"], color=color, label=name)
-        ax2.plot(h["round"], h["test_acc"].mean(1), color=color, label=name)
+        every = max(1, len(h["round"]) // 10)
+        style = dict(color=color, ls=ls, marker=marker, ms=4, markevery=every, label=name)
+        ax1.semilogy(h["round"], h["consensus"], **style)
+        ax2.plot(h["round"], h["test_acc"].mean(1), **style)
     ax1.set_xlabel("round")
     ax1.set_ylabel("consensus distance")
     ax2.set_xlabel("round")
@@ -324,25 +349,45 @@ def plot_exchange(results: dict):
     return fig
 
 
+# Updates as large hollow circles, so that a parameter square at the same point shows inside.
+_COMPRESSION_MARKER = {"update": dict(ms=11, mfc="none", mew=1.8),
+                       "parameters": dict(ms=6), "fair": dict(ms=7)}
+
+
 def plot_compression(rows: list[dict]):
-    """Final accuracy against uploaded bytes, updates vs parameters per setting."""
+    """Final accuracy against uploaded bytes, updates vs parameters per setting.
+
+    Rows with a fair parameter baseline (``"quantize_per_tensor"``,
+    ``"topk_keep"``) get their own marker and legend entry.
+    """
     from .federated import describe
 
     fig, ax = figure()
-    markers = {"update": ("o", COLORS["dl"]), "parameters": ("s", COLORS["upload"])}
+    kinds = {"update": ("o", COLORS["dl"], "clients send updates"),
+             "parameters": ("s", COLORS["upload"], "clients send parameters (naive)"),
+             "fair": ("^", COLORS["download"], "clients send parameters (fair baseline)")}
+    used = set()
     for row in rows:
-        marker, color = markers[row["send"]]
-        ax.plot(row["upload_bytes"] / 2**20, row["accuracy"], marker, color=color, ms=7)
-        # Labels above the update markers, below the parameter markers: the
-        # two share their byte counts, so side by side they would overlap.
-        ax.annotate(describe(row["method"], row["level"]),
+        fair = row["send"] == "parameters" and row["method"] in ("quantize_per_tensor",
+                                                                 "topk_keep")
+        kind = "fair" if fair else row["send"]
+        used.add(kind)
+        marker, color, _ = kinds[kind]
+        ax.plot(row["upload_bytes"] / 2**20, row["accuracy"], marker, color=color,
+                **_COMPRESSION_MARKER[kind])
+        # Labels above the update markers, below the parameter markers, left of
+        # the fair ones: they share their byte counts, so they would overlap.
+        offset = {"update": (0, 6), "parameters": (4, -11), "fair": (-6, -3)}[kind]
+        ha = {"update": "center", "parameters": "left", "fair": "right"}[kind]
+        ax.annotate(describe(row["method"], row["level"]).replace(" quantization", ""),
                     (row["upload_bytes"] / 2**20, row["accuracy"]), fontsize=7,
-                    xytext=(4, 5 if row["send"] == "update" else -11),
-                    textcoords="offset points")
-    for send, (marker, color) in markers.items():
-        ax.plot([], [], marker, color=color, label=f"clients send {send}")
+                    xytext=offset, textcoords="offset points", ha=ha)
+    for kind, (marker, color, label) in kinds.items():
+        if kind in used:
+            ax.plot([], [], marker, color=color, label=label, **_COMPRESSION_MARKER[kind])
     ax.set_xscale("log")
     ax.margins(x=0.2)  # room for the labels of the rightmost markers
+    ax.set_ylim(top=max(1.0, ax.get_ylim()[1]))  # room for the labels above the top row
     ax.set_xlabel("bytes uploaded by all clients (MiB)")
     ax.set_ylabel("final test accuracy")
     ax.legend(fontsize=8)

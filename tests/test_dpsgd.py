@@ -50,7 +50,7 @@ def test_message_count_with_final_allreduce():
                     eval_every=5, progress=False)
     assert res.messages == 5 * 16 * 4 + 16 * 15
     h = res.history.as_arrays()
-    assert res.history.labels == {6: "all-reduce"}
+    assert res.history.labels == {6: "naive all-reduce"}
     assert np.ptp(h["test_loss"][-1]) < 1e-5  # every node has the same model
 
 
@@ -76,7 +76,10 @@ def test_faults_in_a_run():
 @pytest.mark.parametrize("kw, param", [
     ({"n_nodes": 1}, "n_nodes"), ({"rounds": 0}, "rounds"), ({"lr": -1}, "lr"),
     ({"batch_size": 0}, "batch_size"), ({"local_steps": 0}, "local_steps"),
-    ({"final_allreduce": "ring"}, "final_allreduce"), ({"topology": "hypercube"}, "kind"),
+    ({"final_allreduce": "tree"}, "final_allreduce"),
+    ({"order": "mix-then-step"}, "order"),
+    ({"final_allreduce": "ring", "faults": Faults(drop_prob=0.1)}, "final_allreduce"),
+    ({"topology": "hypercube"}, "kind"),
     ({"split": "sorted"}, "kind"), ({"model": "resnet"}, "model"), ({"seed": -1}, "seed"),
     ({"topology": make_topology("ring", 5)}, "topology"), ({"device": "tpu"}, "device"),
 ])
@@ -89,3 +92,60 @@ def test_centralized_mlp_baseline_reaches_90_percent():
     result = train_centralized(model="mlp", steps=1500, lr=0.1, eval_every=500)
     assert result.test_acc[-1] >= 0.90
     assert result.steps == [0, 500, 1000, 1500]
+
+
+def test_mix_and_step_is_lian_et_al_algorithm_1():
+    """x <- W x - lr * g(x): gradient at the current model, applied after mixing."""
+    n, rounds, lr, bs = 6, 4, 0.2, 8
+    res = run_dpsgd(n_nodes=n, topology="regular", degree=2, rounds=rounds, lr=lr,
+                    batch_size=bs, order="mix-and-step", progress=False)
+    digits = data.load_digits(seed=0)
+    topo = make_topology("regular", n, degree=2, seed=0)
+    nd = NodeData(digits.X_train, digits.y_train, data.split(digits.y_train, n, seed=0))
+    models = [make_model("mlp", seed=0) for _ in range(n)]
+    W = torch.tensor(topo.W, dtype=torch.float32)
+    gen = seeded_generator(0)
+    for _ in range(rounds):
+        X, y = nd.batch(gen, bs)
+        grads = []
+        for i in range(n):
+            models[i].zero_grad()
+            torch.nn.functional.cross_entropy(models[i](X[i]), y[i]).backward()
+            grads.append(torch.cat([p.grad.reshape(-1) for p in models[i].parameters()]))
+        x = torch.stack([torch.nn.utils.parameters_to_vector(m.parameters()) for m in models])
+        new = W @ x.detach() - lr * torch.stack(grads)
+        for i in range(n):
+            torch.nn.utils.vector_to_parameters(new[i], models[i].parameters())
+    assert torch.allclose(res.nodes.params, new, atol=1e-5)
+    other = run_dpsgd(n_nodes=n, topology="regular", degree=2, rounds=rounds, lr=lr,
+                      batch_size=bs, progress=False)
+    assert not torch.allclose(other.nodes.params, new, atol=1e-4)  # the orders differ
+    assert res.messages == other.messages == rounds * n * 2
+
+
+def test_ring_allreduce_ending_averages_and_counts_chunks():
+    n, rounds = 10, 3
+    plain = run_dpsgd(n_nodes=n, degree=4, rounds=rounds, eval_every=rounds, progress=False)
+    ring = run_dpsgd(n_nodes=n, degree=4, rounds=rounds, final_allreduce="ring",
+                     eval_every=rounds, progress=False)
+    mean = plain.nodes.params.mean(0)
+    assert torch.allclose(ring.nodes.params, mean.expand(n, -1), atol=1e-6)
+    c = ring.ledger.columns()
+    last = c["round"] == rounds + 1
+    assert last.sum() == 2 * n * (n - 1)
+    model_bytes = ring.nodes.payload_bytes
+    # Each message is one of n chunks (tensor_split sizes differ by at most one entry).
+    assert set(c["nbytes"][last]) <= {model_bytes // n // 4 * 4, (model_bytes // n // 4 + 1) * 4}
+    assert c["nbytes"][last].sum() == 2 * (n - 1) * model_bytes
+    assert ring.history.labels == {rounds + 1: "ring all-reduce"}
+
+
+def test_data_per_node_of_the_sheets_split():
+    from dmlbook.dpsgd import data_per_node
+
+    d = data_per_node(128, split="iid", seed=0)
+    assert d.n_train == 1438 and d.n_classes == 10
+    assert (d.min_examples, d.max_examples) == (1438 // 128, 1438 // 128 + 1)
+    assert 1 <= d.min_classes <= d.max_classes <= 10
+    shards = data_per_node(16, split="shards", seed=0)
+    assert shards.max_classes <= 4

@@ -97,7 +97,77 @@ def test_compress_none_and_rows():
     (lambda: federated.run_fedavg(method="zip", rounds=1), "method"),
     (lambda: federated.run_fedavg(local_steps=0), "local_steps"),
     (lambda: federated.run_decentralized_exchange(send="updates"), "send"),
+    (lambda: federated.run_decentralized_exchange(init="random"), "init"),
+    (lambda: compression.quantize_per_tensor(torch.ones(4), 4, [2, 3]), "sizes"),
+    (lambda: compression.top_k_keep(torch.ones(4), 0.5, torch.ones(3)), "reference"),
+    (lambda: compression.compressed_bytes(0), "n_entries"),
+    (lambda: compression.compressed_bytes(10, "quantize", 2.5), "level"),
+    (lambda: compression.compressed_bytes(10, "gzip"), "method"),
+    (lambda: federated.compression_table((("none", None),), sends=("grads",)), "sends"),
 ])
 def test_bad_input(call, param):
     with pytest.raises(ValueError, match=param):
         call()
+
+
+def test_quantize_per_tensor_hand_worked():
+    # Two tensors of very different scales: one range each keeps both exact at 1 bit.
+    x = torch.tensor([0.0, 100.0, 0.0, 0.01])
+    c = compression.quantize_per_tensor(x, bits=1, sizes=[2, 2])
+    assert torch.equal(c.values, x) and c.nbytes == 2 * (1 + 8)
+    whole = compression.quantize(x, bits=1)
+    assert whole.values[3] == 0.0  # one range for both loses the small tensor
+    assert compression.quantize_per_tensor(x, 8).nbytes == compression.quantize(x, 8).nbytes
+
+
+def test_top_k_keep_fills_unsent_entries_from_the_receiver():
+    x = torch.tensor([0.1, -5.0, 0.2, 3.0, 0.0])
+    ref = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0])
+    c = compression.top_k_keep(x, 0.4, ref)
+    assert torch.equal(c.values, torch.tensor([1.0, -5.0, 1.0, 3.0, 1.0]))
+    assert c.nbytes == compression.top_k(x, 0.4).nbytes == 2 * 8
+    assert torch.equal(compression.top_k_keep(x, 0.4).values, compression.top_k(x, 0.4).values)
+
+
+@pytest.mark.parametrize("method, level", [
+    ("none", None), ("quantize", 8), ("quantize", 4), ("quantize", 3), ("topk", 0.1),
+    ("topk", 0.01), ("topk_keep", 0.1), ("quantize_per_tensor", 8)])
+@pytest.mark.parametrize("n", [1, 7, 2410, 85_098])
+def test_compressed_bytes_is_what_compress_sends(method, level, n):
+    x = torch.randn(n, generator=torch.Generator().manual_seed(n))
+    assert compression.compressed_bytes(n, method, level) == compression.compress(
+        x, method, level).nbytes
+
+
+def test_compressed_bytes_lenet_by_hand():
+    assert compression.compressed_bytes(85_098) == 340_392
+    assert compression.compressed_bytes(85_098, "quantize", 8) == 85_098 + 8
+    assert compression.compressed_bytes(85_098, "topk", 0.01) == 851 * 8
+    assert compression.compressed_bytes(85_098, "quantize_per_tensor", 8, n_tensors=10) \
+        == 85_098 + 80
+
+
+def test_common_initialisation_starts_together_and_gradient_exchange_drifts():
+    kw = dict(n_nodes=12, degree=4, rounds=30, lr=0.5, init="common", progress=False)
+    grads = federated.run_decentralized_exchange(send="gradients", **kw).history.as_arrays()
+    params = federated.run_decentralized_exchange(send="parameters", **kw).history.as_arrays()
+    assert grads["consensus"][0] < 1e-5 and params["consensus"][0] < 1e-5
+    assert grads["consensus"][-1] > 2 * params["consensus"][-1] > 0
+
+
+def test_averaging_shrinks_the_quantization_error_of_the_step():
+    run = federated.run_fedavg(n_clients=10, rounds=5, send="parameters", method="quantize",
+                               level=8, progress=False)
+    # Independent rounding errors of ten clients partly cancel in the mean.
+    assert np.mean(run.step_error) < 0.7 * np.mean(run.client_step_error)
+
+
+def test_fair_parameter_baselines_run_and_count_bytes():
+    kw = dict(n_clients=4, rounds=3, send="parameters", progress=False)
+    keep = federated.run_fedavg(method="topk_keep", level=0.1, **kw)
+    zero = federated.run_fedavg(method="topk", level=0.1, **kw)
+    assert keep.upload_bytes == zero.upload_bytes == 3 * 4 * 241 * 8
+    assert np.mean(keep.step_error) < np.mean(zero.step_error)
+    per_tensor = federated.run_fedavg(method="quantize_per_tensor", level=4, **kw)
+    n_tensors = len(Nodes(make_model("mlp", seed=0), 1).flat.sizes)
+    assert per_tensor.upload_bytes == 3 * 4 * (2410 // 2 + 8 * n_tensors)

@@ -71,3 +71,38 @@ def test_losses_equal_after_the_allreduce():
 def test_bad_input(args, kw, param):
     with pytest.raises(ValueError, match=param):
         messages.dpsgd_messages(*args, **kw)
+
+
+def test_sheet_case_with_a_ring_allreduce():
+    assert messages.allreduce_messages(128, "ring") == 32_512
+    assert messages.dpsgd_messages(128, 8, 50, final_allreduce="ring") == 83_712
+    # Bytes: the ring sends 2 (n - 1) models' worth, the naive one n (n - 1) models.
+    assert messages.allreduce_bytes(128, 100, "naive") == 16_256 * 100
+    assert messages.allreduce_bytes(128, 128, "ring") == 32_512 * 1  # chunks of 1 byte
+    assert messages.dpsgd_bytes(128, 8, 50, 10, final_allreduce="ring") == (51_200 + 254) * 10
+    assert messages.dpsgd_bytes(4, 2, 3, 7, final_allreduce=None) == 24 * 7
+
+
+def test_ledger_of_the_sheets_run_with_a_ring_allreduce():
+    run = run_dpsgd(n_nodes=128, topology="regular", degree=8, rounds=50,
+                    final_allreduce="ring", eval_every=50, progress=False)
+    per_round = run.ledger.per_round()
+    assert run.messages == messages.dpsgd_messages(128, 8, 50, final_allreduce="ring") == 83_712
+    assert per_round[51] == 32_512
+    model_bytes = run.nodes.payload_bytes
+    assert run.ledger.totals().bytes_sent == messages.dpsgd_bytes(
+        128, 8, 50, model_bytes, final_allreduce="ring")
+    c = run.ledger.columns()
+    ring = c["round"] == 51
+    assert c["nbytes"][ring].max() <= model_bytes / 128 + 4  # each about 1/128 of a model
+
+
+@pytest.mark.parametrize("call, param", [
+    (lambda: messages.allreduce_bytes(128, 0), "model_bytes"),
+    (lambda: messages.allreduce_bytes(128, 10, "tree"), "kind"),
+    (lambda: messages.allreduce_bytes(1, 10), "n_nodes"),
+    (lambda: messages.dpsgd_bytes(128, 8, 50, 2.5), "model_bytes"),
+])
+def test_bytes_bad_input(call, param):
+    with pytest.raises(ValueError, match=param):
+        call()
