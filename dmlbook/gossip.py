@@ -6,18 +6,20 @@ Time is continuous. A priority queue holds timed events; each node runs
   that lasts ``sgd_time``], pick a peer, send;
 * a **passive thread**: on receiving a message, aggregate it.
 
-Messages take ``delay`` seconds and are lost with probability ``drop_prob``.
-Peers are picked ``"uniform"``-ly at random, or ``"balanced"``: the ``k``-th
+Messages take ``delay`` seconds and are lost with probability ``drop_prob``;
+a message counts as delivered only if it is not lost and arrives before the
+run ends (``until``, or ``cycles * delta``). Peers are picked ``"uniform"``-ly at random, or ``"balanced"``: the ``k``-th
 message of node ``i`` goes to ``(i + s_k) mod n`` with a shift ``s_k`` drawn
 from a seed all nodes share, so that each node is picked exactly once per
 ``k``. Every message goes through the ledger, with the *cycle* (``floor(time /
-delta)``) of its delivery as its round.
+delta)``) of its arrival as its round; records are written in batches.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +31,36 @@ from .ledger import Ledger
 from .units import check_choice, check_int, check_number, check_probability
 
 SAMPLING = ("uniform", "balanced")
+PROTOCOLS = ("push-pull", "push")
+# Documented upper bounds of the load helpers' counts.
+MAX_LOAD_NODES = 10**12
+MAX_LOAD_K = 10_000
+
+
+class _LedgerBuffer:
+    """Messages collected in lists and written to a :class:`Ledger` in batches.
+
+    One ``Ledger.record`` call per message costs a chunk of five arrays per
+    message; a batch of ``size`` messages costs one chunk.
+    """
+
+    def __init__(self, ledger: Ledger, nbytes: int, size: int = 4096):
+        self.ledger, self.nbytes, self.size = ledger, nbytes, size
+        self.rows: tuple[list, list, list, list] = ([], [], [], [])
+
+    def add(self, round: int, sender: int, receiver: int, delivered: bool) -> None:
+        for column, value in zip(self.rows, (round, sender, receiver, delivered)):
+            column.append(value)
+        if len(self.rows[0]) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        rounds, senders, receivers, delivered = self.rows
+        if rounds:
+            self.ledger.record(np.array(rounds, dtype=np.int64), np.array(senders),
+                               np.array(receivers), self.nbytes,
+                               np.array(delivered, dtype=bool))
+            self.rows = ([], [], [], [])
 
 
 class PeerSampler:
@@ -117,22 +149,26 @@ class AveragingResult:
 
 def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: float = 0.1,
                    delay: float = 0.0, drop_prob: float = 0.0, sampling: str = "uniform",
-                   seed: int = 0) -> AveragingResult:
-    """Push-pull gossip averaging of one number per node.
+                   seed: int = 0, protocol: str = "push-pull") -> AveragingResult:
+    """Gossip averaging of one number per node, ``"push-pull"`` or ``"push"``.
 
     Active thread of ``i``: every ``delta``, send ``x_i`` to a peer ``j``.
-    Passive thread of ``j``: compute ``d = (x_i - x_j) / 2``, set
-    ``x_j += d`` and reply ``d``; on the reply ``i`` sets ``x_i -= d``. Each
-    exchange moves ``d`` from one node to the other, so the sum never changes
-    unless a reply is lost; without delay an exchange averages the pair.
+    Push-pull: ``j`` computes ``d = (x_i - x_j) / 2``, sets ``x_j += d`` and
+    replies ``d``; on the reply ``i`` sets ``x_i -= d``. Each exchange moves
+    ``d`` from one node to the other, so the sum never changes unless a reply
+    is lost; without delay an exchange averages the pair. Push (the message
+    pattern of gossip learning): ``j`` sets ``x_j = (x_i + x_j) / 2`` and
+    nothing goes back, so the sum, and with it the mean, drifts.
     """
     x = np.array(values, dtype=np.float64)
     n, delta, jitter, delay, drop_prob, sampling = _check_common(
         len(x), delta, jitter, delay, drop_prob, sampling)
     cycles = check_int("cycles", cycles)
+    protocol = check_choice("protocol", protocol, PROTOCOLS)
     rng = np.random.default_rng([check_int("seed", seed, minimum=0), 1])
     sampler = PeerSampler(n, sampling, rng, seed)
     queue, ledger = EventQueue(), Ledger(n)
+    records = _LedgerBuffer(ledger, nbytes=8)  # one float64 per message
     for i in range(n):
         queue.push(rng.uniform(0, delta), "wake", i)
     snapshots = [x.copy()]
@@ -141,8 +177,11 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
     def send(t, src, dst, kind, payload):
         arrival = t + delay
         ok = rng.random() >= drop_prob
-        ledger.record(int(arrival // delta), src, dst, 8, ok)
-        if ok:
+        # A push that arrives after the end is never answered: not delivered.
+        # A reply already on its way still lands (see below).
+        delivered = ok and (kind == "reply" or arrival < end)
+        records.add(int(arrival // delta), src, dst, delivered)
+        if delivered:
             queue.push(arrival, kind, dst, payload, sender=src)
 
     while queue.peek_time() < end:
@@ -153,6 +192,8 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
         if ev.kind == "wake":
             send(ev.time, ev.node, sampler.next(ev.node), "push", x[ev.node])
             queue.push(ev.time + _period(rng, delta, jitter), "wake", ev.node)
+        elif ev.kind == "push" and protocol == "push":
+            x[ev.node] = (ev.payload + x[ev.node]) / 2
         elif ev.kind == "push":
             d = (ev.payload - x[ev.node]) / 2
             x[ev.node] += d
@@ -165,6 +206,7 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
         ev = queue.pop()
         if ev.kind == "reply":
             x[ev.node] -= ev.payload
+    records.flush()
     while len(snapshots) <= cycles:
         snapshots.append(x.copy())
     snaps = np.array(snapshots)
@@ -172,21 +214,52 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
                            snaps.sum(1), x, ledger)
 
 
+def push_pull_variance_factor() -> float:
+    """Theory: push-pull averaging with uniform peers shrinks the expected variance
+    by ``1 / (2 sqrt(e))``, about 0.30, per cycle (Jelasity, Montresor and
+    Babaoglu, 2005)."""
+    return 1 / (2 * math.sqrt(math.e))
+
+
+def variance_factor_per_cycle(result: AveragingResult, cycles: int = 10) -> float:
+    """Measured: the geometric mean of the variance ratio over the first ``cycles``
+    cycles, ``(var[cycles] / var[0]) ** (1 / cycles)``."""
+    cycles = check_int("cycles", cycles)
+    if cycles >= len(result.variance):
+        raise ValueError(f"cycles must be below the {len(result.variance)} cycles "
+                         f"recorded, got {cycles}")
+    return float((result.variance[cycles] / result.variance[0]) ** (1 / cycles))
+
+
 @dataclass
 class GossipLearningResult:
-    """Per evaluation time: every node's test accuracy and loss; the ledger; step counts."""
+    """Per evaluation time: every node's test accuracy and loss, and the mean
+    number of SGD steps a node had taken; the ledger; step counts; final models;
+    the data each node held; the wall-clock seconds the simulation took."""
 
     times: list[float] = field(default_factory=list)
     test_acc: list[np.ndarray] = field(default_factory=list)
     test_loss: list[np.ndarray] = field(default_factory=list)
+    mean_steps: list[float] = field(default_factory=list)
     ledger: Ledger = field(default_factory=Ledger)
     steps: np.ndarray | None = None  # SGD steps per node
     delta: float = 1.0
     n_nodes: int = 0
+    params: torch.Tensor | None = None  # (n_nodes, n_params), at ``until``
+    n_params: int = 0
+    examples_per_node: np.ndarray | None = None
+    classes_per_node: np.ndarray | None = None
+    wall_seconds: float = 0.0
 
     def as_arrays(self):
         return {"time": np.array(self.times), "test_acc": np.array(self.test_acc),
-                "test_loss": np.array(self.test_loss)}
+                "test_loss": np.array(self.test_loss),
+                "mean_steps": np.array(self.mean_steps)}
+
+
+def aggregate(own: torch.Tensor, received: torch.Tensor) -> torch.Tensor:
+    """The sheet's AGGREGATE: ``x <- (m.x + x) / 2``."""
+    return (received + own) / 2
 
 
 def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str = "iid",
@@ -194,13 +267,17 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
                     sgd_time: float = 0.0, delay: float = 0.0, drop_prob: float = 0.0,
                     sampling: str = "uniform", lr: float = 0.1, batch_size: int = 8,
                     eval_every: float = 1.0, seed: int = 0,
-                    progress: bool | None = None) -> GossipLearningResult:
+                    progress: bool | None = None,
+                    batch_steps: bool = True) -> GossipLearningResult:
     """The sheet's gossip learning, simulated in continuous time.
 
     Active thread: loop { wait ``delta``; ``x <- SGD(x)`` (takes ``sgd_time``
     seconds); ``p <- random peer``; send(p, x) }. Passive thread: on receive
     ``m``: ``x <- (m.x + x) / 2``. Every node is evaluated on the test set
-    every ``eval_every`` simulated seconds until ``until``.
+    every ``eval_every`` simulated seconds until ``until``. A message counts as
+    delivered only if it is not lost and arrives before ``until``.
+    ``batch_steps=False`` computes one SGD step at a time instead of batching
+    steps that cannot influence each other: slower, same parameters.
     """
     n, delta, jitter, delay, drop_prob, sampling = _check_common(
         n_nodes, delta, jitter, delay, drop_prob, sampling)
@@ -210,6 +287,9 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     batch_size = check_int("batch_size", batch_size)
     eval_every = check_number("eval_every", eval_every)
     seed = check_int("seed", seed, minimum=0)
+    if not isinstance(batch_steps, (bool, np.bool_)):
+        raise ValueError(f"batch_steps must be True or False, got {batch_steps!r}")
+    started = time.perf_counter()
     module, dataset, node_data, _, _ = prepare(model, n, dataset=dataset, split=split,
                                                seed=seed)
     nodes = Nodes(module, n)
@@ -218,8 +298,9 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     sampler = PeerSampler(n, sampling, rng, seed)
     queue = EventQueue()
     result = GossipLearningResult(ledger=Ledger(n), delta=delta, n_nodes=n)
+    records = _LedgerBuffer(result.ledger, nbytes=nodes.payload_bytes)
     steps = np.zeros(n, dtype=np.int64)
-    nbytes = nodes.payload_bytes
+    window = delay if batch_steps else 0.0
     # Waking up is implicit: a node's next event is the end of its SGD step,
     # ``delta`` (jittered) after its last send plus ``sgd_time``.
     for i in range(n):
@@ -230,6 +311,7 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
         result.times.append(t)
         result.test_loss.append(loss)
         result.test_acc.append(acc)
+        result.mean_steps.append(float(steps.mean()))
 
     next_eval = 0.0
     bar = progress_bar(int(until / eval_every), progress, "gossip learning")
@@ -243,20 +325,20 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
             break
         ev = queue.pop()
         if ev.kind == "receive":  # passive thread
-            nodes.params[ev.node] = (ev.payload + nodes.params[ev.node]) / 2
+            nodes.params[ev.node] = aggregate(nodes.params[ev.node], ev.payload)
             continue
         # Steps of distinct nodes that end within ``delay`` of each other cannot
         # influence each other (their messages arrive ``delay`` later): compute
         # their gradients in one batch. Deliveries in between to other nodes
         # are applied in order; one to a node already in the batch ends it.
         batch, members = [ev], {ev.node}
-        while queue.peek_time() < min(ev.time + delay, until):
+        while queue.peek_time() < min(ev.time + window, until):
             head = queue.peek()
             if head.node in members:
                 break
             queue.pop()
             if head.kind == "receive":
-                nodes.params[head.node] = (head.payload + nodes.params[head.node]) / 2
+                nodes.params[head.node] = aggregate(nodes.params[head.node], head.payload)
             else:
                 batch.append(head)
                 members.add(head.node)
@@ -273,13 +355,23 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
             steps[i] += 1
             peer = sampler.next(i)
             arrival = b.time + delay
-            ok = bool(rng.random() >= drop_prob)
-            result.ledger.record(int(arrival // delta), i, peer, nbytes, ok)
-            if ok:
+            # Delivered: not lost, and there before the run ends.
+            delivered = bool(rng.random() >= drop_prob) and arrival < until
+            records.add(int(arrival // delta), i, peer, delivered)
+            if delivered:
                 queue.push(arrival, "receive", peer, nodes.params[i].clone(), sender=i)
             queue.push(b.time + _period(rng, delta, jitter) + sgd_time, "step", i)
     bar.close()
+    records.flush()
     result.steps = steps
+    result.params = nodes.params.clone()
+    result.n_params = nodes.flat.n_params
+    result.examples_per_node = node_data.sizes.numpy().copy()
+    bounds = np.concatenate([[0], np.cumsum(result.examples_per_node)])
+    labels = node_data.y.cpu().numpy()
+    result.classes_per_node = np.array([len(np.unique(labels[a:b]))
+                                        for a, b in zip(bounds[:-1], bounds[1:])])
+    result.wall_seconds = time.perf_counter() - started
     return result
 
 
@@ -298,12 +390,36 @@ def uniform_load_prediction(n_nodes: int, max_k: int) -> np.ndarray:
     Each of the other ``n - 1`` nodes sends once per cycle and picks this node
     with probability ``1 / (n - 1)``: Binomial(n - 1, 1 / (n - 1)), about
     Poisson(1) — so ``(1 - 1/(n-1))^(n-1)``, about 37 %, receive nothing.
+    ``k > n - 1`` has probability 0. Bounds: ``2 <= n_nodes <= 10**12``,
+    ``0 <= max_k <= 10_000``; computed in log space, so that large ``n`` neither
+    overflows nor loses the small probabilities.
     """
     n = check_int("n_nodes", n_nodes, minimum=2)
     max_k = check_int("max_k", max_k, minimum=0)
-    p = 1 / (n - 1)
-    return np.array([math.comb(n - 1, k) * p**k * (1 - p) ** (n - 1 - k)
-                     for k in range(max_k + 1)])
+    if n > MAX_LOAD_NODES:
+        raise ValueError(f"n_nodes must be at most {MAX_LOAD_NODES:,}, got {n:,}")
+    if max_k > MAX_LOAD_K:
+        raise ValueError(f"max_k must be at most {MAX_LOAD_K:,}, got {max_k:,}")
+    senders = n - 1
+    if senders == 1:  # two nodes: the other one always picks this one
+        return (np.arange(max_k + 1) == 1).astype(np.float64)
+    log_p, log_q = -math.log(senders), math.log1p(-1 / senders)
+    probs = np.zeros(max_k + 1)
+    for k in range(min(max_k, senders) + 1):
+        log_comb = (math.lgamma(senders + 1) - math.lgamma(k + 1)
+                    - math.lgamma(senders - k + 1))
+        probs[k] = math.exp(log_comb + k * log_p + (senders - k) * log_q)
+    return probs
+
+
+def load_quantile(n_nodes: int, share: float) -> int:
+    """The smallest ``k`` such that a node receives at most ``k`` messages in a
+    cycle with probability >= ``share`` (uniform peers): the capacity, in
+    messages per cycle, that covers that share of (node, cycle) pairs."""
+    share = check_probability("share", share)
+    probs = uniform_load_prediction(n_nodes, min(MAX_LOAD_K, n_nodes - 1))
+    # A little slack for rounding: the cumulative sum may end at 1 - 1e-16.
+    return int(np.searchsorted(np.cumsum(probs), share - 1e-12))
 
 
 def centralized_baseline(result: GossipLearningResult, *, model="mlp", dataset=None,

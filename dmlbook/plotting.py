@@ -394,14 +394,38 @@ def plot_compression(rows: list[dict]):
     return fig
 
 
-def plot_variance(results: dict):
-    """Variance of the nodes' values per cycle of gossip averaging (log scale)."""
-    fig, ax = figure()
-    for label, res in results.items():
-        ax.semilogy(res.cycle, np.maximum(res.variance, 1e-30), marker=".", label=label)
+def _line_colors() -> list:
+    """The palette's distinct colours, the light band colour left out."""
+    return list(dict.fromkeys(c for k, c in COLORS.items() if k != "band"))
+
+
+# Line styles and markers for figures whose lines can overlap.
+_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1)), "v"))
+
+
+def plot_variance(results: dict, *, ax=None, quantity: str = "variance"):
+    """Per cycle of gossip averaging, one line per setting (distinct styles and markers).
+
+    ``quantity="variance"``: the variance of the nodes' values (log scale);
+    ``"mean"``: their mean, against the true mean (the first cycle's).
+    Returns the figure (as before); with ``ax`` given, draws into it.
+    """
+    fig, ax = figure() if ax is None else (ax.figure, ax)
+    colors = _line_colors()
+    for j, (label, res) in enumerate(results.items()):
+        ls, marker = _STYLES[j % len(_STYLES)]
+        y = (np.maximum(res.variance, 1e-30) if quantity == "variance" else res.mean)
+        ax.plot(res.cycle, y, ls=ls, marker=marker, ms=3, color=colors[j % len(colors)],
+                label=label)
     ax.set_xlabel("cycle (one period Δ)")
-    ax.set_ylabel("variance of the node values")
-    ax.set_ylim(bottom=1e-16)
+    if quantity == "variance":
+        ax.set_yscale("log")
+        ax.set_ylabel("variance of the node values")
+        ax.set_ylim(bottom=1e-16)
+    else:
+        first = next(iter(results.values()))
+        ax.axhline(first.mean[0], color="black", lw=1, ls=(0, (1, 1)), label="true mean")
+        ax.set_ylabel("mean of the node values")
     ax.legend(fontsize=8)
     return fig
 
@@ -445,14 +469,19 @@ def plot_load_histograms(loads: dict, prediction: np.ndarray, *, ax=None):
     return ax
 
 
-def plot_progress(results: dict, *, ax=None):
-    """Median test accuracy over simulated time, one line per setting."""
+def plot_progress(results: dict, *, ax=None, x: str = "time"):
+    """Median test accuracy, one line per setting (distinct styles and markers),
+    against simulated time (``x="time"``) or the mean SGD steps per node (``"steps"``)."""
     if ax is None:
         _, ax = figure()
-    for label, res in results.items():
+    colors = _line_colors()
+    for j, (label, res) in enumerate(results.items()):
         h = res.as_arrays()
-        ax.plot(h["time"], np.median(h["test_acc"], 1), label=label)
-    ax.set_xlabel("simulated time (s)")
+        ls, marker = _STYLES[j % len(_STYLES)]
+        ax.plot(h["time"] if x == "time" else h["mean_steps"], np.median(h["test_acc"], 1),
+                ls=ls, marker=marker, ms=3, markevery=3, color=colors[j % len(colors)],
+                label=label)
+    ax.set_xlabel("simulated time (s)" if x == "time" else "SGD steps per node (mean)")
     ax.set_ylabel("median test accuracy")
     ax.legend(fontsize=8)
     return ax
