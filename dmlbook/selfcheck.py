@@ -88,10 +88,15 @@ def _script(check_id: str, payload: dict, body: str) -> str:
 
 @dataclass(frozen=True)
 class SelfCheck:
-    """A rendered self-check: ``html`` is the form and its script."""
+    """A rendered self-check: ``html`` is the form and its script.
+
+    ``logic`` (a :class:`NumericCheck` or :class:`ChoiceCheck`) gives the same
+    feedback in Python as the script does in the browser.
+    """
 
     check_id: str
     html: str
+    logic: object = None
 
     def _repr_html_(self) -> str:
         return self.html
@@ -223,7 +228,7 @@ def numeric(check_id: str, question: str, *, answer: float, unit: str,
         f'<button type="submit" class="dmlbook-selfcheck-button">Check</button>\n'
         f'<p class="dmlbook-selfcheck-feedback" role="status" aria-live="polite"></p>\n'
         f'</form>\n')
-    return SelfCheck(check_id, form + _script(check_id, payload, _NUMERIC_JS))
+    return SelfCheck(check_id, form + _script(check_id, payload, _NUMERIC_JS), logic)
 
 
 @dataclass(frozen=True)
@@ -275,9 +280,9 @@ def choice(check_id: str, question: str, options) -> SelfCheck:
         f'<button type="submit" class="dmlbook-selfcheck-button">Check</button>\n'
         f'<p class="dmlbook-selfcheck-feedback" role="status" aria-live="polite"></p>\n'
         f'</form>\n')
-    payload = {"options": [[c, w] for _, c, w in options],
-               "invalid": ChoiceCheck(tuple(options)).feedback(-1)[1]}
-    return SelfCheck(check_id, form + _script(check_id, payload, _CHOICE_JS))
+    logic = ChoiceCheck(tuple(options))
+    payload = {"options": [[c, w] for _, c, w in options], "invalid": logic.feedback(-1)[1]}
+    return SelfCheck(check_id, form + _script(check_id, payload, _CHOICE_JS), logic)
 
 
 # The sheet's settings (exercise sheet, week 13), for the checks below.
