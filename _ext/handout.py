@@ -77,7 +77,7 @@ def _keep_exercises_only(section: nodes.Element) -> bool:
             continue
         if _is_exercise(child):
             kept = True
-        elif isinstance(child, nodes.section) and _contains(child, _is_exercise):
+        elif isinstance(child, nodes.Element) and _contains(child, _is_exercise):
             kept = _keep_exercises_only(child) or kept
         elif isinstance(child, nodes.target):
             continue  # labels of kept sections stay resolvable
@@ -95,7 +95,7 @@ def _cut_below(boundary: nodes.Element) -> None:
         for sibling in list(after):
             if _is_exercise(sibling):
                 continue
-            if isinstance(sibling, nodes.section) and _contains(sibling, _is_exercise):
+            if isinstance(sibling, nodes.Element) and _contains(sibling, _is_exercise):
                 _keep_exercises_only(sibling)
             else:
                 parent.remove(sibling)
