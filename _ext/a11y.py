@@ -19,7 +19,8 @@ ROLE_FIXES = (('<div role="list" class="citation-list">', '<div class="citation-
 
 
 def add_templates(app, config):
-    # First in the list: these override the theme's own components.
+    # First in the list: these override the theme's own components, which
+    # pydata-sphinx-theme puts on the template path by their bare file names.
     config.templates_path.insert(0, str(TEMPLATES))
 
 
