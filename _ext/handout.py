@@ -156,7 +156,8 @@ def configure(app, config):
         return
     config.html_copy_source = False
     config.html_show_sourcelink = False
-    config.html_title = f"{config.html_title} (handout)"
+    if config.html_title:
+        config.html_title = f"{config.html_title} (handout)"
     options = dict(config.html_theme_options or {})
     options.update(use_download_button=False, launch_buttons={})
     config.html_theme_options = options
