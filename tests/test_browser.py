@@ -232,12 +232,27 @@ def test_selfcheck_in_a_browser(browser, site, doc):
         page.close()
 
 
+# For each image of the page's article: its caption, number and alt text, and a
+# hash of its pixels, so that one figure shown twice is found even when one copy
+# is a file and the other a data URL (a widget's static view).
 FIGURES_JS = """() => {
   const article = document.querySelector('article.bd-article') || document.body;
+  function pixels(img) {
+    try {
+      const canvas = document.createElement('canvas');
+      canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+      canvas.getContext('2d').drawImage(img, 0, 0);
+      const data = canvas.toDataURL('image/png');
+      let h = 0;
+      for (let i = 0; i < data.length; i++) h = (h * 31 + data.charCodeAt(i)) | 0;
+      return img.naturalWidth + 'x' + img.naturalHeight + ':' + h;
+    } catch (e) { return img.currentSrc; }
+  }
   return [...article.querySelectorAll('img')].map(img => {
     const figure = img.closest('figure');
     const caption = figure && figure.querySelector('figcaption');
     return {src: img.getAttribute('src') || '', alt: img.getAttribute('alt'),
+            pixels: pixels(img),
             number: !!(caption && caption.querySelector('.caption-number')),
             caption: caption ? caption.innerText.trim() : ''};
   });
@@ -261,10 +276,10 @@ def test_figures_are_numbered_captioned_and_described(browser, site, doc):
         alt = (img["alt"] or "").strip()
         if len(alt) < 10 or PATH_LIKE.search(alt):
             problems.append(f"{name}: alt text {alt!r} does not describe it")
-    sources = [img["src"] for img in images]
-    duplicates = {s[-60:] for s in sources if sources.count(s) > 1}
+    hashes = [img["pixels"] for img in images]
+    duplicates = [i for i, h in enumerate(hashes, 1) if hashes.count(h) > 1]
     if duplicates:
-        problems.append(f"images shown more than once: {sorted(duplicates)}")
+        problems.append(f"the same picture shown more than once: images {duplicates}")
     FIGURE_REPORTS.mkdir(parents=True, exist_ok=True)
     (FIGURE_REPORTS / f"{doc.replace('/', '_')}.json").write_text(json.dumps(
         {"images": len(images), "numbered_and_captioned": sum(
