@@ -142,6 +142,18 @@ class DropAnswers(SphinxTransform):
             for extra in boundaries[1:]:
                 if extra.parent is not None:
                     extra.parent.remove(extra)
+        _forget_dropped_targets(doc)
+
+
+def _forget_dropped_targets(doc) -> None:
+    """Unregister the labels of dropped nodes, so Sphinx does not collect them."""
+    present = {i for node in doc.findall(nodes.Element) for i in node["ids"]}
+    for name, node_id in list(doc.nameids.items()):
+        if node_id is not None and node_id not in present:
+            del doc.nameids[name]
+            doc.nametypes.pop(name, None)
+    for node_id in [i for i in doc.ids if i not in present]:
+        del doc.ids[node_id]
 
 
 def keep_missing_references_as_text(app, env, node, contnode):
@@ -158,9 +170,10 @@ def configure(app, config):
     config.html_show_sourcelink = False
     if config.html_title:
         config.html_title = f"{config.html_title} (handout)"
-    options = dict(config.html_theme_options or {})
-    options.update(use_download_button=False, launch_buttons={})
-    config.html_theme_options = options
+    if config.html_theme == "sphinx_book_theme":  # the book's theme has these buttons
+        options = dict(config.html_theme_options or {})
+        options.update(use_download_button=False, launch_buttons={})
+        config.html_theme_options = options
 
 
 def setup(app):
