@@ -10,7 +10,10 @@ when every page has been read.
 
 from __future__ import annotations
 
+import codecs
 import re
+
+import latexcodec  # noqa: F401 (registers the ulatex codec)
 
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
@@ -28,6 +31,11 @@ class CitedIn(SphinxDirective):
 
 
 def _plain(text: str) -> str:
+    """BibTeX text as plain Unicode: accents decoded, braces dropped."""
+    try:
+        text = codecs.decode(text, "ulatex")  # latexcodec, a dependency of pybtex
+    except (LookupError, ValueError, TypeError):
+        pass
     return re.sub(r"[{}]", "", text)
 
 
