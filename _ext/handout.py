@@ -9,7 +9,9 @@ handout`` sets it); otherwise this extension does nothing. Then, in every page:
   ``dmlbook-answers-below``), only what lies above the boundary is kept, plus
   every ``{exercise}`` block below it (with the heading of its section), and the
   boundary becomes a short note saying what was left out;
-- in the workbook pages, the folded reference solutions (dropdowns) are dropped.
+- in the workbook pages, the folded reference solutions (dropdowns) are dropped;
+- the saved state of the widgets (the "Try it" panels, below the boundary) is
+  not written into the pages: it holds the panels' outputs, answers included.
 
 The filtering runs on each page's doctree before Sphinx collects labels, images
 and the search index, so nothing dropped reaches the site. References into
@@ -156,6 +158,22 @@ def _forget_dropped_targets(doc) -> None:
         del doc.ids[node_id]
 
 
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def drop_widget_state(app, pagename, templatename, context, doctree):
+    """The page's saved widget state holds every panel's output, answers included.
+
+    The panels sit below the boundary, so the handout shows none of them; their
+    state, which myst-nb adds to the page as an inline script, is dropped too.
+    """
+    if not handout_mode():
+        return
+    scripts = context.get("script_files", [])
+    scripts[:] = [s for s in scripts
+                  if getattr(s, "attributes", {}).get("type") != WIDGET_STATE]
+
+
 def keep_missing_references_as_text(app, env, node, contnode):
     """In the handout, a reference into a dropped part reads as its plain text."""
     if handout_mode() and node.get("reftype") in {"ref", "numref", "doc", "eq", "solution"}:
@@ -180,4 +198,6 @@ def setup(app):
     app.connect("config-inited", configure)
     app.add_transform(DropAnswers)
     app.connect("missing-reference", keep_missing_references_as_text)
+    # After myst-nb adds the page's scripts (default priority 500).
+    app.connect("html-page-context", drop_widget_state, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
