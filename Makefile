@@ -12,7 +12,7 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 # -n checks every reference, --all rebuilds from scratch (no stale outputs).
 JB_FLAGS := --all -W -n --keep-going
 
-.PHONY: book test lab clean venv
+.PHONY: book handout test lab clean venv
 
 venv: $(STAMP) $(VENDOR)
 
@@ -36,6 +36,18 @@ book: $(STAMP) $(VENDOR)
 	@echo
 	@echo "The book is at: file://$(CURDIR)/_build/html/index.html"
 
+# The handout edition: the same site without solutions and self-check answers
+# (_ext/handout.py), for a lecturer to publish before the exercise class.
+# Built apart from the book (its own doctrees and executed notebooks).
+handout: $(STAMP) $(VENDOR)
+	rm -rf _build/handout
+	DMLBOOK_HANDOUT=1 $(BIN)/jupyter-book build . $(JB_FLAGS) --path-output _build/handout
+	mv _build/handout/_build/html _build/handout/html
+	rm -rf _build/handout/_build
+	@echo
+	@echo "The handout is at: file://$(CURDIR)/_build/handout/html/index.html"
+
+# Builds the book and the handout (tests/test_book.py, tests/test_handout.py).
 test: $(STAMP) $(VENDOR)
 	$(BIN)/python -m pytest
 

@@ -15,6 +15,8 @@ from sphinx.util.fileutil import copy_asset
 
 REQUIRED = ("mathjax/es5/tex-chtml.js", "html-manager/dist/embed-amd.js",
             "requirejs/require.js")
+# The folders of _vendor/ that the site serves; axe-core is for the test only.
+SITE_FOLDERS = ("mathjax", "html-manager", "requirejs")
 
 
 def _source(app) -> Path:
@@ -31,7 +33,8 @@ def check_assets(app):
 def copy_assets(app, exception):
     if exception is None and app.builder.format == "html":
         out = Path(app.outdir)
-        copy_asset(str(_source(app)), str(out / "_static" / "vendor"))
+        for folder in SITE_FOLDERS:
+            copy_asset(str(_source(app) / folder), str(out / "_static" / "vendor" / folder))
         # Loaded through RequireJS, the widget manager asks for its icon fonts
         # at <page folder>/@jupyter-widgets/html-manager/dist/: put them there.
         fonts = [f for f in (_source(app) / "html-manager" / "dist").iterdir()

@@ -10,14 +10,50 @@ import numpy as np
 from . import bandwidth, costs
 from .units import MBIT
 
-COLORS = {"download": "#1f77b4", "upload": "#d62728", "fl": "#d62728",
-          "dl": "#2ca02c", "accent": "#ff7f0e", "band": "#9ecae1", "grey": "#7f7f7f"}
+# The Okabe-Ito palette (Okabe & Ito, "Color Universal Design", 2008): its eight
+# colours stay apart for readers with any common colour-vision deficiency.
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9",
+             "bluish green": "#009E73", "yellow": "#F0E442", "blue": "#0072B2",
+             "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
+# The book's colours by meaning (the keys chapters use), all from Okabe-Ito;
+# "band" is for filled areas, "grey" for reference lines.
+COLORS = {"download": OKABE_ITO["blue"], "upload": OKABE_ITO["vermillion"],
+          "fl": OKABE_ITO["vermillion"], "dl": OKABE_ITO["bluish green"],
+          "accent": OKABE_ITO["orange"], "band": OKABE_ITO["sky blue"], "grey": "#7f7f7f"}
+# Lines that may overlap differ in line style and marker too, not only in colour:
+# the i-th series of a figure uses the i-th entry of each (see series_style).
+LINE_COLORS = [OKABE_ITO[c] for c in ("blue", "vermillion", "bluish green", "orange",
+                                      "reddish purple", "sky blue", "black", "yellow")]
+LINE_STYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2)),
+               (0, (3, 1, 3, 3))]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 matplotlib.rcParams.update({
     "figure.figsize": (6.4, 3.8), "figure.dpi": 100, "savefig.dpi": 100,
     "axes.spines.top": False, "axes.spines.right": False,
     "axes.grid": True, "grid.alpha": 0.3, "font.size": 10, "legend.frameon": False,
+    # Lines drawn without an explicit style cycle through colour AND line style.
+    "axes.prop_cycle": (matplotlib.cycler(color=LINE_COLORS)
+                        + matplotlib.cycler(linestyle=LINE_STYLES)),
 })
+
+
+def series_style(index: int, *, n_points: int | None = None) -> dict:
+    """Keyword arguments for the ``index``-th line of a figure: colour, line style, marker.
+
+    With ``n_points``, markers are thinned to about ten per line, so that dense
+    lines stay readable. Pass the result to ``ax.plot(..., **series_style(i))``.
+    """
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ValueError(f"index must be an int >= 0, got {index!r}")
+    style = {"color": LINE_COLORS[index % len(LINE_COLORS)],
+             "linestyle": LINE_STYLES[index % len(LINE_STYLES)],
+             "marker": MARKERS[index % len(MARKERS)]}
+    if n_points is not None:
+        if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 1:
+            raise ValueError(f"n_points must be an int >= 1, got {n_points!r}")
+        style["markevery"] = max(1, n_points // 10)
+    return style
 
 
 def _show_figures_in_ipython() -> None:

@@ -1,0 +1,126 @@
+"""The handout edition (make handout): the book without solutions and self-check answers.
+
+It is built exactly as `make handout` builds it (DMLBOOK_HANDOUT=1, its own
+output folder, every chapter executed: the cells below the spoiler boundary
+still define glued numbers that the exercises kept above use). The test then
+reads every text file of the handout site and checks that none of the sheet's
+answers and no solution text appears, while the normal book still has them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from book_helpers import HTML_DIR, ROOT, _Text, chapter_docs, jupyter_book
+
+HANDOUT = ROOT / "_build" / "handout"
+HANDOUT_HTML = HANDOUT / "html"
+# The sheet's answers as the book may write them: exercise 1 (2,203 and the
+# download limit 22,033), exercise 2 ($110.65) and exercise 6 (67,456 messages).
+ANSWERS = ["2203", "2,203", "22033", "22,033", "110.65", "67456", "67,456",
+           # ... and as LaTeX writes them in glued equations.
+           "2{,}203", "22{,}033", "67{,}456"]
+TEXT_SUFFIXES = {".html", ".js", ".txt", ".md", ".ipynb", ".json", ".py"}
+
+
+def answer_pattern(answer: str) -> re.Pattern:
+    # Not part of a longer number (no digit, comma or decimal digit around it).
+    return re.compile(rf"(?<![\d,.]){re.escape(answer)}(?![\d]|[,.]\d)")
+
+
+def build_handout() -> subprocess.CompletedProcess:
+    """`make handout`: the build with DMLBOOK_HANDOUT=1, moved to _build/handout/html."""
+    shutil.rmtree(HANDOUT, ignore_errors=True)
+    env = dict(os.environ, DMLBOOK_HANDOUT="1")
+    done = subprocess.run(
+        [jupyter_book(), "build", str(ROOT), "--all", "-W", "-n", "--keep-going",
+         "--path-output", str(HANDOUT)], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=900)
+    if done.returncode == 0:
+        (HANDOUT / "_build" / "html").rename(HANDOUT_HTML)
+        shutil.rmtree(HANDOUT / "_build")
+    return done
+
+
+@pytest.fixture(scope="module")
+def handout():
+    done = build_handout()
+    assert done.returncode == 0, f"the handout did not build:\n{done.stdout[-3000:]}" \
+                                 f"\n{done.stderr[-3000:]}"
+    return HANDOUT_HTML
+
+
+def site_text_files(html_dir: Path) -> dict[str, str]:
+    return {str(p.relative_to(html_dir)): p.read_text(encoding="utf-8", errors="replace")
+            for p in html_dir.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES
+            and "vendor" not in p.parts and "@jupyter-widgets" not in p.parts}
+
+
+def visible_text(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return re.sub(r"\s+", " ", " ".join(parser.parts))
+
+
+def solution_sentences(doc: str) -> list[str]:
+    """Sentences (40+ characters) of the normal book's solutions on page ``doc``."""
+    html = (HTML_DIR / f"{doc}.html").read_text(encoding="utf-8")
+    sentences = []
+    for block in re.findall(r'<div class="solution[^"]*"[^>]*>(.*?)</section>\s*</div>',
+                            html, flags=re.S):
+        text = visible_text(block)
+        sentences += [s.strip() for s in re.split(r"(?<=[.!?])\s", text)
+                      if len(s.strip()) >= 40]
+    return sentences
+
+
+def test_handout_has_no_answers(handout):
+    files = site_text_files(handout)
+    assert any(name.startswith("chapters/") for name in files)
+    found = {(name, a) for name, text in files.items() for a in ANSWERS
+             if answer_pattern(a).search(text)}
+    assert found == set(), f"answers in the handout: {sorted(found)}"
+
+
+def test_handout_has_no_solutions_or_self_checks(handout):
+    for name, text in site_text_files(handout).items():
+        if not name.endswith(".html"):
+            continue
+        assert 'class="solution' not in text, f"a solution in {name}"
+        assert "data-dmlbook-selfcheck" not in text, f"a self-check in {name}"
+    assert not (handout / "_sources").exists(), "the page sources (with solutions) were copied"
+
+
+def test_handout_keeps_every_exercise_and_the_note(handout, built_book):
+    assert built_book.returncode == 0, "the book did not build"
+    for doc in chapter_docs():
+        book_html = (HTML_DIR / f"{doc}.html").read_text(encoding="utf-8")
+        handout_html = (handout / f"{doc}.html").read_text(encoding="utf-8")
+        titles = [visible_text(t).strip() for t in re.findall(
+            r'<div class="exercise[^"]*"[^>]*>\s*<p class="admonition-title">(.*?)</p>',
+            book_html, flags=re.S)]
+        assert titles, f"no exercise in the book's {doc}"
+        for title in titles:
+            assert title in visible_text(handout_html), f"{doc}: {title!r} not in the handout"
+        assert "dmlbook-handout-note" in handout_html, f"{doc}: no handout note"
+        # No sentence of the book's solutions made it into the handout.
+        handout_text = visible_text(handout_html)
+        leaked = [s for s in solution_sentences(doc) if s in handout_text]
+        assert leaked == [], f"{doc}: solution text in the handout: {leaked[:3]}"
+
+
+def test_the_book_still_has_the_answers_and_solutions(built_book):
+    assert built_book.returncode == 0, "the book did not build"
+    files = site_text_files(HTML_DIR)
+    for answer in ["2,203", "110.65", "67,456"]:
+        assert any(answer_pattern(answer).search(t) for t in files.values()), answer
+    for doc in chapter_docs():
+        assert solution_sentences(doc), f"no solution text found in the book's {doc}"
+        assert "data-dmlbook-selfcheck" in files[f"{doc}.html"], f"no self-check on {doc}"
+
