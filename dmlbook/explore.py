@@ -189,7 +189,10 @@ def failure_result(scheme, failure, n_workers, rounds, crash_round, *, seed=0) -
 
 def _check_failure(values):
     if values["failure"] == "server" and values["scheme"] != "ps":
-        raise InputError("failure: “the server crashes” needs a server; only the parameter "
+        from .allreduce import SCHEME_NAMES
+
+        raise InputError("failure: “the server crashes” needs a server; the "
+                         f"{SCHEME_NAMES[values['scheme']]} has none, only the parameter "
                          "server scheme has one. Choose another failure or scheme.")
     if values["crash_round"] >= values["rounds"]:
         raise InputError(f"crash round: “{values['crash_round']}” is not before the last "
