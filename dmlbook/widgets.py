@@ -318,10 +318,10 @@ class LivePanel(W.VBox):
     def _make(base, c, value):
         if isinstance(base, Choice):
             return W.Dropdown(options=list(base.options), value=value, description=base.text,
-                              style=LABEL_STYLE)
+                              style=LABEL_STYLE, layout=W.Layout(width="auto"))
         box = W.Text(value="" if c is None else c.format(value), continuous_update=False,
                      description=base.text if c is None else c.text, style=LABEL_STYLE,
-                     disabled=c is None)
+                     disabled=c is None, layout=W.Layout(width="auto"))
         return box
 
     def typed(self) -> dict:
@@ -391,7 +391,7 @@ def static_explorer(spec: PanelSpec) -> W.VBox:
     first_c = spec.control(first)
     first_dd = W.Dropdown(options=[(first_c.format(v), i) for i, v in enumerate(first_values)],
                           value=0, description=first_c.text + " (precomputed)",
-                          style=LABEL_STYLE)
+                          style=LABEL_STYLE, layout=W.Layout(width="100%", max_width="640px"))
     if dependent:
         labels = spec.grid_labels[second]
         second_text = spec.control(second).label
@@ -399,7 +399,8 @@ def static_explorer(spec: PanelSpec) -> W.VBox:
         labels = [spec.control(second).format(v) for v in second_values]
         second_text = spec.control(second).text
     second_dd = W.Dropdown(options=[(lab, i) for i, lab in enumerate(labels)], value=0,
-                           description=second_text + " (precomputed)", style=LABEL_STYLE)
+                           description=second_text + " (precomputed)", style=LABEL_STYLE,
+                           layout=W.Layout(width="100%", max_width="640px"))
     pages, links = [], []
     for a in first_values:
         inner = []
@@ -419,12 +420,11 @@ def static_explorer(spec: PanelSpec) -> W.VBox:
     others = ", ".join(f"{c.text} {c.format(c.default)}" for c in fixed
                        if c.name not in spec.depends)
     note = W.HTML(
-        f"<p class='dmlbook-precomputed'><b>Precomputed explorer: {html.escape(spec.title)}.</b> "
+        f"<p class='dmlbook-precomputed'><b>Precomputed explorer: {html.escape(spec.title)}</b> "
         f"These two controls switch between {len(first_values) * n_second} results computed "
         f"when the book was built (other values fixed: {html.escape(others)}). "
         f"{HOW_TO_GO_LIVE}</p>")
-    box = W.VBox([note, W.HBox([first_dd, second_dd], layout=W.Layout(flex_flow="row wrap")),
-                  outer])
+    box = W.VBox([note, W.VBox([first_dd, second_dd]), outer])
     box.add_class("dmlbook-explorer")
     box.links = links  # the browser-side links (kept for inspection)
     return box
