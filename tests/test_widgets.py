@@ -239,7 +239,8 @@ def test_dpsgd_counts_match_the_closed_form():
 
 def test_cost_and_time_model():
     rows = dict(explore.fl_cost_result(**explore.SHEET_EX2).rows)
-    assert rows["FL download bill"] == "$110.65" and rows["DL bill (flat-rate home links)"] == "$0.00"
+    assert rows["FL download bill"] == "$110.65"
+    assert rows["DL bill (flat-rate home links)"] == "$0.00"
     rows = dict(explore.round_time_result(2, 85_098, 1.0).rows)
     # With two workers a ring is one exchange: it ties with the naive all-reduce.
     assert rows["fastest"] == "a tie between naive all-reduce and ring all-reduce"
