@@ -157,7 +157,7 @@ def figure_png(fig: Figure, *, dpi: int = RENDER_DPI) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi)
     image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
     out = io.BytesIO()
-    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, format="png",
+    image.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(out, format="png",
                                                                      optimize=True)
     return out.getvalue()
 
