@@ -157,8 +157,7 @@ def figure_png(fig: Figure, *, dpi: int = RENDER_DPI) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi)
     image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
     out = io.BytesIO()
-    image.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(out, format="png",
-                                                                     optimize=True)
+    image.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(out, format="png")
     return out.getvalue()
 
 
