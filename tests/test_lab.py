@@ -52,7 +52,7 @@ RESULTS = ROOT / "_build" / "lab_responses.json"
 PANELS = {"ex1_fl_bandwidth": ["ex1"], "ex2_fl_costs": ["ex2"],
           "ex3_allreduce": ["ex3_time", "ex3_failures"],
           "ex4_gradients_vs_parameters": ["ex4"], "ex5_gossip": ["ex5"], "ex6_dpsgd": ["ex6"]}
-RUN_ALL_TIMEOUT_MS = 300_000
+RUN_ALL_TIMEOUT_MS = 600_000
 CHANGE_TIMEOUT_MS = 60_000
 
 
