@@ -231,13 +231,13 @@ def _wait_changed(page, panel, before: str, t0: float, spec) -> float:
 
 
 def _changed_value(c: Number, spec=None) -> str:
-    """A new value within bounds, near the default (training stays quick)."""
-    if c.integer:
-        value = c.default + 1 if c.default + 1 <= c.high else c.default - 1
-    else:
-        value = c.default * 1.5 if c.default > 0 else (c.low + c.high) / 10
-        value = min(value, c.high)
-    return c.format(value)
+    """A new value within bounds: the default doubled, so that the figure shows it too."""
+    value = c.default * 2
+    if value == c.default or value > c.high:
+        value = c.default + 1 if c.default + 1 <= c.high else (c.low + c.high) / 2
+    if not c.integer and c.default == 0:
+        value = (c.low + c.high) / 10
+    return c.format(int(value) if c.integer else value)
 
 
 def _bad_values(c: Number) -> list[str]:
