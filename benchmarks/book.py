@@ -1,7 +1,7 @@
 """Build budget: the cold build of the whole book, and each chapter's time and memory.
 
-    python benchmarks/book.py            # both parts
-    python benchmarks/book.py --skip-build
+    python benchmarks/book.py            # build, memory, site size, panels
+    python benchmarks/book.py --skip-build --skip-memory --before /path/to/old/_build/html
 
 Part 1 runs the same cold build as `make book` and reads each notebook's
 execution time from the build log. Part 2 executes each chapter on its own in
@@ -9,6 +9,13 @@ a fresh kernel (as Binder would) while sampling the kernel's resident memory,
 and its child processes (proportional set size), and reports the peak. Targets: whole book within 180 s on the 2-core machine,
 each chapter within 30 s, no chapter's kernel above 1.5 GB (Binder gives
 about 2 GB).
+
+Part 3 measures the built site (``_build/html``): its total size, the largest
+chapter page (target: none above 3 MB), and with ``--before`` the growth over
+another build (target: at most 15 MB; the static explorers' precomputed figures
+are most of it). Part 4 measures the "Try it" panels in this process: the kernel
+time of each change of a calculator panel (target p95 <= 100 ms) and of each
+**Run** of a training panel at its default sizes (target p95 <= 2 s), as p50/p95.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_LIMIT_S, CHAPTER_LIMIT_S, MEMORY_LIMIT_B = 180, 30, 1.5e9
+PAGE_LIMIT_B, GROWTH_LIMIT_B = 3 * 2**20, 15 * 2**20
+CALCULATOR_LIMIT_S, TRAINING_LIMIT_S = 0.100, 2.0
 
 
 def cold_build() -> tuple[float, dict[str, float], int]:
@@ -78,6 +87,67 @@ def peak_kernel_memory(path: Path) -> tuple[float, int]:
     return time.perf_counter() - start, peak[0]
 
 
+def site_size(html_dir: Path) -> tuple[int, dict[str, int]]:
+    """Total bytes of a built site, and the bytes of each chapter page."""
+    total = sum(p.stat().st_size for p in html_dir.rglob("*") if p.is_file())
+    pages = {p.stem: p.stat().st_size for p in sorted((html_dir / "chapters").glob("*.html"))}
+    return total, pages
+
+
+def panel_response(repeats: int = 5) -> dict[str, tuple[float, float, int]]:
+    """Kernel seconds per change (calculators) or per Run (training): p50, p95, count.
+
+    Wall-clock seconds; the CPU seconds of this process are printed beside them,
+    since on a shared machine the wall clock also counts other processes' turns.
+    """
+    import numpy as np
+
+    from dmlbook import explore
+
+    out = {}
+    for key, spec in explore.SPECS.items():
+        panel = explore.panel(key)
+        times, cpus = [], []
+        if spec.training:
+            panel.run()  # the first run loads the data set once, as in a session
+            for _ in range(repeats):
+                start, cpu = time.perf_counter(), time.process_time()
+                panel.run()
+                times.append(time.perf_counter() - start)
+                cpus.append(time.process_time() - cpu)
+        else:
+            for c in spec.controls:
+                if hasattr(c, "low"):
+                    values = [c.default * f for f in (1.1, 1.5, 2, 0.5, 1)]
+                    values = [min(max(v, c.low), c.high) for v in values]
+                    values = [c.format(round(v) if c.integer else v) for v in values]
+                else:
+                    values = [v for _, v in c.options] + [c.default]
+                for value in values * max(1, repeats // 3):
+                    start, cpu = time.perf_counter(), time.process_time()
+                    panel.controls[c.name].value = value
+                    times.append(time.perf_counter() - start)
+                    cpus.append(time.process_time() - cpu)
+        out[key] = (float(np.percentile(times, 50)), float(np.percentile(times, 95)),
+                    len(times))
+        print(f"  {key:<14} CPU p50 {np.percentile(cpus, 50) * 1e3:7.1f} ms, "
+              f"p95 {np.percentile(cpus, 95) * 1e3:7.1f} ms", flush=True)
+    return out
+
+
+def explorer_build_seconds() -> dict[str, float]:
+    """Seconds to precompute each static explorer: what the explorers add to a cold build."""
+    from dmlbook import explore
+
+    explore.explorer("ex6")  # loads the data set once, as the build's kernels do anyway
+    out = {}
+    for key in explore.SPECS:
+        start = time.perf_counter()
+        explore.explorer(key)
+        out[key] = time.perf_counter() - start
+    return out
+
+
 def chapters() -> list[Path]:
     import yaml
 
@@ -90,6 +160,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-panels", action="store_true")
+    parser.add_argument("--before", type=Path, help="an older build's _build/html to compare")
     args = parser.parse_args(argv)
     ok = True
     if not args.skip_build:
@@ -106,6 +178,36 @@ def main(argv=None) -> int:
             t, peak = peak_kernel_memory(path)
             print(f"  {path.stem:<30} {t:5.1f} s, peak kernel memory {peak / 2**20:6.0f} MiB")
             ok &= t <= CHAPTER_LIMIT_S and peak <= MEMORY_LIMIT_B
+    html_dir = ROOT / "_build" / "html"
+    if html_dir.is_dir():
+        total, pages = site_size(html_dir)
+        largest = max(pages, key=pages.get)
+        print(f"site: {total / 2**20:.1f} MiB; largest chapter page {largest}: "
+              f"{pages[largest] / 2**20:.2f} MiB (target <= {PAGE_LIMIT_B / 2**20:.0f} MiB)")
+        for name, size in pages.items():
+            print(f"  {name:<30} {size / 2**10:7.0f} KiB")
+        ok &= pages[largest] <= PAGE_LIMIT_B
+        if args.before is not None:
+            before, _ = site_size(args.before)
+            growth = total - before
+            print(f"site before: {before / 2**20:.1f} MiB; growth {growth / 2**20:+.1f} MiB "
+                  f"(target <= {GROWTH_LIMIT_B / 2**20:.0f} MiB)")
+            ok &= growth <= GROWTH_LIMIT_B
+    if not args.skip_panels:
+        seconds = explorer_build_seconds()
+        print(f"static explorers precomputed in {sum(seconds.values()):.1f} s in all "
+              "(the cold build's growth; target <= 30 s):")
+        for key, t in seconds.items():
+            print(f"  {key:<14} {t:5.1f} s")
+        ok &= sum(seconds.values()) <= 30
+        print("Try-it panels, kernel time (calculators per change, training per Run):")
+        from dmlbook import explore
+
+        for key, (p50, p95, count) in panel_response().items():
+            limit = TRAINING_LIMIT_S if explore.SPECS[key].training else CALCULATOR_LIMIT_S
+            print(f"  {key:<14} p50 {p50 * 1e3:7.1f} ms, p95 {p95 * 1e3:7.1f} ms over {count}"
+                  f" (target p95 <= {limit * 1e3:.0f} ms)")
+            ok &= p95 <= limit
     print("all targets met" if ok else "SOME TARGETS MISSED")
     return 0 if ok else 1
 

@@ -1,64 +1,106 @@
-"""The chapters' "try it" widgets: controls -> a dmlbook computation -> a result.
+"""The chapters' "Try it" panels: one :class:`~dmlbook.widgets.PanelSpec` per panel.
 
-Each ``*_panel`` function returns a :class:`~dmlbook.widgets.Panel`; each
-``*_view`` function is what the panel computes, usable without a kernel (the
-chapters call it once more to draw the static figure of the default state).
+Each description gives the free live panel (:func:`panel`) and the static
+explorer of the HTML site (:func:`explorer`); both call the same ``compute``.
+Also the equations that exercises 1 and 2 show with their numbers filled in.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 
 from . import bandwidth, costs, plotting
 from .units import MBIT, format_bytes
-from .widgets import Panel, choice, float_box, int_box, table_html
+from .widgets import Choice, InputError, LivePanel, Number, PanelSpec, Result, static_explorer
 
 SHEET_EX1 = dict(n_params=85_098, bits_per_param=32, download_mbps=1000.0,
                  upload_mbps=100.0, time_limit_s=60.0)
 SHEET_EX2 = dict(n_params=4_950_544, rounds=1000, clients_per_round=200,
                  usd_per_gib=0.03, bytes_per_param=4)
+INSTANT = "answered in milliseconds at any value; the bounds keep to plausible networks"
 
 
-def fl_bandwidth_view(n_params, bits_per_param, download_mbps, upload_mbps, time_limit_s):
-    """Both limits, n_max, the binding link, and the transfer times at n_max."""
+@contextmanager
+def one_thread():
+    """Train on one torch thread, then restore the setting.
+
+    The panels' models are small: a second intra-op thread gains little alone,
+    and on a busy 2-core machine (a build, other kernels) the threads' spinning
+    made a 5-round FedAvg 14 times slower (7.8 s against 0.56 s, measured).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- exercise 1
+
+
+def fl_bandwidth_result(n_params, bits_per_param, download_mbps, upload_mbps,
+                        time_limit_s) -> Result:
+    """Both links' limits, n_max, the binding link (or a tie), transfer times at n_max."""
     limit = bandwidth.max_participants(
-        n_params, bits_per_param=bits_per_param, download_bps=download_mbps * MBIT,
+        n_params=n_params, bits_per_param=bits_per_param, download_bps=download_mbps * MBIT,
         upload_bps=upload_mbps * MBIT, time_limit_s=time_limit_s)
+    if limit.download == limit.upload:
+        binding = f"a tie: both links allow {limit.n_max:,} participants"
+    else:
+        binding = f"the server's {'upload' if limit.upload < limit.download else 'download'} link"
     rows = [("model size", f"{limit.model_bits:,} bits = {format_bytes(limit.model_bits / 8)}"),
             ("download link supports", f"{limit.download:,} participants"),
             ("upload link supports", f"{limit.upload:,} participants"),
             ("n_max", f"{limit.n_max:,}"),
-            ("binding link", f"the server's {limit.bottleneck} link")]
+            ("binding link", binding)]
     if limit.n_max >= 1:
         times = bandwidth.transfer_times(
-            n_params, limit.n_max, bits_per_param=bits_per_param,
+            n_params=n_params, n_participants=limit.n_max, bits_per_param=bits_per_param,
             download_bps=download_mbps * MBIT, upload_bps=upload_mbps * MBIT)
         rows += [("at n_max: sending the model", f"{times.upload_s:.2f} s"),
                  ("at n_max: receiving the models", f"{times.download_s:.2f} s")]
     else:
         rows += [("note", "not even one participant fits into the time limit")]
-    fig = plotting.plot_nmax_vs_upload(
-        n_params, bits_per_param=bits_per_param, download_bps=download_mbps * MBIT,
-        time_limit_s=time_limit_s, mark_upload_bps=upload_mbps * MBIT)
-    return table_html(rows), fig
+    fig = plotting.plot_nmax_panel(n_params=n_params, bits_per_param=bits_per_param,
+                                   download_bps=download_mbps * MBIT,
+                                   upload_bps=upload_mbps * MBIT, time_limit_s=time_limit_s)
+    alt = (f"Log-log chart: participants supported against the server's upload speed, 1 to "
+           f"10,000 Mbit/s, for {n_params:,} parameters at {bits_per_param} bits and a "
+           f"{time_limit_s:g} s limit. The download link's limit, {limit.download:,}, is a "
+           f"dashed line; the chosen upload speed, {upload_mbps:g} Mbit/s, is marked at "
+           f"{limit.n_max:,} participants.")
+    return Result(rows, fig, alt)
 
 
-def fl_bandwidth_panel(**defaults) -> Panel:
-    """Widget over every assumption of exercise 1."""
-    d = {**SHEET_EX1, **defaults}
-    return Panel(fl_bandwidth_view, {
-        "n_params": int_box("parameters", d["n_params"]),
-        "bits_per_param": choice("bits per parameter", [32, 16, 8], d["bits_per_param"]),
-        "download_mbps": float_box("server download (Mbit/s)", d["download_mbps"]),
-        "upload_mbps": float_box("server upload (Mbit/s)", d["upload_mbps"]),
-        "time_limit_s": float_box("time limit (s)", d["time_limit_s"]),
-    })
+EX1 = PanelSpec(
+    key="ex1", title="How many FL participants fit into the time limit?",
+    controls=(
+        Number("n_params", "model size", "parameters", 85_098, 1, 10**10, integer=True,
+               why=INSTANT),
+        Choice("bits_per_param", "precision", (("32 bits per parameter", 32),
+                                               ("16 bits per parameter", 16),
+                                               ("8 bits per parameter", 8)), 32),
+        Number("download_mbps", "server download speed", "Mbit/s", 1000, 0.01, 100_000,
+               why=INSTANT),
+        Number("upload_mbps", "server upload speed", "Mbit/s", 100, 0.01, 100_000,
+               why=INSTANT),
+        Number("time_limit_s", "time limit per round", "s", 60, 0.1, 86_400, why=INSTANT),
+    ),
+    compute=fl_bandwidth_result, height_px=640,
+    grid={"upload_mbps": [10, 100, 1000], "bits_per_param": [32, 16, 8]})
 
 
-def fl_cost_view(n_params, rounds, clients_per_round, usd_per_gib, bytes_per_param):
-    """FL's cloud download bill, its variants, and DL's, as a table and a figure."""
+# ---------------------------------------------------------------- exercise 2
+
+
+def fl_cost_result(n_params, rounds, clients_per_round, usd_per_gib, bytes_per_param) -> Result:
+    """FL's cloud download bill, with uploads billed too, and DL's, as a table and a figure."""
     kw = dict(rounds=rounds, clients_per_round=clients_per_round, usd_per_gib=usd_per_gib)
     cmp = costs.compare_download_costs(n_params, bytes_per_param=bytes_per_param, **kw)
     both = costs.fl_cumulative_cost(n_params, bytes_per_param=bytes_per_param,
@@ -71,19 +113,306 @@ def fl_cost_view(n_params, rounds, clients_per_round, usd_per_gib, bytes_per_par
             ("saving with DL", f"${cmp.saving_usd:,.2f}")]
     fig = plotting.plot_cumulative_cost(n_params, bytes_per_param=bytes_per_param,
                                         variants=False, **kw)
-    return table_html(rows), fig
+    alt = (f"Line chart of the cumulative cloud bill in US dollars over {rounds:,} rounds: "
+           f"FL's download bill rises linearly to ${cmp.fl_usd:,.2f}; DL over flat-rate "
+           "links stays at $0.00.")
+    return Result(rows, fig, alt)
 
 
-def fl_cost_panel(**defaults) -> Panel:
-    """Widget over every assumption of exercise 2."""
-    d = {**SHEET_EX2, **defaults}
-    return Panel(fl_cost_view, {
-        "n_params": int_box("parameters", d["n_params"]),
-        "rounds": int_box("rounds", d["rounds"]),
-        "clients_per_round": int_box("clients per round", d["clients_per_round"]),
-        "usd_per_gib": float_box("price ($/GiB)", d["usd_per_gib"]),
-        "bytes_per_param": choice("bytes per parameter", [4, 2, 1], d["bytes_per_param"]),
-    })
+EX2 = PanelSpec(
+    key="ex2", title="What does FL's traffic cost in the cloud?",
+    controls=(
+        Number("n_params", "model size", "parameters", 4_950_544, 1, 10**10, integer=True,
+               why=INSTANT),
+        Number("rounds", "rounds", "", 1000, 1, 100_000, integer=True,
+               why="the figure draws every round"),
+        Number("clients_per_round", "clients per round", "", 200, 1, 10**7, integer=True,
+               why=INSTANT),
+        Number("usd_per_gib", "price of cloud download", "$/GiB", 0.03, 0.001, 10,
+               why="cloud egress prices are a few cents per GiB"),
+        Choice("bytes_per_param", "precision", (("4 bytes per parameter", 4),
+                                                ("2 bytes per parameter", 2),
+                                                ("1 byte per parameter", 1)), 4),
+    ),
+    compute=fl_cost_result, height_px=600,
+    grid={"bytes_per_param": [4, 2, 1], "usd_per_gib": [0.01, 0.03, 0.09]})
+
+
+# ---------------------------------------------------------------- exercise 3
+
+
+def round_time_result(n_workers, n_params, link_gbps) -> Result:
+    """Exercise 3's time model: communication time per round of each scheme."""
+    from .allreduce import SCHEME_NAMES, busiest_link_bytes, round_time_s
+
+    link_bps = link_gbps * 1e9
+    times = {}
+    rows = []
+    for scheme, name in SCHEME_NAMES.items():
+        times[name] = round_time_s(scheme, n_workers, n_params, link_bps)
+        busiest = busiest_link_bytes(scheme, n_workers, n_params * 4)
+        rows.append((name, f"{times[name] * 1e3:,.1f} ms per round ({format_bytes(busiest)} "
+                           "on the busiest link)"))
+    best = min(times.values())
+    fastest = [name for name, t in times.items() if math.isclose(t, best, rel_tol=1e-9)]
+    rows.append(("fastest", fastest[0] if len(fastest) == 1
+                 else "a tie between " + " and ".join(fastest)))
+    fig = plotting.plot_round_times(n_params, link_bps, max_workers=max(256, n_workers),
+                                    mark=n_workers)
+    alt = (f"Log-log chart of the communication time per round against the number of workers "
+           f"for {n_params:,} parameters over {link_gbps:g} Gbit/s links, one line per scheme; "
+           f"at {n_workers} workers (marked) the fastest is {rows[-1][1]}.")
+    return Result(rows, fig, alt)
+
+
+EX3_TIME = PanelSpec(
+    key="ex3_time", title="How long does one round's communication take?",
+    controls=(
+        Number("n_workers", "workers", "", 16, 2, 4096, integer=True, why=INSTANT),
+        Number("n_params", "model size", "parameters", 85_098, 1, 10**10, integer=True,
+               why=INSTANT),
+        Number("link_gbps", "link speed", "Gbit/s", 1, 0.001, 1000, why=INSTANT),
+    ),
+    compute=round_time_result, height_px=560,
+    grid={"n_workers": [4, 16, 64], "link_gbps": [0.1, 1, 10]})
+
+FAILURES = (("nothing fails", "none"), ("the last worker crashes", "worker"),
+            ("the server crashes", "server"))
+
+
+def failure_result(scheme, failure, n_workers, rounds, crash_round, *, seed=0) -> Result:
+    """Exercise 3's failure runs: train with one scheme while one node crashes."""
+    from .allreduce import SCHEME_NAMES, train_data_parallel
+    from .faults import Faults
+
+    victim = {"none": None, "worker": n_workers - 1, "server": n_workers}[failure]
+    faults = Faults(crash_at={} if victim is None else {victim: crash_round})
+    with one_thread():
+        run = train_data_parallel(scheme, n_workers=n_workers, rounds=rounds, faults=faults,
+                                  seed=seed, progress=False)
+    updated = sum(run.updated[1:])
+    totals = run.ledger.totals()
+    name = SCHEME_NAMES[scheme]
+    rows = [("scheme", name),
+            ("final test accuracy", f"{run.test_acc[-1]:.3f}"),
+            ("rounds that updated the model", f"{updated} of {rounds}"),
+            ("messages sent / delivered", f"{totals.sent:,} / {totals.delivered:,}")]
+    label = {v: k for k, v in FAILURES}[failure]
+    fig = plotting.plot_failure_run(run, crash_round=None if victim is None else crash_round,
+                                    title=f"{name}, {n_workers} workers: {label}")
+    alt = (f"Line chart of test accuracy over {rounds} rounds for the {name} with {n_workers} "
+           f"workers when {label}"
+           + ("" if victim is None else f" at round {crash_round}")
+           + f"; it ends at {run.test_acc[-1]:.3f}, the model changed in {updated} rounds.")
+    return Result(rows, fig, alt)
+
+
+def _check_failure(values):
+    if values["failure"] == "server" and values["scheme"] != "ps":
+        from .allreduce import SCHEME_NAMES
+
+        raise InputError("failure: “the server crashes” needs a server; the "
+                         f"{SCHEME_NAMES[values['scheme']]} has none, only the parameter "
+                         "server scheme has one. Choose another failure or scheme.")
+    if values["crash_round"] >= values["rounds"]:
+        raise InputError(f"crash round: “{values['crash_round']}” is not before the last "
+                         f"round. Enter a round from 1 to {values['rounds'] - 1}.")
+
+
+EX3_FAILURES = PanelSpec(
+    key="ex3_failures", title="What happens when a node crashes?", training=True,
+    controls=(
+        Choice("failure", "failure", tuple(FAILURES), "worker"),
+        Choice("scheme", "scheme", (("parameter server", "ps"), ("naive all-reduce", "naive"),
+                                    ("ring all-reduce", "ring")), "ring"),
+        Number("n_workers", "workers", "", 8, 2, 32, integer=True,
+               why="32 workers train in a few seconds on a 2-core machine"),
+        Number("rounds", "rounds", "", 20, 2, 100, integer=True,
+               why="100 rounds train in a few seconds"),
+        Number("crash_round", "crash round", "", 5, 1, 99, integer=True,
+               why="before the last round"),
+    ),
+    compute=failure_result, check=_check_failure, height_px=560,
+    grid={"failure": ["none", "worker", "server"], "scheme": ["ps", "naive", "ring"]})
+
+
+# ---------------------------------------------------------------- exercise 4
+
+
+def compression_result(method, level, rounds) -> Result:
+    """Exercise 4: one compression setting, clients sending updates vs parameters."""
+    from . import federated
+
+    with one_thread():
+        rows = federated.compression_table(((method, level),), rounds=rounds)
+    table = [(f"clients send {row['send']}",
+              f"accuracy {row['accuracy']:.3f}, {format_bytes(row['upload_bytes'])} up, "
+              f"payload error {row['rel_error']:.1%}, step error {row['step_error']:.1%}")
+             for row in rows]
+    fig, ax = plotting.figure()
+    for row, color in zip(rows, (plotting.COLORS["dl"], plotting.COLORS["upload"])):
+        ax.plot(row["run"].rounds, row["run"].test_acc, color=color,
+                label=f"clients send {row['send']}")
+    ax.set_xlabel("round")
+    ax.set_ylabel("test accuracy of the server's model")
+    setting = federated.describe(method, level)
+    ax.set_title(setting)
+    ax.legend(fontsize=8)
+    update, params = rows
+    alt = (f"Line chart of the server model's test accuracy over {rounds} FedAvg rounds with "
+           f"{setting}: sending updates ends at {update['accuracy']:.3f}, sending parameters "
+           f"at {params['accuracy']:.3f}.")
+    return Result(table, fig, alt)
+
+
+def compression_level(method):
+    """The level control's meaning for a method: bits for quantization, a fraction for top-k."""
+    if method == "quantize":
+        return Number("level", "bits per entry", "bits", 4, 1, 16, integer=True,
+                      why="what the quantizer accepts")
+    if method == "topk":
+        return Number("level", "fraction of entries kept", "0 to 1", 0.1, 0.001, 1,
+                      why="at least one entry in a thousand")
+    return None
+
+
+EX4 = PanelSpec(
+    key="ex4", title="Compress updates or parameters?", training=True,
+    controls=(
+        Choice("method", "compressor", (("no compression", "none"), ("quantization", "quantize"),
+                                        ("top-k sparsification", "topk")), "quantize"),
+        Number("level", "compression level", "", 4, 1, 16),
+        Number("rounds", "FedAvg rounds", "", 10, 1, 60, integer=True,
+               why="60 rounds train in a few seconds"),
+    ),
+    compute=compression_result, depends={"level": ("method", compression_level)},
+    height_px=560,
+    grid={"method": ["quantize", "topk"], "level": {"quantize": [2, 4, 8],
+                                                    "topk": [0.01, 0.1, 0.5]}},
+    grid_labels={"level": ["strong: 2 bits or top-1%", "medium: 4 bits or top-10%",
+                           "mild: 8 bits or top-50%"]})
+
+
+# ---------------------------------------------------------------- exercise 5
+
+
+def gossip_result(n_nodes, delta, delay, drop_prob, sampling, until, *, seed=0) -> Result:
+    """Exercise 5: gossip learning's accuracy over time and its load per cycle."""
+    from . import gossip
+
+    with one_thread():
+        result = gossip.gossip_learning(n_nodes=n_nodes, delta=delta, delay=delay,
+                                        drop_prob=drop_prob, sampling=sampling, until=until,
+                                        lr=0.5, seed=seed, progress=False)
+    cycles = max(1, int(until / delta) - 1)
+    load = gossip.received_per_cycle(result.ledger, n_nodes, cycles)
+    totals = result.ledger.totals()
+    median = float(np.median(result.test_acc[-1]))
+    idle = float((load == 0).mean())
+    rows = [("median test accuracy at the end", f"{median:.3f}"),
+            ("messages sent / delivered", f"{totals.sent:,} / {totals.delivered:,}"),
+            ("nodes receiving nothing in a cycle", f"{idle:.1%}"),
+            ("busiest node in a cycle", f"{load.max()} messages")]
+    fig, (ax1, ax2) = plotting.figure(ncols=2, figsize=(10, 3.6))
+    plotting.plot_gossip_accuracy(result, ax=ax1, title=f"{n_nodes} nodes, Δ = {delta:g} s")
+    plotting.plot_load_histograms({sampling: load},
+                                  gossip.uniform_load_prediction(n_nodes, 5), ax=ax2)
+    alt = (f"Left: test accuracy of {n_nodes} gossiping nodes over {until:g} s with Δ = "
+           f"{delta:g} s, {sampling} peer sampling and loss probability {drop_prob:g}; the "
+           f"median ends at {median:.3f}. Right: histogram of messages received per node and "
+           f"cycle; {idle:.1%} of nodes receive none in a cycle.")
+    return Result(rows, fig, alt)
+
+
+EX5 = PanelSpec(
+    key="ex5", title="Gossip learning: period, loss and peer sampling", training=True,
+    controls=(
+        Choice("sampling", "peer sampling", (("uniform", "uniform"),
+                                             ("balanced", "balanced")), "uniform"),
+        Number("drop_prob", "loss probability", "0 to 0.9", 0.0, 0.0, 0.9,
+               why="at 0.9 almost nothing arrives"),
+        Number("n_nodes", "nodes", "", 16, 4, 128, integer=True,
+               why="128 nodes simulate in a few seconds"),
+        Number("delta", "Δ, the period", "s", 1.0, 0.25, 10,
+               why="shorter periods multiply the events to simulate"),
+        Number("delay", "message delay", "s", 0.1, 0.0, 5, why="up to five periods"),
+        Number("until", "simulated time", "s", 10, 2, 60,
+               why="60 s simulate in a few seconds at 16 nodes"),
+    ),
+    compute=gossip_result, height_px=620,
+    grid={"drop_prob": [0.0, 0.3, 0.6], "sampling": ["uniform", "balanced"]})
+
+
+# ---------------------------------------------------------------- exercise 6
+
+
+def dpsgd_result(n_nodes, degree, steps, split, node_a, node_b, *, lr=0.5, seed=0) -> Result:
+    """Exercise 6: message count (formula and ledger) and two nodes' loss curves."""
+    from . import dpsgd, messages
+
+    formula = messages.dpsgd_messages(n_nodes, degree, steps, final_allreduce="naive")
+    with one_thread():
+        result = dpsgd.run_dpsgd(n_nodes=n_nodes, degree=degree, rounds=steps, lr=lr,
+                                 split=split, final_allreduce="naive", seed=seed,
+                                 progress=False)
+    per_round = result.ledger.per_round()
+    counted = int(per_round.sum())
+    rows = [("messages, closed form", f"{formula:,}"),
+            ("messages, counted by the ledger", f"{counted:,}"),
+            ("of which D-PSGD steps", f"{int(per_round[1:steps + 1].sum()):,}"),
+            ("of which the naive all-reduce", f"{int(per_round[steps + 1]):,}")]
+    _, ax = plotting.figure()
+    plotting.plot_node_curves(result.history, (node_a, node_b), ax=ax,
+                              title=f"{n_nodes} nodes, degree {degree}, {split} data")
+    alt = (f"Line chart of test loss over {steps} D-PSGD steps for nodes {node_a} and "
+           f"{node_b} of {n_nodes} (degree {degree}, {split} data), over a band spanning all "
+           f"nodes; {counted:,} messages were sent in all.")
+    return Result(rows, ax.figure, alt)
+
+
+def _check_dpsgd(values):
+    n, degree = values["n_nodes"], values["degree"]
+    if degree >= n or (n * degree) % 2:
+        raise InputError(f"degree: “{degree}” does not fit {n} nodes. A regular graph needs a "
+                         "degree below the number of nodes, and nodes × degree even.")
+    for name, label in (("node_a", "first node shown"), ("node_b", "second node shown")):
+        if values[name] >= n:
+            raise InputError(f"{label}: “{values[name]}” is not a node; with {n} nodes they "
+                             f"are numbered 0 to {n - 1}.")
+
+
+EX6 = PanelSpec(
+    key="ex6", title="D-PSGD: messages and two nodes' learning curves", training=True,
+    controls=(
+        Number("degree", "degree", "neighbours", 4, 2, 64, integer=True,
+               why="each step's cost grows with the degree"),
+        Choice("split", "data split", (("iid", "iid"), ("shards (non-iid)", "shards"),
+                                       ("Dirichlet (non-iid)", "dirichlet")), "iid"),
+        Number("n_nodes", "nodes", "", 16, 4, 128, integer=True,
+               why="128 nodes train in a few seconds"),
+        Number("steps", "D-PSGD steps", "", 20, 1, 100, integer=True,
+               why="100 steps train in a few seconds at 16 nodes"),
+        Number("node_a", "first node shown", "", 0, 0, 127, integer=True, why="a node index"),
+        Number("node_b", "second node shown", "", 1, 0, 127, integer=True, why="a node index"),
+    ),
+    compute=dpsgd_result, check=_check_dpsgd, height_px=560,
+    grid={"degree": [2, 4, 8], "split": ["iid", "shards"]})
+
+
+SPECS = {spec.key: spec for spec in (EX1, EX2, EX3_TIME, EX3_FAILURES, EX4, EX5, EX6)}
+
+
+def panel(key: str, **defaults) -> LivePanel:
+    """The free panel of ``key`` ("ex1" ... "ex6", "ex3_time", "ex3_failures")."""
+    return LivePanel(SPECS[key], **defaults)
+
+
+def explorer(key: str):
+    """The precomputed explorer of ``key`` for the static site (no kernel needed)."""
+    return static_explorer(SPECS[key])
+
+
+# ---------------------------------------------------------------- equations
 
 
 def _tex_int(n: int) -> str:
@@ -124,129 +453,3 @@ def fl_cost_equation(n_params, *, rounds, clients_per_round, usd_per_gib, bytes_
         rf"\ \tfrac{{\text{{clients}}}}{{\text{{round}}}} \cdot {per_client}\ \tfrac{{\text{{B}}}}"
         rf"{{\text{{client}}}} \cdot \frac{{\${usd_per_gib:g}}}{{2^{{30}}\ \text{{B}}}}"
         rf" \approx \${usd:,.2f}")
-
-
-def dpsgd_view(n_nodes, degree, steps, split, node_a, node_b, *, lr=0.5, seed=0):
-    """Exercise 6: message count (formula and ledger) and two nodes' loss curves."""
-    from . import dpsgd, messages
-
-    formula = messages.dpsgd_messages(n_nodes, degree, steps, final_allreduce="naive")
-    for name, node in (("node_a", node_a), ("node_b", node_b)):
-        if isinstance(node, bool) or not isinstance(node, int) or not 0 <= node < n_nodes:
-            raise ValueError(f"{name} must be a node index in 0 .. {n_nodes - 1}, got {node!r}")
-    result = dpsgd.run_dpsgd(n_nodes=n_nodes, degree=degree, rounds=steps, lr=lr, split=split,
-                             final_allreduce="naive", seed=seed, progress=False)
-    per_round = result.ledger.per_round()
-    rows = [("messages, closed form", f"{formula:,}"),
-            ("messages, counted by the ledger", f"{int(per_round.sum()):,}"),
-            ("of which D-PSGD steps", f"{int(per_round[1:steps + 1].sum()):,}"),
-            ("of which the naive all-reduce", f"{int(per_round[steps + 1]):,}")]
-    _, ax = plotting.figure()
-    plotting.plot_node_curves(result.history, (node_a, node_b), ax=ax,
-                              title=f"{n_nodes} nodes, degree {degree}, {split} data")
-    return table_html(rows), ax.figure
-
-
-def dpsgd_panel(**defaults) -> Panel:
-    """Widget over exercise 6's experiment."""
-    d = {"n_nodes": 128, "degree": 8, "steps": 50, "split": "iid", "node_a": 0, "node_b": 1,
-         **defaults}
-    return Panel(dpsgd_view, {
-        "n_nodes": int_box("nodes", d["n_nodes"]),
-        "degree": int_box("degree", d["degree"]),
-        "steps": int_box("D-PSGD steps", d["steps"]),
-        "split": choice("data split", ["iid", "shards", "dirichlet"], d["split"]),
-        "node_a": int_box("first node", d["node_a"]),
-        "node_b": int_box("second node", d["node_b"]),
-    })
-
-
-def allreduce_view(n_workers, n_params, link_gbps):
-    """Exercise 3: communication time per round of each scheme, and a figure over n."""
-    from .allreduce import SCHEME_NAMES, busiest_link_bytes, round_time_s
-
-    link_bps = link_gbps * 1e9
-    rows = []
-    for scheme, name in SCHEME_NAMES.items():
-        t = round_time_s(scheme, n_workers, n_params, link_bps)
-        busiest = busiest_link_bytes(scheme, n_workers, n_params * 4)
-        rows.append((name, f"{t * 1e3:,.1f} ms per round ({format_bytes(busiest)} "
-                           "on the busiest link)"))
-    fig = plotting.plot_round_times(n_params, link_bps, max_workers=max(256, n_workers),
-                                    mark=n_workers)
-    return table_html(rows), fig
-
-
-def allreduce_panel(**defaults) -> Panel:
-    """Widget: workers, model size and link speed -> time per round of each scheme."""
-    d = {"n_workers": 16, "n_params": 85_098, "link_gbps": 1.0, **defaults}
-    return Panel(allreduce_view, {
-        "n_workers": int_box("workers", d["n_workers"]),
-        "n_params": int_box("parameters", d["n_params"]),
-        "link_gbps": float_box("link speed (Gbit/s)", d["link_gbps"]),
-    })
-
-
-def compression_view(method, level, rounds=30):
-    """Exercise 4: one compression setting, updates vs parameters."""
-    from . import federated
-
-    if method == "none":
-        level = None
-    rows = federated.compression_table(((method, level),), rounds=rounds)
-    table = [(f"clients send {row['send']}",
-              f"accuracy {row['accuracy']:.3f}, {format_bytes(row['upload_bytes'])} up, "
-              f"payload error {row['rel_error']:.1%}, step error {row['step_error']:.1%}")
-             for row in rows]
-    fig, ax = plotting.figure()
-    for row, color in zip(rows, (plotting.COLORS["dl"], plotting.COLORS["upload"])):
-        ax.plot(row["run"].rounds, row["run"].test_acc, color=color,
-                label=f"clients send {row['send']}")
-    ax.set_xlabel("round")
-    ax.set_ylabel("test accuracy of the server's model")
-    ax.set_title(federated.describe(method, level))
-    ax.legend(fontsize=8)
-    return table_html(table), fig
-
-
-def compression_panel(**defaults) -> Panel:
-    """Widget: compression method and level -> error, bytes and accuracy."""
-    d = {"method": "quantize", "level": 4.0, **defaults}
-    return Panel(compression_view, {
-        "method": choice("method", ["none", "quantize", "topk"], d["method"]),
-        "level": float_box("level (bits, or fraction kept)", d["level"]),
-    })
-
-
-def gossip_view(n_nodes, delta, delay, drop_prob, sampling, *, until=20.0, seed=0):
-    """Exercise 5: gossip learning's accuracy over time and its load histogram."""
-    from . import gossip
-
-    result = gossip.gossip_learning(n_nodes=n_nodes, delta=delta, delay=delay,
-                                    drop_prob=drop_prob, sampling=sampling, until=until,
-                                    lr=0.5, seed=seed, progress=False)
-    cycles = max(1, int(until / delta) - 1)
-    load = gossip.received_per_cycle(result.ledger, n_nodes, cycles)
-    totals = result.ledger.totals()
-    rows = [("median test accuracy at the end", f"{np.median(result.test_acc[-1]):.3f}"),
-            ("messages sent / delivered", f"{totals.sent:,} / {totals.delivered:,}"),
-            ("nodes receiving nothing in a cycle", f"{(load == 0).mean():.1%}"),
-            ("busiest node in a cycle", f"{load.max()} messages")]
-    fig, (ax1, ax2) = plotting.figure(ncols=2, figsize=(10, 3.6))
-    plotting.plot_gossip_accuracy(result, ax=ax1, title=f"{n_nodes} nodes, Δ = {delta:g} s")
-    plotting.plot_load_histograms({sampling: load},
-                                  gossip.uniform_load_prediction(n_nodes, 5), ax=ax2)
-    return table_html(rows), fig
-
-
-def gossip_panel(**defaults) -> Panel:
-    """Widget: nodes, Δ, delay, loss, peer sampling -> accuracy over time and load."""
-    d = {"n_nodes": 64, "delta": 1.0, "delay": 0.1, "drop_prob": 0.0, "sampling": "uniform",
-         **defaults}
-    return Panel(gossip_view, {
-        "n_nodes": int_box("nodes", d["n_nodes"]),
-        "delta": float_box("Δ, period (s)", d["delta"]),
-        "delay": float_box("message delay (s)", d["delay"]),
-        "drop_prob": float_box("loss probability", d["drop_prob"]),
-        "sampling": choice("peer sampling", ["uniform", "balanced"], d["sampling"]),
-    })

@@ -521,3 +521,50 @@ def plot_progress(results: dict, *, ax=None, x: str = "time"):
     ax.set_ylabel("median test accuracy")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_nmax_panel(*, n_params: int, bits_per_param: int, download_bps: float,
+                    upload_bps: float, time_limit_s: float):
+    """Exercise 1's panel: n_max against the upload speed, the chosen plan marked.
+
+    Speeds in bits per second, the limit in seconds.
+    """
+    uploads = np.logspace(0, 4, 120) * MBIT  # 1 Mbit/s .. 10 Gbit/s
+    bits = bandwidth.model_bits(n_params, bits_per_param)
+    n_up = np.floor(time_limit_s * uploads / bits)
+    n_down = np.floor(time_limit_s * download_bps / bits)
+    fig, ax = figure()
+    ax.loglog(uploads / MBIT, np.maximum(np.minimum(n_up, n_down), 0.5),
+              color=COLORS["upload"], label=r"$n_{\max}$")
+    ax.axhline(max(n_down, 0.5), ls="--", color=COLORS["download"],
+               label=f"download-link limit ({int(n_down):,})")
+    mark = bandwidth.max_participants(n_params, bits_per_param=bits_per_param,
+                                      download_bps=download_bps, upload_bps=upload_bps,
+                                      time_limit_s=time_limit_s)
+    ax.plot(upload_bps / MBIT, max(mark.n_max, 0.5), "o", color=COLORS["accent"],
+            label=f"your plan: {upload_bps / MBIT:g} Mbit/s up → {mark.n_max:,}")
+    ax.set_xlabel("server upload speed (Mbit/s)")
+    ax.set_ylabel("participants supported")
+    ax.set_title(f"{n_params:,} params × {bits_per_param} bit, {time_limit_s:g} s limit")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_failure_run(result, *, crash_round: int | None, title: str):
+    """Exercise 3's failure panel: test accuracy per round, rounds without update shaded."""
+    fig, ax = figure()
+    ax.plot(result.rounds, result.test_acc, color=COLORS["download"], lw=1.6,
+            label="test accuracy")
+    stalled = [r for r, up in zip(result.rounds[1:], result.updated[1:]) if not up]
+    for r in stalled:
+        ax.axvspan(r - 0.5, r + 0.5, color=COLORS["grey"], alpha=0.25, lw=0)
+    if stalled:
+        ax.plot([], [], "s", color=COLORS["grey"], alpha=0.4, label="round without update")
+    if crash_round is not None:
+        ax.axvline(crash_round - 0.5, color=COLORS["upload"], ls=":", lw=1.2, label="crash")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("round")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig

@@ -1,90 +1,429 @@
-"""The frame every chapter's widget uses.
+"""One description of a chapter's "Try it" panel, and its two faces.
 
-A widget maps a few controls to a computed result. Bad input never shows a
-traceback: the ``ValueError`` a :mod:`dmlbook` function raises is shown as a
-short message in place of the result.
+A :class:`PanelSpec` lists the controls (label, unit, bounds) and one
+``compute(**values) -> Result`` (a table and a :class:`matplotlib.figure.Figure`).
+From it come
+
+* :class:`LivePanel`, the free panel for a running kernel: any value within the
+  documented bounds; calculators answer on every change, training panels on
+  **Run** (busy state, button disabled, result marked out of date when a control
+  changes). Bad input is answered with a message in the student's terms; any
+  exception is caught.
+* :func:`static_explorer`, for the HTML site: a few values per control,
+  computed at build time by the same ``compute``, switched in the browser with
+  no kernel by linking each dropdown's ``index`` to a ``Stack``'s
+  ``selected_index`` (``jsdlink``: the link runs in the browser).
+
+Figures are never pyplot figures: JupyterLab's inline backend closes every open
+pyplot figure after each widget message, which blanked the panels' figures. The
+figure is rendered to PNG here and shown with its table in one ``HTML`` value.
 """
 
 from __future__ import annotations
 
+import base64
 import html
-from typing import Callable
+import io
+import math
+import traceback
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
 
 import ipywidgets as W
-import matplotlib.pyplot as plt
-from IPython.display import HTML, display
+from matplotlib.figure import Figure
+
+# Figures are drawn at the book's 100 dpi size and rendered with 1.5 device
+# pixels per CSS pixel: sharp on a laptop's high-density screen, and a
+# 256-colour palette keeps a precomputed grid of them small.
+RENDER_DPI = 150
+CSS_DPI = 100
+LABEL_STYLE = {"description_width": "initial"}
+HOW_TO_GO_LIVE = ("For any other value, open this chapter live: the rocket button at the top "
+                  "of the page (Binder), or <code>make lab</code> on your machine.")
 
 
-def render(compute: Callable, values: dict):
-    """Call ``compute(**values)``; return ``("ok", result)`` or ``("error", message)``."""
-    try:
-        return "ok", compute(**values)
-    except ValueError as err:
-        return "error", str(err)
+class InputError(ValueError):
+    """A value a student typed that the panel does not accept; the message says why."""
+
+
+# ---------------------------------------------------------------- controls
+
+
+def _fmt(value: float) -> str:
+    """A number as a student would type it: 10000 -> '10,000', 0.03 -> '0.03'."""
+    if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.6g}"
+
+
+@dataclass(frozen=True)
+class Number:
+    """A numeric control: typed into a box, accepted within ``[low, high]``.
+
+    ``why`` says where the bounds come from (shown in the panel).
+    """
+
+    name: str
+    label: str
+    unit: str
+    default: float
+    low: float
+    high: float
+    integer: bool = False
+    why: str = ""
+
+    @property
+    def text(self) -> str:
+        """The label shown beside the box, unit included."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    def bounds_text(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        kind = "a whole number" if self.integer else "a number"
+        return f"{kind} from {_fmt(self.low)} to {_fmt(self.high)}{unit}"
+
+    def format(self, value) -> str:
+        return _fmt(value) if self.integer else f"{value:g}"
+
+    def parse(self, typed) -> float | int:
+        """The value of ``typed`` (a string or a number); :class:`InputError` if not accepted."""
+        shown = str(typed).strip()
+        reject = (f"{self.text}: “{shown}” is not accepted. "
+                  f"Enter {self.bounds_text()}.")
+        if isinstance(typed, bool):
+            raise InputError(reject)
+        try:
+            value = float(shown.replace(",", "").replace("_", "").replace("−", "-"))
+        except ValueError:
+            raise InputError(f"{self.text}: “{shown}” is not a number. "
+                             f"Enter {self.bounds_text()}.") from None
+        if not math.isfinite(value):
+            raise InputError(reject)
+        if self.integer:
+            if not value.is_integer():
+                raise InputError(f"{self.text}: “{shown}” is not a whole number. "
+                                 f"Enter {self.bounds_text()}.")
+            value = int(value)
+        if not self.low <= value <= self.high:
+            side = "below" if value < self.low else "above"
+            bound = self.low if value < self.low else self.high
+            unit = f" {self.unit}" if self.unit else ""
+            raise InputError(f"{self.text}: “{shown}” is {side} the bound "
+                             f"{_fmt(bound)}{unit}. Enter {self.bounds_text()}.")
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A choice among a few options, each ``(label shown, value passed)``."""
+
+    name: str
+    label: str
+    options: tuple
+    default: Any
+    unit: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    def format(self, value) -> str:
+        return next(lab for lab, v in self.options if v == value)
+
+    def parse(self, value):
+        if value not in [v for _, v in self.options]:
+            raise InputError(f"{self.text}: “{value}” is not one of the options "
+                             f"({', '.join(lab for lab, _ in self.options)}).")
+        return value
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class Result:
+    """What a panel shows: table rows ``(label, value)``, a figure, and its alt text."""
+
+    rows: list
+    figure: Figure
+    alt: str
+
+
+def figure_png(fig: Figure, *, dpi: int = RENDER_DPI) -> bytes:
+    """The figure as a palette PNG (256 colours) rendered at ``dpi``."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    out = io.BytesIO()
+    image.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(out, format="png")
+    return out.getvalue()
+
+
+def table_html(rows, caption: str | None = None) -> str:
+    """A two-column HTML table of (label, value) rows."""
+    head = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    body = "".join(f"<tr><td>{html.escape(str(k))}</td><td><b>{html.escape(str(v))}</b></td></tr>"
+                   for k, v in rows)
+    return f'<table class="dmlbook-table">{head}{body}</table>'
+
+
+def result_html(result: Result) -> str:
+    """Table and figure as one HTML fragment (the figure inline, as a PNG)."""
+    png = figure_png(result.figure)
+    width, height = (round(x * CSS_DPI) for x in result.figure.get_size_inches())
+    src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return (f'<div class="dmlbook-result">{table_html(result.rows)}'
+            f'<img class="dmlbook-figure" src="{src}" width="{width}" height="{height}" '
+            f'style="max-width:100%;height:auto" alt="{html.escape(result.alt)}"></div>')
 
 
 def error_html(message: str) -> str:
-    """The message box a widget shows for bad input."""
-    return ('<div class="dmlbook-error" style="color:#8a1c1c;background:#fdecea;'
+    """The message box a panel shows instead of a result."""
+    return ('<div class="dmlbook-error" role="alert" style="color:#7a1616;background:#fdecea;'
             'padding:0.5em;border-left:4px solid #c62828">'
-            f"<b>Input not accepted:</b> {html.escape(message)}</div>")
+            f"<b>Not computed:</b> {html.escape(message)}</div>")
 
 
-class Panel(W.VBox):
-    """Controls above an output area that ``compute`` refills on every change.
+# ---------------------------------------------------------------- description
 
-    ``compute`` takes the controls' values as keyword arguments and returns an
-    HTML string, a matplotlib figure, or a tuple of those.
+
+@dataclass
+class PanelSpec:
+    """One chapter's panel: controls, the computation, and the static grid.
+
+    Args:
+        title: what the panel explores, shown above it.
+        controls: :class:`Number` and :class:`Choice` controls, in display order.
+        compute: ``compute(**values) -> Result``; values as parsed by the controls.
+        training: computed on **Run** (True) or on every change (False).
+        check: optional ``check(values)`` raising :class:`InputError` for values
+            that are each within bounds but do not fit together.
+        depends: ``{control: (other, adapt)}``: ``adapt(other's value)`` gives
+            the control's description (label, bounds) for that value, or None
+            when the control is not used.
+        grid: ``{control: values}`` for the static explorer (two controls);
+            a value list may be a dict keyed by the first control's value, for a
+            dependent control; ``grid_labels`` then names the options.
     """
 
-    def __init__(self, compute: Callable, controls: dict[str, W.ValueWidget]):
-        self.compute = compute
-        self.controls = controls
-        self.output = W.Output()
-        box = W.HBox if len(controls) <= 2 else W.GridBox
-        layout = {} if box is W.HBox else {"layout": W.Layout(
-            grid_template_columns="repeat(2, minmax(260px, 1fr))")}
-        super().__init__([box(list(controls.values()), **layout), self.output])
-        for control in controls.values():
-            control.observe(self.refresh, names="value")
-        self.refresh()
+    key: str
+    title: str
+    controls: tuple
+    compute: Callable[..., Result]
+    training: bool = False
+    check: Callable[[dict], None] | None = None
+    depends: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)
+    grid_labels: dict = field(default_factory=dict)
+    height_px: int = 560
 
-    def values(self) -> dict:
-        return {name: control.value for name, control in self.controls.items()}
+    def control(self, name: str):
+        return next(c for c in self.controls if c.name == name)
 
-    def refresh(self, _change=None):
-        status, result = render(self.compute, self.values())
-        self.output.clear_output(wait=True)
-        with self.output:
-            if status == "error":
-                display(HTML(error_html(result)))
-                return
-            for item in result if isinstance(result, tuple) else (result,):
-                if isinstance(item, str):
-                    display(HTML(item))
-                else:
-                    display(item)
-                    plt.close(item)
+    def defaults(self) -> dict:
+        return {c.name: c.default for c in self.controls}
+
+    def described(self, values: dict) -> dict:
+        """Each control's description for the given values (dependent ones adapted)."""
+        out = {c.name: c for c in self.controls}
+        for name, (other, adapt) in self.depends.items():
+            out[name] = adapt(values[other])
+        return out
+
+    def parse(self, typed: dict) -> dict:
+        """Parsed values of all controls; :class:`InputError` names the first bad one."""
+        values = {}
+        for c in self.controls:
+            if c.name not in self.depends:
+                values[c.name] = c.parse(typed[c.name])
+        for name, (other, adapt) in self.depends.items():
+            described = adapt(values[other])
+            values[name] = None if described is None else described.parse(typed[name])
+        if self.check is not None:
+            self.check(values)
+        return values
+
+    def evaluate(self, typed: dict) -> tuple[str, str]:
+        """``("ok", html)`` or ``("error", message)``; never raises."""
+        try:
+            return "ok", result_html(self.compute(**self.parse(typed)))
+        except InputError as err:
+            return "error", str(err)
+        except Exception as err:  # noqa: BLE001 - any failure becomes a message
+            shown = ", ".join(f"{c.text} = {typed.get(c.name)}" for c in self.controls)
+            last = traceback.extract_tb(err.__traceback__)[-1]
+            return "error", (f"the computation failed for {shown}: {err} "
+                             f"({type(err).__name__} in {last.name}). "
+                             "Try other values; the bounds are listed above.")
+
+    def bounds_html(self) -> str:
+        items = []
+        for c in self.controls:
+            if isinstance(c, Number) and c.name not in self.depends:
+                why = f" ({c.why})" if c.why else ""
+                items.append(f"<li>{html.escape(c.text)}: {c.bounds_text()}{html.escape(why)}</li>")
+        for name, (other, adapt) in self.depends.items():
+            for _, value in self.control(other).options:
+                c = adapt(value)
+                if c is not None:
+                    items.append(f"<li>{html.escape(c.text)}, with {html.escape(other)} "
+                                 f"{html.escape(str(value))}: {c.bounds_text()}</li>")
+        return ("<details class='dmlbook-bounds'><summary>Accepted values</summary><ul>"
+                + "".join(items) + "</ul></details>")
 
 
-def int_box(description: str, value: int, **kw) -> W.IntText:
-    return W.IntText(value=value, description=description,
-                     style={"description_width": "initial"}, **kw)
+# ---------------------------------------------------------------- live face
 
 
-def float_box(description: str, value: float, **kw) -> W.FloatText:
-    return W.FloatText(value=value, description=description,
-                       style={"description_width": "initial"}, **kw)
+class LivePanel(W.VBox):
+    """The free panel: any value within the bounds, computed in the kernel."""
+
+    def __init__(self, spec: PanelSpec, **defaults):
+        self.spec = spec
+        typed = {**spec.defaults(), **defaults}
+        described = spec.described(typed)
+        self.controls: dict[str, W.ValueWidget] = {}
+        for name, c in described.items():
+            self.controls[name] = self._make(spec.control(name), c, typed[name])
+        self.output = W.HTML(layout=W.Layout(height=f"{spec.height_px}px", overflow="auto",
+                                             width="100%"))
+        self.output.add_class("dmlbook-output")
+        self.status = W.HTML()
+        self.computations = 0
+        children = [W.HTML(f"<b>{html.escape(spec.title)}</b>"),
+                    W.GridBox(list(self.controls.values()), layout=W.Layout(
+                        grid_template_columns="repeat(2, minmax(280px, 1fr))")),
+                    W.HTML(spec.bounds_html())]
+        if spec.training:
+            self.run_button = W.Button(description="Run", button_style="primary",
+                                       icon="play", tooltip="train with these values")
+            self.run_button.on_click(self.run)
+            children.append(W.HBox([self.run_button, self.status]))
+            self.status.value = "Press <b>Run</b> to train with these values."
+        else:
+            self.run_button = None
+            children.append(self.status)
+        children.append(self.output)
+        super().__init__(children)
+        self.add_class("dmlbook-live-panel")
+        for name, widget in self.controls.items():
+            widget.observe(lambda change, name=name: self._changed(name), names="value")
+        if not spec.training:
+            self.update()
+
+    @staticmethod
+    def _make(base, c, value):
+        if isinstance(base, Choice):
+            return W.Dropdown(options=list(base.options), value=value, description=base.text,
+                              style=LABEL_STYLE, layout=W.Layout(width="auto"))
+        box = W.Text(value="" if c is None else c.format(value), continuous_update=False,
+                     description=base.text if c is None else c.text, style=LABEL_STYLE,
+                     disabled=c is None, layout=W.Layout(width="auto"))
+        return box
+
+    def typed(self) -> dict:
+        return {name: w.value for name, w in self.controls.items()}
+
+    def _changed(self, name: str):
+        for dependent, (other, adapt) in self.spec.depends.items():
+            if other == name:
+                self._adapt(dependent, adapt(self.controls[name].value))
+        if self.spec.training:
+            self.status.value = ("<b>Out of date:</b> the result below is for the values of "
+                                 "the last run. Press <b>Run</b> to train with these values.")
+            self.output.add_class("dmlbook-stale")
+        else:
+            self.update()
+
+    def _adapt(self, name: str, c):
+        box = self.controls[name]
+        with self.hold_trait_notifications():
+            if c is None:
+                box.description = f"{self.spec.control(name).label} (not used)"
+                box.disabled, box.value = True, ""
+            else:
+                box.description, box.disabled = c.text, False
+                box.value = c.format(c.default)
+
+    def update(self):
+        """Compute from the controls' values; table and figure arrive in one update."""
+        self.computations += 1
+        status, shown = self.spec.evaluate(self.typed())
+        self.output.value = shown if status == "ok" else error_html(shown)
+        self.output.remove_class("dmlbook-stale")
+        return status
+
+    def run(self, _button=None):
+        """Train with the shown values: busy state, button disabled until done."""
+        self.run_button.disabled = True
+        self.run_button.description = "Running…"
+        self.status.value = "<b>Training…</b> the kernel is busy; this takes a few seconds."
+        try:
+            status = self.update()
+            self.status.value = ("Result for the values above." if status == "ok"
+                                 else "Not computed: see the message below.")
+        finally:
+            self.run_button.description = "Run"
+            self.run_button.disabled = False
 
 
-def choice(description: str, options, value) -> W.Dropdown:
-    return W.Dropdown(options=options, value=value, description=description,
-                      style={"description_width": "initial"})
+# ---------------------------------------------------------------- static face
 
 
-def table_html(rows: list[tuple[str, str]], caption: str | None = None) -> str:
-    """A two-column HTML table of (label, value) rows."""
-    head = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
-    return f'<table class="dmlbook-table">{head}{body}</table>'
+def _option_label(spec: PanelSpec, name: str, value, first_values) -> str:
+    if name in spec.grid_labels:
+        return spec.grid_labels[name][value] if isinstance(value, int) else str(value)
+    return spec.control(name).format(value)
+
+
+def static_explorer(spec: PanelSpec) -> W.VBox:
+    """Two dropdowns over ``spec.grid``, switching precomputed results without a kernel.
+
+    Each result is ``spec.evaluate`` of the defaults with the grid's values:
+    the code path of the live panel.
+    """
+    (first, first_values), (second, second_values) = spec.grid.items()
+    dependent = isinstance(second_values, dict)
+    n_second = len(next(iter(second_values.values()))) if dependent else len(second_values)
+    first_c = spec.control(first)
+    first_dd = W.Dropdown(options=[(first_c.format(v), i) for i, v in enumerate(first_values)],
+                          value=0, description=first_c.text + " (precomputed)",
+                          style=LABEL_STYLE, layout=W.Layout(width="100%", max_width="640px"))
+    if dependent:
+        labels = spec.grid_labels[second]
+        second_text = spec.control(second).label
+    else:
+        labels = [spec.control(second).format(v) for v in second_values]
+        second_text = spec.control(second).text
+    second_dd = W.Dropdown(options=[(lab, i) for i, lab in enumerate(labels)], value=0,
+                           description=second_text + " (precomputed)", style=LABEL_STYLE,
+                           layout=W.Layout(width="100%", max_width="640px"))
+    pages, links = [], []
+    for a in first_values:
+        inner = []
+        row = second_values[a] if dependent else second_values
+        for b in row:
+            typed = {**spec.defaults(), first: a, second: b}
+            typed = {k: (v if isinstance(spec.control(k), Choice) else str(v))
+                     for k, v in typed.items()}
+            status, shown = spec.evaluate(typed)
+            inner.append(W.HTML(shown if status == "ok" else error_html(shown)))
+        stack = W.Stack(inner, selected_index=0)
+        links.append(W.jsdlink((second_dd, "index"), (stack, "selected_index")))
+        pages.append(stack)
+    outer = W.Stack(pages, selected_index=0)
+    links.append(W.jsdlink((first_dd, "index"), (outer, "selected_index")))
+    fixed = [c for c in spec.controls if c.name not in spec.grid]
+    others = ", ".join(f"{c.text} {c.format(c.default)}" for c in fixed
+                       if c.name not in spec.depends)
+    note = W.HTML(
+        f"<p class='dmlbook-precomputed'><b>Precomputed explorer: {html.escape(spec.title)}</b> "
+        f"These two controls switch between {len(first_values) * n_second} results computed "
+        f"when the book was built (other values fixed: {html.escape(others)}). "
+        f"{HOW_TO_GO_LIVE}</p>")
+    box = W.VBox([note, W.VBox([first_dd, second_dd]), outer])
+    box.add_class("dmlbook-explorer")
+    box.links = links  # the browser-side links (kept for inspection)
+    return box

@@ -1,50 +1,250 @@
+"""The "Try it" panel framework: bounds, messages, ties, Run, figures, one update."""
+
+import base64
+import io
+import re
+
+import ipywidgets as W
 import matplotlib.figure
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+from PIL import Image
 
 from dmlbook import explore, widgets
+from dmlbook.widgets import Choice, InputError, LivePanel, Number, PanelSpec, Result
 
 
-def test_render_turns_value_errors_into_messages():
-    def compute(x):
-        if x <= 0:
-            raise ValueError("x must be > 0")
-        return x * 2
-
-    assert widgets.render(compute, {"x": 2}) == ("ok", 4)
-    assert widgets.render(compute, {"x": 0}) == ("error", "x must be > 0")
-    html = widgets.error_html("speed must be > 0, got <b>")
-    assert "speed must be &gt; 0" in html and "<b>" not in html.replace("<b>Input", "")
+def _figure(x):
+    fig = matplotlib.figure.Figure(figsize=(3, 2))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, x])
+    return fig
 
 
-def test_other_errors_are_not_hidden():
-    with pytest.raises(ZeroDivisionError):
-        widgets.render(lambda: 1 / 0, {})
+def _spec(training=False, compute=None, **kw):
+    def default_compute(a, b):
+        return Result([("a plus b", f"{a + b:g}")], _figure(a + b), f"a line to {a + b}")
+
+    return PanelSpec(key="t", title="test", training=training,
+                     controls=(Number("a", "speed", "Mbit/s", 1, 0.5, 100, why="test"),
+                               Choice("b", "mode", (("one", 1), ("two", 2)), 1)),
+                     compute=compute or default_compute, grid={"a": [1, 2], "b": [1, 2]}, **kw)
 
 
-def test_bandwidth_view_default_is_the_sheet():
-    table, fig = explore.fl_bandwidth_view(**explore.SHEET_EX1)
-    assert "2,203" in table and "22,033" in table and "upload" in table
-    assert isinstance(fig, matplotlib.figure.Figure)
+def _png(html):
+    match = re.search(r'src="data:image/png;base64,([^"]+)"', html)
+    assert match, "no figure in the result"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(match[1]))).convert("L"))
 
 
-def test_bandwidth_panel_shows_messages_for_bad_input():
-    panel = explore.fl_bandwidth_panel()
-    assert panel.values()["n_params"] == 85_098
-    status, message = widgets.render(panel.compute, {**panel.values(), "upload_mbps": 0.0})
-    assert status == "error" and "upload_bps" in message
-    panel.controls["upload_mbps"].value = -5.0  # must not raise
-    panel.controls["bits_per_param"].value = 16
-    status, (table, _) = widgets.render(panel.compute, {**panel.values(), "upload_mbps": 100.0})
-    assert "4,406" in table
+@pytest.mark.parametrize("typed, says", [
+    ("0", "“0” is below the bound 0.5 Mbit/s"),
+    ("-5", "“-5” is below the bound 0.5 Mbit/s"),
+    ("abc", "“abc” is not a number"),
+    ("1e9", "“1e9” is above the bound 100 Mbit/s"),
+    ("nan", "“nan” is not accepted"),
+    ("", "“” is not a number"),
+])
+def test_numbers_answer_in_the_students_terms(typed, says):
+    speed = Number("upload", "server upload speed", "Mbit/s", 1, 0.5, 100)
+    with pytest.raises(InputError) as err:
+        speed.parse(typed)
+    message = str(err.value)
+    assert message.startswith("server upload speed (Mbit/s): ") and says in message
+    assert "a number from 0.5 to 100 Mbit/s" in message
+    assert "upload_bps" not in message and "upload" not in message.split(":")[0].split()[0]
 
 
-def test_cost_view_and_panel():
-    table, _ = explore.fl_cost_view(**explore.SHEET_EX2)
-    assert "$110.65" in table and "$221.31" in table and "$0.00" in table
-    panel = explore.fl_cost_panel()
-    panel.controls["usd_per_gib"].value = 0.0  # a zero price is shown as a message
-    status, message = widgets.render(panel.compute, panel.values())
-    assert status == "error" and "usd_per_gib" in message
+def test_numbers_accept_what_a_student_types():
+    count = Number("n", "workers", "", 4, 2, 4096, integer=True)
+    assert count.parse("16") == 16 and count.parse("1,024") == 1024 and count.parse(" 2 ") == 2
+    assert isinstance(count.parse("8.0"), int)
+    with pytest.raises(InputError, match="“2.5” is not a whole number"):
+        count.parse("2.5")
+    with pytest.raises(InputError):
+        count.parse(True)
+    assert Number("x", "x", "s", 1, 0, 10).parse("−3".replace("−", "")) == 3
+
+
+def test_every_panel_documents_its_bounds_and_labels():
+    for spec in explore.SPECS.values():
+        names = [c.name for c in spec.controls]
+        assert len(names) == len(set(names))
+        for c in spec.controls:
+            assert c.label and "_" not in c.text, c
+            if isinstance(c, Number) and c.name not in spec.depends:
+                assert c.why and c.low <= c.default <= c.high, c
+                assert c.bounds_text() in spec.bounds_html()
+        assert len(spec.grid) == 2 and all(name in names for name in spec.grid)
+
+
+def test_ex1_sheet_case_and_the_tie():
+    spec = explore.SPECS["ex1"]
+    status, html = spec.evaluate({**explore.SHEET_EX1, "download_mbps": "1000",
+                                  "upload_mbps": "100", "n_params": "85098",
+                                  "time_limit_s": "60"})
+    assert status == "ok" and "2,203" in html and "22,033" in html
+    assert "the server&#x27;s upload link" in html
+    status, html = spec.evaluate({**explore.SHEET_EX1, "upload_mbps": "1000"})
+    assert "a tie: both links allow 22,033 participants" in html
+    assert "upload link" not in html.split("binding link")[1][:80]
+    status, message = spec.evaluate({**explore.SHEET_EX1, "upload_mbps": "-5"})
+    assert status == "error"
+    assert message.startswith("server upload speed (Mbit/s): “-5” is below the bound")
+
+
+def test_figures_are_not_pyplot_and_are_drawn():
+    plt.close("all")
+    result = explore.fl_bandwidth_result(85_098, 32, 1000, 100, 60)
+    assert isinstance(result.figure, matplotlib.figure.Figure)
+    assert plt.get_fignums() == []  # pyplot never saw it: flush_figures cannot close it
+    pixels = _png(widgets.result_html(result))
+    assert pixels.std() > 10 and (pixels < 128).mean() > 0.005  # lines, not a blank image
+    assert "alt=\"Log-log chart" in widgets.result_html(result)
+
+
+def test_calculator_updates_once_per_change_with_table_and_figure_together():
+    panel = LivePanel(_spec())
+    assert panel.computations == 1 and "<b>2</b>" in panel.output.value
+    seen = []
+    panel.output.observe(lambda change: seen.append(change["new"]), names="value")
+    panel.controls["a"].value = "3"
+    assert len(seen) == 1 and "<b>4</b>" in seen[0] and "<img" in seen[0]
+    panel.controls["b"].value = 2
+    assert len(seen) == 2 and "<b>5</b>" in seen[1]
+    panel.controls["a"].value = "abc"  # a message, the stale result cleared
+    assert len(seen) == 3 and "speed (Mbit/s): “abc” is not a number" in seen[2]
+    assert "<img" not in seen[2] and "Traceback" not in seen[2]
+    assert panel.output.layout.height.endswith("px")  # a fixed-size output area
+
+
+def test_any_exception_is_caught_and_named_in_the_students_terms():
+    def broken(a, b):
+        return 1 / 0
+
+    panel = LivePanel(_spec(compute=broken))
+    assert "Not computed" in panel.output.value
+    assert "speed (Mbit/s) = 1" in panel.output.value and "division by zero" in panel.output.value
+
+
+def test_training_panel_runs_only_on_run_and_marks_stale_results():
+    calls, disabled_during = [], []
+    panel = None
+
+    def compute(a, b):
+        calls.append((a, b))
+        disabled_during.append(panel.run_button.disabled)
+        return Result([("sum", f"{a + b:g}")], _figure(a), "line")
+
+    panel = LivePanel(_spec(training=True, compute=compute))
+    assert calls == [] and "Press <b>Run</b>" in panel.status.value
+    panel.controls["a"].value = "2"
+    panel.controls["a"].value = "3"  # arrow-key steps: no training
+    assert calls == []
+    states = []
+    panel.run_button.observe(lambda c: states.append(c["new"]), names="disabled")
+    panel.run()
+    assert calls == [(3, 1)] and disabled_during == [True] and states == [True, False]
+    assert "<b>4</b>" in panel.output.value and "Out of date" not in panel.status.value
+    panel.controls["b"].value = 2
+    assert "Out of date" in panel.status.value and "dmlbook-stale" in panel.output._dom_classes
+    assert calls == [(3, 1)]
+    panel.controls["a"].value = "0"
+    panel.run()
+    assert "speed (Mbit/s): “0” is below the bound" in panel.output.value
+    assert len(calls) == 1 and not panel.run_button.disabled
+
+
+def test_ex4_level_follows_the_method():
+    panel = explore.panel("ex4")
+    level = panel.controls["level"]
+    assert level.description == "bits per entry (bits)" and level.value == "4"
+    panel.controls["method"].value = "topk"
+    assert level.description == "fraction of entries kept (0 to 1)" and level.value == "0.1"
+    level.value = "8"
+    panel.run()
+    assert "fraction of entries kept (0 to 1): “8” is above the bound 1" in panel.output.value
+    panel.controls["method"].value = "none"
+    assert level.disabled and "not used" in level.description
+    panel.controls["method"].value = "quantize"
+    assert not level.disabled and level.value == "4"
+
+
+def test_cross_control_checks_speak_of_the_controls():
+    status, message = explore.SPECS["ex6"].evaluate(
+        {"n_nodes": "16", "degree": "20", "steps": "5", "split": "iid", "node_a": "0",
+         "node_b": "1"})
+    assert status == "error" and message.startswith("degree: “20” does not fit 16 nodes")
+    status, message = explore.SPECS["ex6"].evaluate(
+        {"n_nodes": "16", "degree": "4", "steps": "5", "split": "iid", "node_a": "0",
+         "node_b": "16"})
+    assert message.startswith("second node shown: “16” is not a node")
+    status, message = explore.SPECS["ex3_failures"].evaluate(
+        {"failure": "server", "scheme": "ring", "n_workers": "4", "rounds": "5",
+         "crash_round": "2"})
+    assert status == "error" and "only the parameter server scheme has one" in message
+
+
+def test_static_explorer_switches_precomputed_results_of_the_same_code_path():
+    spec = _spec()
+    box = widgets.static_explorer(spec)
+    note, controls, outer = box.children
+    assert "Precomputed" in note.value and "make lab" in note.value and "rocket" in note.value
+    first, second = controls.children
+    assert isinstance(outer, W.Stack) and len(outer.children) == 2
+    assert all(len(inner.children) == 2 for inner in outer.children)
+    for i, a in enumerate([1, 2]):
+        for j, b in enumerate([1, 2]):
+            leaf = outer.children[i].children[j].value
+            assert leaf == spec.evaluate({"a": str(a), "b": b})[1]
+            assert f"<b>{a + b}</b>" in leaf
+    links = {(link.source, link.target) for link in box.links}
+    # Browser-side links: the first dropdown to the outer Stack, the second to every inner one.
+    assert links == {((first, "index"), (outer, "selected_index"))} | {
+        ((second, "index"), (inner, "selected_index")) for inner in outer.children}
+    assert all(type(link).__name__ == "DirectionalLink" for link in box.links)
+    assert "(precomputed)" in first.description and "(precomputed)" in second.description
+
+
+def test_every_chapter_explorer_is_built_from_its_spec():
+    # The cheap ones in full; the training ones are built by the book.
+    for key in ("ex1", "ex2", "ex3_time"):
+        box = explore.explorer(key)
+        leaves = [leaf.value for inner in box.children[2].children for leaf in inner.children]
+        assert len(leaves) == 9 and all("<img" in leaf and "alt=" in leaf for leaf in leaves)
+        assert len(set(leaves)) == 9
+
+
+@pytest.mark.parametrize("key, typed, expect", [
+    ("ex3_failures", {"failure": "worker", "scheme": "ring", "n_workers": "4", "rounds": "6",
+                      "crash_round": "2"}, "rounds that updated the model"),
+    ("ex4", {"method": "topk", "level": "0.1", "rounds": "2"}, "clients send update"),
+    ("ex5", {"n_nodes": "8", "delta": "1", "delay": "0.1", "drop_prob": "0",
+             "sampling": "balanced", "until": "3"}, "busiest node in a cycle"),
+    ("ex6", {"n_nodes": "8", "degree": "2", "steps": "3", "split": "iid", "node_a": "0",
+             "node_b": "7"}, "messages, counted by the ledger"),
+])
+def test_training_panels_compute_small_cases(key, typed, expect):
+    status, html = explore.SPECS[key].evaluate(typed)
+    assert status == "ok", html
+    assert expect in html and _png(html).std() > 10
+
+
+def test_dpsgd_counts_match_the_closed_form():
+    result = explore.dpsgd_result(16, 4, 5, "iid", 0, 3)
+    values = dict(result.rows)
+    assert values["messages, closed form"] == values["messages, counted by the ledger"] == "560"
+
+
+def test_cost_and_time_model():
+    rows = dict(explore.fl_cost_result(**explore.SHEET_EX2).rows)
+    assert rows["FL download bill"] == "$110.65"
+    assert rows["DL bill (flat-rate home links)"] == "$0.00"
+    rows = dict(explore.round_time_result(2, 85_098, 1.0).rows)
+    # With two workers a ring is one exchange: it ties with the naive all-reduce.
+    assert rows["fastest"] == "a tie between naive all-reduce and ring all-reduce"
+    assert dict(explore.round_time_result(16, 85_098, 1.0).rows)["fastest"] == "ring all-reduce"
 
 
 def test_equations_carry_the_computed_numbers():
@@ -54,63 +254,3 @@ def test_equations_carry_the_computed_numbers():
     eq = explore.fl_cost_equation(4_950_544, rounds=1000, clients_per_round=200,
                                   usd_per_gib=0.03, bytes_per_param=4)
     assert "19{,}802{,}176" in eq.data and "110.65" in eq.data
-
-
-def test_allreduce_view_and_panel():
-    table, _ = explore.allreduce_view(16, 85_098, 1.0)
-    assert "parameter server" in table and "ring all-reduce" in table
-    panel = explore.allreduce_panel()
-    status, message = widgets.render(panel.compute, {**panel.values(), "link_gbps": 0.0})
-    assert status == "error" and "link_bps" in message
-    status, message = widgets.render(panel.compute, {**panel.values(), "n_workers": 0})
-    assert status == "error" and "n_workers" in message
-
-
-def test_dpsgd_view_counts_from_the_ledger_and_checks_nodes():
-    table, _ = explore.dpsgd_view(16, 4, 5, "iid", 0, 3)
-    assert table.count("<b>560</b>") == 2  # 5 * 16 * 4 + 16 * 15, formula and ledger
-    status, message = widgets.render(explore.dpsgd_view, dict(
-        n_nodes=16, degree=4, steps=5, split="iid", node_a=0, node_b=16))
-    assert status == "error" and "node_b must be a node index in 0 .. 15" in message
-    status, message = widgets.render(explore.dpsgd_view, dict(
-        n_nodes=16, degree=20, steps=5, split="iid", node_a=0, node_b=1))
-    assert status == "error" and "degree" in message
-
-
-def test_compression_view_and_messages():
-    table, _ = explore.compression_view("topk", 0.1, rounds=5)
-    assert "clients send update" in table and "clients send parameters" in table
-    status, message = widgets.render(explore.compression_view, {"method": "topk", "level": 5.0})
-    assert status == "error" and "fraction must be in (0, 1]" in message
-    status, message = widgets.render(explore.compression_view,
-                                     {"method": "quantize", "level": 4.5})
-    assert status == "error" and "bits" in message
-
-
-def test_gossip_view_and_messages():
-    table, _ = explore.gossip_view(16, 1.0, 0.1, 0.0, "balanced", until=5.0)
-    assert "median test accuracy" in table and "busiest node" in table
-    for bad, param in [({"delta": 0.0}, "delta"), ({"drop_prob": 1.5}, "drop_prob"),
-                       ({"n_nodes": 1}, "n_nodes")]:
-        values = {"n_nodes": 16, "delta": 1.0, "delay": 0.1, "drop_prob": 0.0,
-                  "sampling": "uniform", **bad}
-        status, message = widgets.render(explore.gossip_view, values)
-        assert status == "error" and param in message
-
-
-def test_panel_recomputes_on_every_change():
-    calls = []
-
-    def compute(a, b):
-        calls.append((a, b))
-        if a < 0:
-            raise ValueError("a must be >= 0")
-        return f"<b>{a + b}</b>"
-
-    panel = widgets.Panel(compute, {"a": widgets.int_box("a", 1), "b": widgets.int_box("b", 2)})
-    assert calls == [(1, 2)]
-    panel.controls["a"].value = 5
-    panel.controls["a"].value = -1  # shown as a message, never raised
-    assert calls == [(1, 2), (5, 2), (-1, 2)]
-    assert panel.values() == {"a": -1, "b": 2}
-    assert "<td>x</td><td><b>1</b></td>" in widgets.table_html([("x", "1")])

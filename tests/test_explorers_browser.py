@@ -1,0 +1,139 @@
+"""The static explorers of the built site, in headless Chromium, offline, with no kernel.
+
+On every chapter page each precomputed explorer's two dropdowns are changed,
+with the keyboard and by choosing an option. The visible table and figure must
+switch to the ones precomputed for that combination: the test recomputes them
+with dmlbook directly (every combination of the calculators; the first switch of
+each training explorer). No console errors, and no request leaves the site.
+The book is built once per session by the fixture the other book tests use.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from book_helpers import ROOT, chapter_docs
+from dmlbook import explore
+from test_browser import CHROMIUM, browser, open_page, site  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium: install Debian's package (apt-get install chromium) "
+           "to run the browser test; .ci/run does this")
+
+EXPLORERS = {"ex1_fl_bandwidth": ["ex1"], "ex2_fl_costs": ["ex2"],
+             "ex3_allreduce": ["ex3_time", "ex3_failures"],
+             "ex4_gradients_vs_parameters": ["ex4"], "ex5_gossip": ["ex5"], "ex6_dpsgd": ["ex6"]}
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+
+
+def _cells(leaf_html: str) -> list[str]:
+    return [html.unescape(re.sub(r"<[^>]+>", "", c))
+            for c in re.findall(r"<td>(.*?)</td>", leaf_html)]
+
+
+def _expected(spec, i: int, j: int) -> tuple[str, str]:
+    """``spec.evaluate`` of the grid point (i, j): what the explorer must show there."""
+    (first, first_values), (second, second_values) = spec.grid.items()
+    a = first_values[i]
+    b = (second_values[a] if isinstance(second_values, dict) else second_values)[j]
+    typed = {**spec.defaults(), first: a, second: b}
+    typed = {k: (v if not hasattr(spec.control(k), "low") else str(v)) for k, v in typed.items()}
+    return spec.evaluate(typed)
+
+
+def _visible(explorer) -> dict:
+    return explorer.evaluate("""e => {
+      const shown = [...e.querySelectorAll('.dmlbook-result, .dmlbook-error')]
+        .filter(x => x.offsetParent !== null && x.getBoundingClientRect().height > 0);
+      if (shown.length !== 1) return {count: shown.length};
+      const x = shown[0], img = x.querySelector('img');
+      return {count: 1, error: x.classList.contains('dmlbook-error') ? x.textContent : null,
+              cells: [...x.querySelectorAll('td')].map(td => td.textContent),
+              src: img ? img.src : null, alt: img ? img.alt : null,
+              loaded: img ? img.complete && img.naturalWidth > 0 : null};
+    }""")
+
+
+def _not_blank(src: str) -> bool:
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+                        .convert("L"))
+    return pixels.std() > 10 and (pixels < 160).mean() > 0.002
+
+
+def _check_shown(shown, spec, i, j, recompute: bool):
+    assert shown["count"] == 1, f"{spec.key} ({i}, {j}): {shown['count']} results visible"
+    if shown["error"] is None:
+        assert shown["loaded"] and _not_blank(shown["src"]), f"{spec.key} ({i}, {j})"
+        assert len(shown["alt"]) > 40, shown["alt"]  # the figure described in words
+    if recompute:
+        status, expected = _expected(spec, i, j)
+        if status == "ok":
+            assert shown["error"] is None and shown["cells"] == _cells(expected), spec.key
+        else:
+            assert shown["error"] == "Not computed: " + expected
+
+
+@pytest.mark.parametrize("doc", chapter_docs())
+def test_static_explorers_switch_without_a_kernel(browser, site, doc):  # noqa: F811
+    name = Path(doc).name
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page, errors, failed, blocked = open_page(browser, f"{site}/{doc}.html", site)
+    try:
+        explorers = page.locator(".dmlbook-explorer")
+        assert explorers.count() == len(EXPLORERS[name]), doc
+        assert page.locator(".dmlbook-live-panel:visible").count() == 0, \
+            "the kernel-only panel is shown on the static site"
+        for index, key in enumerate(EXPLORERS[name]):
+            spec = explore.SPECS[key]
+            calculator = not spec.training
+            explorer = explorers.nth(index)
+            explorer.scroll_into_view_if_needed()
+            assert "precomputed" in explorer.inner_text().lower()
+            assert "make lab" in explorer.inner_text() and "rocket" in explorer.inner_text()
+            first, second = explorer.locator("select").nth(0), explorer.locator("select").nth(1)
+            # Each dropdown has a visible label, tied to it (for=id), naming its control.
+            for select, control in ((first, list(spec.grid)[0]), (second, list(spec.grid)[1])):
+                label = explorer.locator(f"label[for='{select.get_attribute('id')}']")
+                assert label.is_visible() and "(precomputed)" in label.inner_text()
+                assert spec.control(control).label in label.inner_text()
+            n_first = first.locator("option").count()
+            n_second = second.locator("option").count()
+            shown = _visible(explorer)
+            _check_shown(shown, spec, 0, 0, recompute=calculator)
+            seen = {shown.get("src") or shown.get("error")}
+            if index == 0:
+                explorer.screenshot(path=str(SCREENSHOTS / f"explorer_{name}_before.png"))
+            # Keyboard: the first dropdown steps down with an arrow key.
+            first.focus()
+            page.keyboard.press("ArrowDown")
+            page.wait_for_timeout(150)
+            assert first.evaluate("s => s.selectedIndex") == 1, f"{key}: the arrow key did nothing"
+            shown = _visible(explorer)
+            _check_shown(shown, spec, 1, 0, recompute=True)
+            seen.add(shown.get("src") or shown.get("error"))
+            if index == 0:
+                explorer.screenshot(path=str(SCREENSHOTS / f"explorer_{name}_after.png"))
+            # Every combination, chosen with the dropdowns.
+            for i in range(n_first):
+                first.select_option(index=i)
+                for j in range(n_second):
+                    second.select_option(index=j)
+                    page.wait_for_timeout(30)
+                    shown = _visible(explorer)
+                    _check_shown(shown, spec, i, j, recompute=calculator)
+                    seen.add(shown.get("src") or shown.get("error"))
+            assert len(seen) == n_first * n_second, f"{key}: results do not switch"
+        assert errors == [], f"console errors on {doc}: {errors}"
+        assert failed == [] and blocked == [], (failed, blocked)
+    finally:
+        page.close()

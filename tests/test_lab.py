@@ -1,0 +1,414 @@
+"""Every chapter's "Try it" panel in a real JupyterLab, driven by headless Chromium.
+
+As a student on Binder (or after `make lab`): JupyterLab from this venv opens the
+chapter's MyST ``.md`` through jupytext's notebook viewer (``binder/overrides.json``,
+which the Makefile copies into the venv), Run All, then every control of the
+chapter's free panel is changed: typed + Enter, chosen in a dropdown, stepped with
+the arrow keys, and **Run** pressed where the panel trains. After each change the
+figure must be present and not blank, table and figure must show the new result,
+bad values must give the panel's message and no traceback, and the kernel must be
+alive. Response times are recorded in ``_build/lab_responses.json``.
+
+The server runs on 127.0.0.1 with a token, in a temporary settings directory with
+autosave off (so the chapters are never written), and every kernel and the server
+are stopped by their own ids at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from book_helpers import ROOT, chapter_docs
+
+from dmlbook import explore
+from dmlbook.widgets import Choice, Number
+
+from test_browser import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium: install Debian's package (apt-get install chromium) "
+           "to run the JupyterLab test; .ci/run does this")
+
+JUPYTER = str(Path(sys.executable).with_name("jupyter"))
+RESULTS = ROOT / "_build" / "lab_responses.json"
+# The chapter's panels, in page order (explore.panel(...) cells).
+PANELS = {"ex1_fl_bandwidth": ["ex1"], "ex2_fl_costs": ["ex2"],
+          "ex3_allreduce": ["ex3_time", "ex3_failures"],
+          "ex4_gradients_vs_parameters": ["ex4"], "ex5_gossip": ["ex5"], "ex6_dpsgd": ["ex6"]}
+RUN_ALL_TIMEOUT_MS = 600_000
+CHANGE_TIMEOUT_MS = 60_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Lab:
+    """A JupyterLab server of this venv; its REST API with the token."""
+
+    def __init__(self, tmp: Path):
+        self.port, self.token = _free_port(), secrets.token_hex(16)
+        settings = tmp / "settings"
+        plugin = settings / "@jupyterlab" / "docmanager-extension"
+        plugin.mkdir(parents=True)
+        # Never write the chapters back (jupytext would save the open .md).
+        (plugin / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
+        env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
+               "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
+               "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                           os.environ.get("PYTHONPATH")])),
+               "TQDM_DISABLE": "1"}
+        self.log = open(tmp / "lab.log", "w")
+        self.process = subprocess.Popen(
+            [JUPYTER, "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+             f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={ROOT}",
+             "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False",
+             # Nothing reaches the internet: no extension manager, no update checks.
+             "--LabApp.extension_manager=readonly",
+             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+            + (["--allow-root"] if os.geteuid() == 0 else []),
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        for _ in range(240):
+            try:
+                self.api("status")
+                return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError("JupyterLab exited: " + (tmp / "lab.log").read_text())
+                time.sleep(0.5)
+        raise RuntimeError("JupyterLab did not start within 120 s")
+
+    def api(self, path: str, method: str = "GET"):
+        request = urllib.request.Request(f"{self.url}/api/{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def kernels(self) -> dict[str, str]:
+        return {k["id"]: k["execution_state"] for k in self.api("kernels")}
+
+    def stop(self, kernel_ids):
+        for kernel_id in kernel_ids:
+            try:
+                self.api(f"kernels/{kernel_id}", method="DELETE")
+            except OSError:
+                pass  # already gone
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    chapters = {p: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in (ROOT / "chapters").glob("*.md")}
+    server = Lab(tmp_path_factory.mktemp("lab"))
+    started: set[str] = set()
+    server.started = started
+    yield server
+    server.stop(sorted(started))
+    changed = [p.name for p, digest in chapters.items()
+               if hashlib.sha256(p.read_bytes()).hexdigest() != digest]
+    assert changed == [], f"JupyterLab wrote chapters: {changed}"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def responses():
+    record: dict = {}
+    yield record
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(record, indent=1))
+
+
+def _png_pixels(src: str) -> np.ndarray:
+    from PIL import Image
+
+    assert src.startswith("data:image/png;base64,"), src[:60]
+    data = base64.b64decode(src.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+
+
+# Done when every code cell has an execution count and the kernel is idle, or a cell
+# failed (Run All stops there).
+NOTEBOOK_STATE = """() => {
+  const w = window.jupyterapp.shell.currentWidget;
+  const m = w.content.model;
+  let pending = 0, failed = [];
+  for (let i = 0; i < m.cells.length; i++) {
+    const c = m.cells.get(i);
+    if (c.type !== 'code') continue;
+    if (c.executionCount === null) pending++;
+    for (let j = 0; j < c.outputs.length; j++)
+      if (c.outputs.get(j).type === 'error') failed.push(i);
+  }
+  const k = w.sessionContext.session.kernel;
+  return {pending, failed, idle: k.status === 'idle', path: w.context.path,
+          notebook: w.node.classList.contains('jp-NotebookPanel')};
+}"""
+
+
+def _offline(page, base):
+    blocked = []
+
+    def route(r):
+        if r.request.url.startswith(base):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return blocked
+
+
+def _shown(panel) -> dict:
+    """The panel's output as the browser shows it: table cells, image, message, status."""
+    return panel.evaluate("""p => {
+      const out = p.querySelector('.dmlbook-output');
+      const img = out.querySelector('img');
+      const status = p.querySelectorAll('.widget-html-content');
+      return {html: out.innerHTML,
+              cells: [...out.querySelectorAll('td')].map(td => td.textContent),
+              src: img ? img.src : null,
+              loaded: img ? img.complete && img.naturalWidth > 0 : false,
+              error: (out.querySelector('.dmlbook-error') || {}).textContent || null,
+              text: p.innerText};
+    }""")
+
+
+def _expected_cells(spec, typed) -> list[str]:
+    status, shown = spec.evaluate(typed)
+    assert status == "ok", shown
+    return [html.unescape(re.sub(r"<[^>]+>", "", cell))
+            for cell in re.findall(r"<td>(.*?)</td>", shown)]
+
+
+def _wait_changed(page, panel, before: str, t0: float, spec) -> float:
+    page.wait_for_function(
+        """([p, before]) => {
+          const out = p.querySelector('.dmlbook-output');
+          const btn = p.querySelector('button');
+          return out.innerHTML !== before && (!btn || !btn.disabled);
+        }""", arg=[panel, before], timeout=CHANGE_TIMEOUT_MS, polling=20)
+    return time.perf_counter() - t0
+
+
+def _changed_value(c: Number, spec=None) -> str:
+    """A new value within bounds: the default doubled, so that the figure shows it too."""
+    value = c.default * 2
+    if value == c.default or value > c.high:
+        value = c.default + 1 if c.default + 1 <= c.high else (c.low + c.high) / 2
+    if not c.integer and c.default == 0:
+        value = (c.low + c.high) / 10
+    return c.format(int(value) if c.integer else value)
+
+
+def _bad_values(c: Number) -> list[str]:
+    beyond = c.format(c.high * 10 if c.high > 0 else 10)
+    return ["0", "-1", "abc", beyond] if c.low > 0 else ["-1", "abc", beyond]
+
+
+def _check_kernel(lab):
+    states = lab.kernels()
+    assert states and all(s != "dead" for s in states.values()), states
+
+
+def _exercise_panel(page, panel, spec, lab, times: list):
+    """Change every control of one live panel; check each result."""
+    choices = [c for c in spec.controls if isinstance(c, Choice)]
+    numbers = [c for c in spec.controls if not isinstance(c, Choice)]
+    inputs = {c.name: panel.locator(".widget-dropdown select").nth(i)
+              for i, c in enumerate(choices)}
+    inputs.update({c.name: panel.locator(".widget-text input").nth(i)
+                   for i, c in enumerate(numbers)})
+    run = panel.locator("button") if spec.training else None
+    handle = panel.element_handle()
+    typed = {c.name: (c.default if isinstance(c, Choice) else c.format(c.default))
+             for c in spec.controls}
+    current = {"src": None}
+
+    def described(name):
+        return spec.described({k: typed[k] for k in typed})[name]
+
+    def choose(name, value):
+        typed[name] = value
+        for dependent, (other, adapt) in spec.depends.items():
+            if other == name:
+                c = adapt(value)
+                typed[dependent] = "" if c is None else c.format(c.default)
+
+    def settle(action):
+        before = _shown(panel)["html"]
+        t0 = time.perf_counter()
+        action()
+        if spec.training:
+            page.wait_for_function("p => p.innerText.includes('Out of date')", arg=handle,
+                                   timeout=CHANGE_TIMEOUT_MS, polling=20)
+            assert not run.is_disabled()
+            t0 = time.perf_counter()
+            run.click()
+        times.append(_wait_changed(page, handle, before, t0, spec))
+        _check_kernel(lab)
+        return _shown(panel)
+
+    def check(shown):
+        """The panel shows what dmlbook computes for the typed values (or its message)."""
+        assert "Traceback" not in shown["text"]
+        status, message = spec.evaluate(dict(typed)) if not spec.training else (None, None)
+        if spec.training:
+            status, message = ("ok", None) if shown["error"] is None else (
+                "error", shown["error"].removeprefix("Not computed: "))
+        if status == "error":
+            assert shown["error"] == "Not computed: " + message, shown["error"]
+            assert shown["src"] is None
+            current["src"] = None  # the next result only has to be there
+            return
+        assert shown["error"] is None, shown["error"]
+        assert shown["src"] and shown["loaded"], "no figure after the change"
+        pixels = _png_pixels(shown["src"])
+        assert pixels.std() > 10 and (pixels < 160).mean() > 0.002, "the figure is blank"
+        assert shown["src"] != current["src"], "the figure did not change"
+        if not spec.training:
+            assert shown["cells"] == _expected_cells(spec, typed)
+        current["src"] = shown["src"]
+
+    if spec.training:
+        assert "Press Run" in panel.inner_text()
+        before = _shown(panel)["html"]
+        t0 = time.perf_counter()
+        run.click()
+        times.append(_wait_changed(page, handle, before, t0, spec))
+    check(_shown(panel))
+    for c in spec.controls:
+        box = inputs[c.name]
+        if isinstance(c, Choice):
+            options = [v for _, v in c.options]
+            index = options.index(typed[c.name])
+            step, key = (1, "ArrowDown") if index + 1 < len(options) else (-1, "ArrowUp")
+            box.focus()
+
+            def arrow_keys():
+                # JupyterLab takes a plain arrow key on a closed <select> for the notebook's
+                # cell cursor; Alt+ArrowDown opens the list, the arrow key moves, Enter picks.
+                page.keyboard.press("Alt+ArrowDown")
+                page.keyboard.press(key)
+                page.keyboard.press("Enter")
+
+            shown = settle(arrow_keys)
+            choose(c.name, options[index + step])
+            check(shown)
+            if spec.training and c.name in {o for o, _ in spec.depends.values()}:
+                assert described(next(iter(spec.depends))) is None or \
+                    described(next(iter(spec.depends))).text in panel.inner_text()
+            label = c.options[index][0]
+            shown = settle(lambda: box.select_option(label=label))  # and a choice
+            choose(c.name, options[index])
+            check(shown)
+            continue
+        d = described(c.name)
+        if d is None:
+            assert box.is_disabled()
+            continue
+        for bad in _bad_values(d):
+            shown = settle(lambda: (box.fill(bad), box.press("Enter")))
+            assert shown["error"], f"{d.text}: {bad!r} gave no message"
+            assert shown["error"].startswith(f"Not computed: {d.text}: “{bad}”"), shown["error"]
+            assert shown["src"] is None and "Traceback" not in shown["text"]
+        typed[c.name] = _changed_value(d, spec)
+        shown = settle(lambda: (box.fill(typed[c.name]), box.press("Enter")))
+        check(shown)
+        if shown["error"]:  # a rule across controls: back to the default
+            typed[c.name] = d.format(d.default)
+            shown = settle(lambda: (box.fill(typed[c.name]), box.press("Enter")))
+            check(shown)
+
+
+@pytest.mark.parametrize("doc", [d for d in chapter_docs()])
+def test_chapter_panels_in_jupyterlab(lab, browser, responses, doc):
+    name = Path(doc).name
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    blocked = _offline(page, lab.url)
+    try:
+        page.goto(f"{lab.url}/lab/tree/{doc}.md?reset&token={lab.token}", wait_until="load")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        # Kernel ready (jupytext's .md carries the kernelspec: no dialog to answer).
+        page.wait_for_function("""() => {
+            const w = window.jupyterapp.shell.currentWidget;
+            const k = w && w.sessionContext && w.sessionContext.session
+              && w.sessionContext.session.kernel;
+            return k && k.status === 'idle'; }""", timeout=120_000)
+        state = page.evaluate(NOTEBOOK_STATE)
+        # A MyST .md shown as a notebook: that is jupytext's viewer (binder/overrides.json).
+        assert state["notebook"] and state["path"] == f"{doc}.md", state
+        lab.started.update(lab.kernels())
+        t0 = time.perf_counter()
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function(f"() => {{ const s = ({NOTEBOOK_STATE})();"
+                               " return s.failed.length > 0 || (s.pending === 0 && s.idle); }",
+                               timeout=RUN_ALL_TIMEOUT_MS, polling=250)
+        run_all_s = time.perf_counter() - t0
+        assert page.evaluate(NOTEBOOK_STATE)["failed"] == [], "a cell failed in JupyterLab"
+        panels = page.locator(".dmlbook-live-panel")
+        panels.first.wait_for(timeout=60_000)
+        assert panels.count() == len(PANELS[name])
+        record = {"run_all_s": round(run_all_s, 1)}
+        for index, key in enumerate(PANELS[name]):
+            panel = panels.nth(index)
+            panel.scroll_into_view_if_needed()
+            times: list[float] = []
+            _exercise_panel(page, panel, explore.SPECS[key], lab, times)
+            record[key] = {"changes": len(times),
+                           "p50_s": round(float(np.percentile(times, 50)), 3),
+                           "p95_s": round(float(np.percentile(times, 95)), 3)}
+        responses[name] = record
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(responses, indent=1))  # kept if a later chapter fails
+        (ROOT / "_build").mkdir(exist_ok=True)
+        page.screenshot(path=str(ROOT / "_build" / f"lab_{name}.png"))
+        assert errors == [], errors
+        assert blocked == [], f"JupyterLab tried to reach the internet: {blocked}"
+        _check_kernel(lab)
+    finally:
+        lab.started.update(lab.kernels())
+        for kernel_id in lab.kernels():
+            lab.api(f"kernels/{kernel_id}", method="DELETE")
+        page.close()
