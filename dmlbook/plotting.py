@@ -211,15 +211,10 @@ def plot_topologies(results: dict, *, baseline=None):
     return fig
 
 
-# Distinct line styles and markers, so that no curve can hide another.
-LINE_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v"),
-               ((0, (1, 1)), "x"), ((0, (3, 1, 1, 1, 1, 1)), "P")]
-_CYCLE = ("#d62728", "#ff7f0e", "#9467bd", "#2ca02c", "#1f77b4", "#8c564b", "#7f7f7f")
-
-
 def _style(i: int) -> dict:
-    ls, marker = LINE_STYLES[i % len(LINE_STYLES)]
-    return {"ls": ls, "marker": marker, "color": _CYCLE[i % len(_CYCLE)]}
+    """The ``i``-th series' colour, line style and marker (so no curve hides another)."""
+    style = series_style(i)
+    return {"ls": style["linestyle"], "marker": style["marker"], "color": style["color"]}
 
 
 def plot_traffic_vs_workers(worker_counts, measured: dict, model_bytes: float):
@@ -435,8 +430,8 @@ def _line_colors() -> list:
     return list(dict.fromkeys(c for k, c in COLORS.items() if k != "band"))
 
 
-# Line styles and markers for figures whose lines can overlap.
-_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1)), "v"))
+# Line styles and markers for the gossip figures, whose lines can overlap.
+_GOSSIP_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1)), "v"))
 
 
 def plot_variance(results: dict, *, ax=None, quantity: str = "variance"):
@@ -449,7 +444,7 @@ def plot_variance(results: dict, *, ax=None, quantity: str = "variance"):
     fig, ax = figure() if ax is None else (ax.figure, ax)
     colors = _line_colors()
     for j, (label, res) in enumerate(results.items()):
-        ls, marker = _STYLES[j % len(_STYLES)]
+        ls, marker = _GOSSIP_STYLES[j % len(_GOSSIP_STYLES)]
         y = (np.maximum(res.variance, 1e-30) if quantity == "variance" else res.mean)
         ax.plot(res.cycle, y, ls=ls, marker=marker, ms=3, color=colors[j % len(colors)],
                 label=label)
@@ -513,7 +508,7 @@ def plot_progress(results: dict, *, ax=None, x: str = "time"):
     colors = _line_colors()
     for j, (label, res) in enumerate(results.items()):
         h = res.as_arrays()
-        ls, marker = _STYLES[j % len(_STYLES)]
+        ls, marker = _GOSSIP_STYLES[j % len(_GOSSIP_STYLES)]
         ax.plot(h["time"] if x == "time" else h["mean_steps"], np.median(h["test_acc"], 1),
                 ls=ls, marker=marker, ms=3, markevery=3, color=colors[j % len(colors)],
                 label=label)
