@@ -73,7 +73,10 @@ def _short(value) -> str:
         with torch.no_grad():
             text = np.array2string(value.detach().cpu().double().numpy(), precision=4,
                                    threshold=12, edgeitems=3, suppress_small=True)
+        text = " ".join(text.split())  # one line
         return f"tensor of shape {tuple(value.shape)}: {text}"
+    if isinstance(value, str):
+        return value
     if isinstance(value, float):
         return f"{value:.10g}"
     if isinstance(value, (list, tuple)) and len(value) > 6:
@@ -478,8 +481,9 @@ def _ring_case(fn, n, P, seed, label, integer=True):
     wrong_way = [m for m in messages if m.dst != (m.src + 1) % n]
     if wrong_way:
         m = wrong_way[0]
-        raise _Failure(case + ": where the messages went", expected=f"{m.src} -> {(m.src + 1) % n}",
-                       actual=f"{m.src} -> {m.dst}", mistake="ring direction",
+        raise _Failure(case + ": where the messages went",
+                       expected=f"node {m.src} sends to node {(m.src + 1) % n}",
+                       actual=f"node {m.src} sent to node {m.dst}", mistake="ring direction",
                        hint="in a ring node k only sends to its successor (k + 1) % n.")
     too_big = [m for m in messages if m.numel > chunk_numels[-1]]
     if too_big:
@@ -612,8 +616,9 @@ def _tensor_result(case, actual, expected, inputs_changed, candidates, default_h
         raise _Failure(case, expected=expected, actual=actual, mistake=mistake, hint=hint)
     if torch.allclose(actual.double(), expected.double(), atol=1e-6, rtol=1e-6):
         if inputs_changed:
-            raise _Failure(case, expected="the inputs unchanged", actual=inputs_changed,
-                           mistake="changed its inputs in place", show_values=True,
+            raise _Failure(case, expected="your inputs left as they were",
+                           actual="your function changed " + " and ".join(inputs_changed),
+                           mistake="changed its inputs in place",
                            hint="build a new tensor (x = a + b) rather than updating an input "
                                 "(a += b): the caller still needs the old values.")
         return

@@ -41,7 +41,7 @@ def ring_allreduce(chunks):
     All-gather: in step ``s`` node ``k`` sends chunk ``(k + 1 - s) % n`` (the
     finished one it holds) to its successor, which keeps it.
     """
-    from .check import send  # every message goes through the workbook's network
+    from dmlbook.check import send  # every message goes through the workbook's network
 
     n = len(chunks)
     chunks = [[chunk.clone() for chunk in node] for node in chunks]
