@@ -360,6 +360,6 @@ def test_a_non_function_is_refused_politely():
 def test_report_shows_case_expected_and_actual():
     result = check.participants(participants_bytes)
     assert "expected: 22033" in result.feedback
-    assert "got:      176266" in result.feedback
+    assert "got:      176267" in result.feedback
     html = result._repr_html_()
     assert "✗ participants" in html and "fff3e0" in html
