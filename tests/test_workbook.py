@@ -1,0 +1,85 @@
+"""The workbook's notebooks: empty stubs, and every check passes with the solutions.
+
+Each page is converted with jupytext, its stubs are replaced by the reference
+solutions (``dmlbook.reference``), and the notebook is executed by a real
+Jupyter kernel (nbclient), as a student would run it.
+"""
+
+import ast
+import inspect
+import os
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+from nbclient import NotebookClient
+
+from dmlbook import check, reference
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted((ROOT / "workbook").glob("ex*.md"))
+
+
+def stub_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and "stub" in c.metadata.get("tags", [])]
+
+
+def stub_name(cell) -> str:
+    return re.search(r"^def (\w+)\(", cell.source, re.M).group(1)
+
+
+def test_six_pages_in_their_own_part_of_the_book():
+    assert [p.name for p in PAGES] == [
+        "ex1_participants.md", "ex2_download_cost.md", "ex3_ring_allreduce.md",
+        "ex4_fedavg.md", "ex5_gossip_merge.md", "ex6_dpsgd.md"]
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    captions = [part["caption"] for part in toc["parts"]]
+    assert captions.index("Workbook") == captions.index("The six exercises") + 1
+    workbook = toc["parts"][captions.index("Workbook")]["chapters"]
+    assert [c["file"] for c in workbook] == [f"workbook/{p.stem}" for p in PAGES]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_page_has_stubs_checks_and_folded_solutions(page):
+    text = page.read_text()
+    nb = jupytext.read(page)
+    assert nb.metadata["mystnb"]["execution_mode"] == "off"  # the build does not run stubs
+    stubs = stub_cells(nb)
+    assert stubs
+    for cell in stubs:
+        name = stub_name(cell)
+        func = ast.parse(cell.source).body[0]
+        docstring, body = func.body[0], func.body[1:]
+        assert isinstance(docstring.value, ast.Constant) and "Returns:" in docstring.value.value
+        assert len(body) == 1 and body[0].value.value is Ellipsis, f"{name} is not a stub"
+        assert f"check.{name}({name})" in text
+        assert f":pyobject: {name}" in text  # the folded solution shows the reference
+        assert name in check.CHECKS and hasattr(reference, name)
+    assert ":class: dropdown" in text
+
+
+def test_every_check_has_a_page():
+    names = {stub_name(c) for page in PAGES for c in stub_cells(jupytext.read(page))}
+    assert names == set(check.CHECKS)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_page_runs_and_every_check_passes_with_the_reference_solutions(page):
+    nb = jupytext.read(page)
+    for cell in stub_cells(nb):
+        cell.source = inspect.getsource(getattr(reference, stub_name(cell)))
+    client = NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(page.parent)}})
+    # The kernel imports this checkout's dmlbook.
+    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    client.execute(env={**os.environ, "PYTHONPATH": python_path, "TQDM_DISABLE": "1"})
+    reports = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.startswith("check."):
+            results = [o for o in cell.outputs if o.output_type == "execute_result"]
+            assert len(results) == 1, cell.source
+            reports.append(results[0].data["text/plain"])
+            assert "dmlbook-check" in results[0].data["text/html"]
+    assert reports and all(r.startswith("✓") and "passed" in r for r in reports), reports
