@@ -18,11 +18,13 @@ import numpy as np
 import torch
 
 from . import compression
-from .engine import History, Nodes, mix, prepare, progress_bar, seeded_generator
+from .engine import (History, Nodes, check_batch_size, mix, prepare, progress_bar,
+                     seeded_generator)
 from .ledger import Ledger
 from .models import make_model
-from .topology import Topology, make_topology
-from .units import check_choice, check_int, check_number
+from .topology import Topology, resolve_topology
+from .units import (MAX_NODE_STEPS, MAX_NODES, MAX_ROUNDS, check_choice, check_diverged,
+                    check_int, check_number, check_product)
 
 SEND_FL = ("update", "parameters", "gradients")
 SEND_DL = ("parameters", "gradients")
@@ -37,6 +39,11 @@ def fedsgd_round(server: torch.Tensor, nodes: Nodes, X, y, *, lr: float,
     server averages them. Both give the same model.
     """
     send = check_choice("send", send, ("gradients", "parameters"))
+    lr = check_number("lr", lr)
+    if not isinstance(nodes, Nodes) or not isinstance(server, torch.Tensor) \
+            or server.shape != nodes.params.shape[1:]:
+        raise ValueError("server must be a tensor of one model's parameters and nodes "
+                         "a dmlbook.engine.Nodes of that model")
     nodes.params = server.expand(nodes.n, -1).clone()
     g = nodes.gradients(X, y)
     if send == "gradients":
@@ -80,13 +87,19 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     compression error; ``step_error`` the error of the new server model
     relative to the step it should have taken.
     """
-    n = check_int("n_clients", n_clients)
-    rounds = check_int("rounds", rounds)
-    local_steps = check_int("local_steps", local_steps)
+    n = check_int("n_clients", n_clients, maximum=MAX_NODES)
+    rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
+    local_steps = check_int("local_steps", local_steps, maximum=MAX_ROUNDS)
+    check_product("rounds", n * rounds * local_steps, MAX_NODE_STEPS,
+                  "n_clients x rounds x local_steps (MAX_NODE_STEPS)")
     lr = check_number("lr", lr)
-    batch_size = check_int("batch_size", batch_size)
+    batch_size = check_batch_size(batch_size, n)
     send = check_choice("send", send, ("update", "parameters"))
     method = check_choice("method", method, compression.METHODS)
+    if level is not None:
+        compression.compress(torch.ones(2), method, level)  # checks level for method
+    if sample_round is not None:
+        sample_round = check_int("sample_round", sample_round, maximum=rounds)
     module, _, node_data, X_test, y_test = prepare(
         model, n, dataset=dataset, split=split, seed=seed)
     clients = Nodes(module, n)
@@ -119,6 +132,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         new = server + sent.mean(0) if send == "update" else sent.mean(0)
         result.step_error.append(float((new - exact).norm() / (exact - server).norm()))
         server = new
+        check_diverged(r, **{"the server's model": server})
         record(r)
         bar.update()
     bar.close()
@@ -136,7 +150,7 @@ class ExchangeResult:
 
 
 def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
-                               topology: Topology | str = "regular", degree: int = 4,
+                               topology: Topology | str = "regular", degree: int | None = None,
                                rounds: int = 40, lr: float = 0.1, batch_size: int = 32,
                                model: str = "mlp", split: str = "iid", seed: int = 0,
                                progress: bool | None = None) -> ExchangeResult:
@@ -144,15 +158,17 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
 
     ``"parameters"`` is D-PSGD: step, then average neighbours' models.
     ``"gradients"``: each node averages its neighbours' gradients (same
-    weights ``W``) and steps its own model with that average.
+    weights ``W``) and steps its own model with that average. ``degree``
+    (default 4) is for ``"regular"`` and ``"random"`` graphs only.
     """
     send = check_choice("send", send, SEND_DL)
-    n = check_int("n_nodes", n_nodes, minimum=2)
-    rounds = check_int("rounds", rounds)
+    n = check_int("n_nodes", n_nodes, minimum=2, maximum=MAX_NODES)
+    rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
+    check_product("rounds", n * rounds, MAX_NODE_STEPS, "n_nodes x rounds (MAX_NODE_STEPS)")
     lr = check_number("lr", lr)
-    batch_size = check_int("batch_size", batch_size)
-    if isinstance(topology, str):
-        topology = make_topology(topology, n, degree=degree, seed=seed)
+    batch_size = check_batch_size(batch_size, n)
+    check_choice("model", model, ("logreg", "mlp", "cnn"))
+    topology = resolve_topology(topology, n, degree=degree, seed=seed, default_degree=4)
     module, _, node_data, X_test, y_test = prepare(model, n, split=split, seed=seed)
     nodes = Nodes(module, n)
     # Every node its own random initialisation.
@@ -203,6 +219,9 @@ def compression_table(settings=COMPRESSIONS, **fedavg_kw) -> list[dict]:
 
 def describe(method: str, level) -> str:
     """``"8-bit quantization"``, ``"top-1%"``, ``"no compression"``."""
+    method = check_choice("method", method, compression.METHODS)
+    if method != "none":
+        level = check_number("level", level)
     if method == "quantize":
         return f"{level:g}-bit quantization"
     if method == "topk":

@@ -24,9 +24,13 @@ import numpy as np
 import torch
 
 from .centralized import train_centralized
-from .engine import Nodes, prepare, progress_bar
+from .engine import Nodes, check_batch_size, prepare, progress_bar
 from .ledger import Ledger
-from .units import check_choice, check_int, check_number, check_probability
+from .units import (MAX_GOSSIP_EVENTS, MAX_NODES, MAX_ROUNDS, check_choice, check_diverged,
+                    check_int, check_number, check_probability, check_seed)
+
+#: Largest ``max_k`` of :func:`uniform_load_prediction` (binomial terms stay finite).
+MAX_LOAD_K = 100
 
 SAMPLING = ("uniform", "balanced")
 
@@ -126,7 +130,18 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
     exchange moves ``d`` from one node to the other, so the sum never changes
     unless a reply is lost; without delay an exchange averages the pair.
     """
-    x = np.array(values, dtype=np.float64)
+    try:
+        x = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("values must be a list of finite numbers, one per node") from None
+    if x.ndim != 1 or not np.isfinite(x).all() or len(x) > MAX_NODES:
+        raise ValueError(f"values must be a list of 2 to {MAX_NODES} finite numbers, "
+                         f"one per node, got shape {x.shape}")
+    seed = check_seed(seed)
+    check_int("cycles", cycles, maximum=MAX_ROUNDS)
+    if len(x) * cycles > MAX_GOSSIP_EVENTS:
+        raise ValueError(f"cycles must keep nodes x cycles <= {MAX_GOSSIP_EVENTS:,} "
+                         f"(MAX_GOSSIP_EVENTS), got {len(x) * cycles:,}")
     n, delta, jitter, delay, drop_prob, sampling = _check_common(
         len(x), delta, jitter, delay, drop_prob, sampling)
     cycles = check_int("cycles", cycles)
@@ -204,7 +219,17 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     """
     n, delta, jitter, delay, drop_prob, sampling = _check_common(
         n_nodes, delta, jitter, delay, drop_prob, sampling)
-    until = check_number("until", until)
+    check_int("n_nodes", n, maximum=MAX_NODES)
+    until = check_number("until", until, maximum=MAX_ROUNDS * delta)
+    if n * until / delta > MAX_GOSSIP_EVENTS:
+        raise ValueError(f"until must keep n_nodes x until / delta <= {MAX_GOSSIP_EVENTS:,} "
+                         f"(MAX_GOSSIP_EVENTS), got {n * until / delta:,.0f}")
+    if check_number("eval_every", eval_every) < until / MAX_ROUNDS:
+        raise ValueError(f"eval_every must keep until / eval_every <= {MAX_ROUNDS:,}, "
+                         f"got {eval_every!r}")
+    check_number("delay", delay, allow_zero=True, maximum=until)
+    check_number("sgd_time", sgd_time, allow_zero=True, maximum=until)
+    check_batch_size(batch_size, n)
     sgd_time = check_number("sgd_time", sgd_time, allow_zero=True)
     lr = check_number("lr", lr)
     batch_size = check_int("batch_size", batch_size)
@@ -226,6 +251,7 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
         queue.push(rng.uniform(0, delta) + sgd_time, "step", i)
 
     def evaluate(t):
+        check_diverged(int(t // delta), **{"the models": nodes.params})
         loss, acc = nodes.evaluate(dataset.X_test, dataset.y_test)
         result.times.append(t)
         result.test_loss.append(loss)
@@ -285,6 +311,10 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
 
 def received_per_cycle(ledger: Ledger, n_nodes: int, cycles: int) -> np.ndarray:
     """``(cycles, n_nodes)``: messages each node received in each full cycle."""
+    if not isinstance(ledger, Ledger):
+        raise ValueError(f"ledger must be a dmlbook.ledger.Ledger, got {type(ledger).__name__}")
+    n_nodes = check_int("n_nodes", n_nodes, maximum=MAX_NODES)
+    cycles = check_int("cycles", cycles, minimum=0, maximum=MAX_ROUNDS)
     c = ledger.columns()
     mask = c["delivered"] & (c["round"] < cycles)
     counts = np.zeros((cycles, n_nodes), dtype=np.int64)
@@ -299,8 +329,10 @@ def uniform_load_prediction(n_nodes: int, max_k: int) -> np.ndarray:
     with probability ``1 / (n - 1)``: Binomial(n - 1, 1 / (n - 1)), about
     Poisson(1) — so ``(1 - 1/(n-1))^(n-1)``, about 37 %, receive nothing.
     """
-    n = check_int("n_nodes", n_nodes, minimum=2)
-    max_k = check_int("max_k", max_k, minimum=0)
+    n = check_int("n_nodes", n_nodes, minimum=2, maximum=MAX_NODES)
+    max_k = check_int("max_k", max_k, minimum=0, maximum=MAX_LOAD_K)
+    if n == 2:  # the one other node always picks this one
+        return (np.arange(max_k + 1) == 1).astype(np.float64)
     p = 1 / (n - 1)
     return np.array([math.comb(n - 1, k) * p**k * (1 - p) ** (n - 1 - k)
                      for k in range(max_k + 1)])
@@ -309,6 +341,8 @@ def uniform_load_prediction(n_nodes: int, max_k: int) -> np.ndarray:
 def centralized_baseline(result: GossipLearningResult, *, model="mlp", dataset=None,
                          lr: float = 0.1, batch_size: int = 8, seed: int = 0):
     """Centralized SGD with as many gradient steps as all gossip nodes took together."""
+    if not isinstance(result, GossipLearningResult) or result.steps is None:
+        raise ValueError("result must be a finished GossipLearningResult")
     return train_centralized(model=model, dataset=dataset, steps=int(result.steps.sum()),
                              lr=lr, batch_size=batch_size,
                              eval_every=max(1, int(result.steps.sum()) // 20), seed=seed)

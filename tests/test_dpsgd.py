@@ -76,7 +76,7 @@ def test_faults_in_a_run():
 @pytest.mark.parametrize("kw, param", [
     ({"n_nodes": 1}, "n_nodes"), ({"rounds": 0}, "rounds"), ({"lr": -1}, "lr"),
     ({"batch_size": 0}, "batch_size"), ({"local_steps": 0}, "local_steps"),
-    ({"final_allreduce": "ring"}, "final_allreduce"), ({"topology": "hypercube"}, "kind"),
+    ({"final_allreduce": "ring"}, "final_allreduce"), ({"topology": "hypercube"}, "topology"),
     ({"split": "sorted"}, "kind"), ({"model": "resnet"}, "model"), ({"seed": -1}, "seed"),
     ({"topology": make_topology("ring", 5)}, "topology"), ({"device": "tpu"}, "device"),
 ])
