@@ -140,6 +140,8 @@ def compare_download_costs(n_params: int, *, rounds: int, clients_per_round: int
     DL is run with ``clients_per_round`` nodes, each receiving ``dl_degree``
     models per round, priced at ``dl_usd_per_gib`` (0: flat-rate connections).
     """
+    dl_degree = _count("dl_degree", dl_degree)
+    dl_usd_per_gib = _price("dl_usd_per_gib", dl_usd_per_gib, allow_zero=True)
     fl = fl_download_cost(n_params, rounds=rounds, clients_per_round=clients_per_round,
                           usd_per_gib=usd_per_gib, bytes_per_param=bytes_per_param)
     fl_bytes = fl_download_bytes(n_params, rounds=rounds,

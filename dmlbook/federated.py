@@ -120,6 +120,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         clients.params = server.expand(n, -1).clone()
         for _ in range(local_steps):
             clients.sgd_step(*node_data.batch(generator, batch_size), lr)
+        check_diverged(r, **{"the clients' models": clients.params})
         updates = clients.params - server
         raw = updates if send == "update" else clients.params
         if r == sample_round:

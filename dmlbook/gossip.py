@@ -138,7 +138,9 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
         raise ValueError(f"values must be a list of 2 to {MAX_NODES} finite numbers, "
                          f"one per node, got shape {x.shape}")
     seed = check_seed(seed)
-    check_int("cycles", cycles, maximum=MAX_ROUNDS)
+    cycles = check_int("cycles", cycles, maximum=MAX_ROUNDS)
+    delta = check_number("delta", delta)
+    check_number("delay", delay, allow_zero=True, maximum=cycles * delta)
     if len(x) * cycles > MAX_GOSSIP_EVENTS:
         raise ValueError(f"cycles must keep nodes x cycles <= {MAX_GOSSIP_EVENTS:,} "
                          f"(MAX_GOSSIP_EVENTS), got {len(x) * cycles:,}")
