@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .engine import Nodes, check_batch_size, prepare, progress_bar, seeded_generator
-from .faults import NO_FAULTS, Faults, check_faults
+from .faults import Faults, check_faults
 from .ledger import Ledger
 from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_NODE_STEPS, MAX_NODES,
                     MAX_ROUNDS, check_choice, check_diverged, check_int, check_number,

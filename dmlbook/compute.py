@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .units import MAX_ROUNDS, check_diverged, check_int, check_number
+from .units import check_int, check_number
 
 #: Timed and warm-up steps :func:`time_sgd_step` takes at most.
 MAX_REPEATS = 10_000
