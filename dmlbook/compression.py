@@ -80,9 +80,12 @@ def compress(x: torch.Tensor, method: str = "none", level: float | None = None) 
     if method == "none" and level is not None:
         raise ValueError(f"level must be None for method 'none', got {level!r}")
     if method == "quantize" and level is not None:
-        level = check_int("level", level, maximum=16)  # bits
+        level = check_int("level (bits)", level, maximum=16)
     if method == "topk" and level is not None:
-        level = check_number("level", level, maximum=1)  # fraction
+        level = check_number("level", level)
+        if level > 1:
+            raise ValueError(f"level is top-k's fraction: fraction must be in (0, 1], "
+                             f"got {level!r}")
     if method == "quantize":
         return quantize(x, 8 if level is None else level)
     if method == "topk":
@@ -124,7 +127,7 @@ class EntryStats:
 
 def entry_stats(x: torch.Tensor, near_zero: float = 1e-3) -> EntryStats:
     """Statistics of a vector's entries; ``near_zero`` is an absolute threshold."""
-    near_zero = float(check_number("near_zero", near_zero))
+    near_zero = float(check_number("near_zero", near_zero, maximum=1e300))
     x = check_tensor("x", x, allow_empty=False)
     if x.numel() == 1 or not bool(x.float().std().isfinite()):
         x = x.double()  # one entry has no spread; float32 extremes overflow
