@@ -55,10 +55,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .engine import Nodes, prepare, progress_bar, seeded_generator
-from .faults import NO_FAULTS, Faults
+from .engine import Nodes, check_batch_size, prepare, progress_bar, seeded_generator
+from .faults import NO_FAULTS, Faults, check_faults
 from .ledger import Ledger
-from .units import check_choice, check_int, check_number
+from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_NODE_STEPS, MAX_NODES,
+                    MAX_ROUNDS, check_choice, check_diverged, check_int, check_number,
+                    check_product, check_seed)
 
 SCHEMES = ("ps", "naive", "ring")
 SCHEME_NAMES = {"ps": "parameter server", "naive": "naive all-reduce", "ring": "ring all-reduce"}
@@ -171,28 +173,25 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
         failover_rounds: rounds without progress before the takeover.
     """
     scheme = check_choice("scheme", scheme, SCHEMES)
-    n = check_int("n_workers", n_workers)
-    rounds = check_int("rounds", rounds)
+    n = check_int("n_workers", n_workers, maximum=MAX_NODES)
+    rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
+    check_product("rounds", n * rounds, MAX_NODE_STEPS, "n_workers x rounds (MAX_NODE_STEPS)")
     lr = check_number("lr", lr)
-    batch_size = check_int("batch_size", batch_size)
-    detect_rounds = check_int("detect_rounds", detect_rounds, minimum=0)
-    ring_rebuild_rounds = check_int("ring_rebuild_rounds", ring_rebuild_rounds, minimum=0)
-    failover_rounds = check_int("failover_rounds", failover_rounds, minimum=0)
+    batch_size = check_batch_size(batch_size, n)
+    detect_rounds = check_int("detect_rounds", detect_rounds, minimum=0, maximum=MAX_ROUNDS)
+    ring_rebuild_rounds = check_int("ring_rebuild_rounds", ring_rebuild_rounds, minimum=0,
+                                    maximum=MAX_ROUNDS)
+    failover_rounds = check_int("failover_rounds", failover_rounds, minimum=0,
+                                maximum=MAX_ROUNDS)
     if not isinstance(failover, (bool, np.bool_)):
         raise ValueError(f"failover must be True or False, got {failover!r}")
-    faults = NO_FAULTS if faults is None else faults
-    if not isinstance(faults, Faults):
-        raise ValueError(f"faults must be a dmlbook.faults.Faults or None, got {faults!r}")
+    seed = check_seed(seed)
+    total_nodes = n + (scheme == "ps")
+    faults = check_faults(faults, total_nodes)
     if faults.straggler_prob > 0:
         raise ValueError("faults.straggler_prob must be 0 for train_data_parallel: a "
                          "synchronous round only waits for a straggler, and this simulator "
                          f"counts rounds, not seconds (got {faults.straggler_prob})")
-    total_nodes = n + (scheme == "ps")
-    for node in faults.crash_at:
-        if node >= total_nodes:
-            raise ValueError(f"faults.crash_at names node {node}, but the nodes are "
-                             f"0 .. {total_nodes - 1} ({n} workers"
-                             + (" and the server)" if scheme == "ps" else ")"))
     module, _, node_data, X_test, y_test = prepare(
         model, n, dataset=dataset, split=split, seed=seed, device=device)
     workers = Nodes(module, n, device=device)
@@ -276,6 +275,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                 workers.params[members] -= lr * summed / len(members)
                 updated = True
         waited = waited + 1 if waiting else 0
+        check_diverged(r, **{"the workers' models": workers.params})
         record(r, updated)
         bar.update()
     bar.close()
@@ -285,6 +285,9 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
 
 def max_parameter_difference(*results) -> np.ndarray:
     """Per round, the largest absolute difference between the runs' parameters."""
+    if not results or not all(isinstance(r, DataParallelResult) for r in results) \
+            or len({len(r.params) for r in results}) != 1:
+        raise ValueError("results must be one or more DataParallelResult of equally many rounds")
     stacked = torch.stack([torch.stack(res.params) for res in results])  # (runs, R, P)
     return (stacked.max(0).values - stacked.min(0).values).amax(1).cpu().numpy()
 
@@ -297,8 +300,8 @@ def busiest_link_bytes(scheme: str, n_workers: int, model_bytes: float) -> float
     ``"ring"``: ``2 (n - 1)`` steps of one chunk each: ``2 (n - 1) M / n``.
     """
     scheme = check_choice("scheme", scheme, SCHEMES)
-    n = check_int("n_workers", n_workers)
-    model_bytes = check_number("model_bytes", model_bytes)
+    n = check_int("n_workers", n_workers, maximum=MAX_COUNT)
+    model_bytes = check_number("model_bytes", model_bytes, maximum=MAX_COUNT)
     return {"ps": 2 * n * model_bytes, "naive": (n - 1) * model_bytes,
             "ring": 2 * (n - 1) * model_bytes / n}[scheme]
 
@@ -325,10 +328,11 @@ def round_time_s(scheme: str, n_workers: int, n_params: int, link_bps: float, *,
     the messages and ``B`` the bytes on the busiest link (:func:`messages_on_busiest_link`,
     :func:`busiest_link_bytes`). ``latency_s = 0`` is the sheet's assumption.
     """
-    n_params = check_int("n_params", n_params)
-    link_bps = check_number("link_bps", link_bps)
-    bytes_per_param = check_number("bytes_per_param", bytes_per_param)
-    latency_s = check_number("latency_s", latency_s, allow_zero=True)
+    n_params = check_int("n_params", n_params, maximum=MAX_COUNT)
+    link_bps = check_number("link_bps", link_bps, maximum=MAX_BPS)
+    bytes_per_param = check_number("bytes_per_param", bytes_per_param,
+                                   maximum=MAX_BYTES_PER_PARAM)
+    latency_s = check_number("latency_s", latency_s, allow_zero=True, maximum=3600)
     return (messages_on_busiest_link(scheme, n_workers) * latency_s
             + busiest_link_bytes(scheme, n_workers, n_params * bytes_per_param) * 8 / link_bps)
 
@@ -355,8 +359,8 @@ def ring_beats_naive_above_params(n_workers: int, link_bps: float, latency_s: fl
 def per_node_round_bytes(scheme: str, n_workers: int, model_bytes: float) -> dict[str, float]:
     """Closed form of the bytes one node sends per round: ``{"server"|"worker": bytes}``."""
     scheme = check_choice("scheme", scheme, SCHEMES)
-    n = check_int("n_workers", n_workers)
-    M = check_number("model_bytes", model_bytes)
+    n = check_int("n_workers", n_workers, maximum=MAX_COUNT)
+    M = check_number("model_bytes", model_bytes, maximum=MAX_COUNT)
     if scheme == "ps":
         return {"server": n * M, "worker": M}
     if scheme == "naive":
@@ -369,6 +373,8 @@ def traffic_per_round(result: DataParallelResult, what: str = "sent") -> dict[st
 
     ``"worker"`` is the busiest worker; ``"server"`` the parameter server.
     """
+    if not isinstance(result, DataParallelResult) or len(result.rounds) < 2:
+        raise ValueError("result must be a DataParallelResult of at least one round")
     rounds = len(result.rounds) - 1
     per_node = result.ledger.per_node(what, nbytes=True) / rounds
     out = {"worker": float(per_node[:result.n_workers].max())}
@@ -387,6 +393,12 @@ def traffic_vs_workers(worker_counts=(2, 4, 8, 16, 32), *, rounds: int = 2, seed
 
     Returns ``{label: [bytes per round for each n]}`` and the model size in bytes.
     """
+    if isinstance(worker_counts, (str, bytes)) or not hasattr(worker_counts, "__len__") \
+            or not 1 <= len(worker_counts) <= 64:
+        raise ValueError(f"worker_counts must be a sequence of 1 to 64 worker counts, "
+                         f"got {worker_counts!r}")
+    worker_counts = [check_int("worker_counts", k, maximum=MAX_NODES) for k in worker_counts]
+    rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
     table: dict[str, list[float]] = {label: [] for label in TRAFFIC_SERIES}
     model_bytes = None
     for n in worker_counts:

@@ -18,7 +18,12 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .units import FLOAT32_BITS, check_int, check_number
+from .units import (FLOAT32_BITS, MAX_BITS_PER_PARAM, MAX_BPS, MAX_COUNT, MAX_SECONDS,
+                    check_int, check_number)
+
+
+def _bps(name, value):
+    return check_number(name, value, maximum=MAX_BPS)
 
 
 @dataclass(frozen=True)
@@ -58,15 +63,20 @@ class TransferTimes:
 
 
 def model_bits(n_params: int, bits_per_param: int = FLOAT32_BITS) -> int:
-    """Size of a model in bits: ``n_params * bits_per_param``."""
-    n_params = check_int("n_params", n_params)
-    bits_per_param = check_int("bits_per_param", bits_per_param)
+    """Size of a model in bits: ``n_params * bits_per_param``.
+
+    ``n_params`` up to :data:`~dmlbook.units.MAX_COUNT`, ``bits_per_param`` up
+    to :data:`~dmlbook.units.MAX_BITS_PER_PARAM`.
+    """
+    n_params = check_int("n_params", n_params, maximum=MAX_COUNT)
+    bits_per_param = check_int("bits_per_param", bits_per_param, maximum=MAX_BITS_PER_PARAM)
     return n_params * bits_per_param
 
 
 def _participants_within(limit_s, link_bps, bits) -> int:
     # Exact rational arithmetic: 60 s * 1e9 bit/s / 2_723_136 bit must floor
-    # to 22033, never to 22032 because of a rounding error.
+    # to 22033, never to 22032 because of a rounding error. Fraction takes the
+    # exact value of a Python number (the checks turned NumPy scalars into them).
     return math.floor(Fraction(limit_s) * Fraction(link_bps) / bits)
 
 
@@ -88,15 +98,18 @@ def max_participants(
         time_limit_s: the longest a round's transfer in either direction may
             take, in seconds.
 
+    Speeds are at most :data:`~dmlbook.units.MAX_BPS`, the time limit at most
+    :data:`~dmlbook.units.MAX_SECONDS`.
+
     Returns:
         A :class:`ParticipantLimit`. The sheet's case
         (85,098 params, 32 bits, 1 Gbit/s down, 100 Mbit/s up, 60 s)
         gives ``download=22033, upload=2203, n_max=2203, bottleneck="upload"``.
     """
     bits = model_bits(n_params, bits_per_param)
-    download_bps = check_number("download_bps", download_bps)
-    upload_bps = check_number("upload_bps", upload_bps)
-    time_limit_s = check_number("time_limit_s", time_limit_s)
+    download_bps = _bps("download_bps", download_bps)
+    upload_bps = _bps("upload_bps", upload_bps)
+    time_limit_s = check_number("time_limit_s", time_limit_s, maximum=MAX_SECONDS)
     n_down = _participants_within(time_limit_s, download_bps, bits)
     n_up = _participants_within(time_limit_s, upload_bps, bits)
     bottleneck = "upload" if n_up <= n_down else "download"
@@ -121,9 +134,9 @@ def transfer_times(
         upload_bps: the server's upload speed in bits per second.
     """
     bits = model_bits(n_params, bits_per_param)
-    n = check_int("n_participants", n_participants)
-    download_bps = check_number("download_bps", download_bps)
-    upload_bps = check_number("upload_bps", upload_bps)
+    n = check_int("n_participants", n_participants, maximum=MAX_COUNT)
+    download_bps = _bps("download_bps", download_bps)
+    upload_bps = _bps("upload_bps", upload_bps)
     total_bits = n * bits
     return TransferTimes(total_bits / download_bps, total_bits / upload_bps)
 

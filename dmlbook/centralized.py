@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from . import data as data_mod
 from .compute import sgd_step
 from .models import model_for
-from .units import check_int, check_number
+from .engine import check_batch_size
+from .units import MAX_ROUNDS, check_diverged, check_int, check_number, check_seed
 
 
 @dataclass
@@ -32,12 +33,15 @@ def train_centralized(*, model="mlp", dataset=None, steps: int = 2000, lr: float
 
     Mini-batches are drawn with replacement, like each node's in the engine,
     so ``steps`` counts the same unit of work as one node-step there.
+    ``steps`` is at most :data:`~dmlbook.units.MAX_ROUNDS`; ``batch_size`` at
+    most :data:`~dmlbook.units.MAX_BATCH_SIZE`. A loss or model that is no
+    longer finite stops the run: "diverged at round (step) r".
     """
-    steps = check_int("steps", steps)
+    steps = check_int("steps", steps, maximum=MAX_ROUNDS)
     lr = check_number("lr", lr)
-    batch_size = check_int("batch_size", batch_size)
-    eval_every = check_int("eval_every", eval_every)
-    seed = check_int("seed", seed, minimum=0)
+    batch_size = check_batch_size(batch_size)
+    eval_every = check_int("eval_every", eval_every, maximum=MAX_ROUNDS)
+    seed = check_seed(seed)
     dataset = data_mod.dataset_or_digits(dataset, seed=seed)
     net = model_for(model, dataset, seed=seed)
     generator = torch.Generator().manual_seed(seed)
@@ -49,13 +53,15 @@ def train_centralized(*, model="mlp", dataset=None, steps: int = 2000, lr: float
             logits = net(dataset.X_test)
             result.steps.append(step)
             result.test_loss.append(float(F.cross_entropy(logits, dataset.y_test)))
+            check_diverged(step, **{"the model": logits})
             result.test_acc.append(float((logits.argmax(1) == dataset.y_test).float().mean()))
 
     evaluate(0)
     n = len(dataset.y_train)
     for step in range(1, steps + 1):
         idx = torch.randint(n, (batch_size,), generator=generator)
-        sgd_step(net, dataset.X_train[idx], dataset.y_train[idx], lr=lr)
+        loss = sgd_step(net, dataset.X_train[idx], dataset.y_train[idx], lr=lr)
+        check_diverged(step, loss=loss)
         if step % eval_every == 0 or step == steps:
             evaluate(step)
     result.seconds = time.perf_counter() - start

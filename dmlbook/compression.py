@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .units import check_choice, check_int, check_number
+from .units import MAX_STACKED_PARAMS, check_choice, check_int, check_number, check_tensor
 
 METHODS = ("none", "quantize", "topk", "quantize_per_tensor", "topk_keep")
 BYTES_PER_KEPT_ENTRY = 4 + 4  # a float32 value and its int32 index
@@ -44,10 +44,20 @@ class Compressed:
 
 
 def quantize(x: torch.Tensor, bits: int = 8) -> Compressed:
-    """Uniform quantization of ``x`` to ``bits`` bits per entry (1 to 16)."""
+    """Uniform quantization of ``x`` to ``bits`` bits per entry (1 to 16).
+
+    ``x`` is a finite floating-point tensor; an empty one costs only the
+    8-byte header. A range wider than float32 holds is quantized in float64.
+    """
     bits = check_int("bits", bits)
     if bits > 16:
         raise ValueError(f"bits must be a whole number from 1 to 16, got {bits}")
+    x = check_tensor("x", x)
+    if x.numel() == 0:
+        return Compressed(x.clone(), 8)
+    if not bool((x.max() - x.min()).isfinite()):
+        wide = quantize(x.double(), bits)
+        return Compressed(wide.values.to(x.dtype), wide.nbytes)
     lo, hi = x.min(), x.max()
     levels = 2**bits - 1
     step = (hi - lo) / levels
@@ -58,10 +68,16 @@ def quantize(x: torch.Tensor, bits: int = 8) -> Compressed:
 
 
 def top_k(x: torch.Tensor, fraction: float = 0.01) -> Compressed:
-    """Keep the ``fraction`` of entries with the largest magnitude (at least one)."""
+    """Keep the ``fraction`` of entries with the largest magnitude (at least one).
+
+    An empty ``x`` sends nothing (0 bytes).
+    """
     fraction = check_number("fraction", fraction)
     if fraction > 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    x = check_tensor("x", x)
+    if x.numel() == 0:
+        return Compressed(x.clone(), 0)
     k = max(1, int(round(fraction * x.numel())))
     idx = x.abs().topk(k).indices
     out = torch.zeros_like(x)
@@ -134,6 +150,16 @@ def compress(x: torch.Tensor, method: str = "none", level: float | None = None, 
     ``reference`` (the receiver's own vector) by ``"topk_keep"``.
     """
     method = check_choice("method", method, METHODS)
+    x = check_tensor("x", x)
+    if method == "none" and level is not None:
+        raise ValueError(f"level must be None for method 'none', got {level!r}")
+    if method == "quantize" and level is not None:
+        level = check_int("level (bits)", level, maximum=16)
+    if method == "topk" and level is not None:
+        level = check_number("level", level)
+        if level > 1:
+            raise ValueError(f"level is top-k's fraction: fraction must be in (0, 1], "
+                             f"got {level!r}")
     if method == "quantize":
         return quantize(x, 8 if level is None else level)
     if method == "quantize_per_tensor":
@@ -151,12 +177,21 @@ def compress_rows(X: torch.Tensor, method: str = "none", level=None, *, sizes=No
 
     ``reference`` is one vector, the receiver's, shared by every row.
     """
+    X = check_tensor("X", X)
+    if X.ndim != 2 or X.numel() > MAX_STACKED_PARAMS:
+        raise ValueError(f"X must be a matrix (one row per node) of at most "
+                         f"{MAX_STACKED_PARAMS:,} entries, got shape {tuple(X.shape)}")
     parts = [compress(row, method, level, sizes=sizes, reference=reference) for row in X]
     return torch.stack([p.values for p in parts]), [p.nbytes for p in parts]
 
 
 def relative_error(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     """``||x - x_hat|| / ||x||`` (0 for a zero vector reproduced exactly)."""
+    x, x_hat = check_tensor("x", x), check_tensor("x_hat", x_hat)
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x_hat must have x's shape {tuple(x.shape)}, got {tuple(x_hat.shape)}")
+    if not (bool(x.norm().isfinite()) and bool((x - x_hat).norm().isfinite())):
+        x, x_hat = x.double(), x_hat.double()  # norms of float32 extremes overflow
     norm = x.norm()
     diff = (x - x_hat).norm()
     return float(diff / norm) if norm > 0 else float(diff)
@@ -174,7 +209,13 @@ class EntryStats:
 
 def entry_stats(x: torch.Tensor, near_zero: float = 1e-3) -> EntryStats:
     """Statistics of a vector's entries; ``near_zero`` is an absolute threshold."""
-    near_zero = check_number("near_zero", near_zero)
+    near_zero = float(check_number("near_zero", near_zero, maximum=1e300))
+    x = check_tensor("x", x, allow_empty=False)
+    if x.numel() == 1 or not bool(x.float().std().isfinite()):
+        x = x.double()  # one entry has no spread; float32 extremes overflow
+        std = float(x.std()) if x.numel() > 1 else 0.0
+        return EntryStats(float(x.mean()), std, float((x.abs() < near_zero).double().mean()),
+                          near_zero)
     x = x.flatten().float()
     return EntryStats(float(x.mean()), float(x.std()),
                       float((x.abs() < near_zero).float().mean()), near_zero)

@@ -12,6 +12,9 @@ from torch import nn
 
 from .units import check_int, check_number
 
+#: Timed and warm-up steps :func:`time_sgd_step` takes at most.
+MAX_REPEATS = 10_000
+
 
 @dataclass(frozen=True)
 class StepTiming:
@@ -26,6 +29,7 @@ class StepTiming:
 
 def sgd_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, lr: float) -> float:
     """One plain SGD step on cross-entropy; returns the loss before the step."""
+    lr = check_number("lr", lr)
     model.zero_grad(set_to_none=True)
     loss = F.cross_entropy(model(X), y)
     loss.backward()
@@ -43,8 +47,8 @@ def time_sgd_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *,
     Returns the median and the fastest step in seconds.
     """
     lr = check_number("lr", lr)
-    repeats = check_int("repeats", repeats)
-    warmup = check_int("warmup", warmup, minimum=0)
+    repeats = check_int("repeats", repeats, maximum=MAX_REPEATS)
+    warmup = check_int("warmup", warmup, minimum=0, maximum=MAX_REPEATS)
     for _ in range(warmup):
         sgd_step(model, X, y, lr=lr)
     times = []

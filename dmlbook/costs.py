@@ -12,16 +12,37 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .units import GIB, check_int, check_number
+from .units import (GIB, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_USD_PER_GIB, check_int,
+                    check_number)
+
+
+def _count(name, value):
+    return check_int(name, value, maximum=MAX_COUNT)
+
+
+def _bytes_per_param(value):
+    return check_number("bytes_per_param", value, maximum=MAX_BYTES_PER_PARAM)
+
+
+def _price(name, value, allow_zero=False):
+    return check_number(name, value, allow_zero=allow_zero, maximum=MAX_USD_PER_GIB)
+
+
+#: Rounds of a cumulative cost curve (one float64 per round: 80 MB).
+MAX_CURVE_ROUNDS = 10_000_000
 
 
 def fl_download_bytes(n_params: int, *, rounds: int, clients_per_round: int,
                       bytes_per_param: int = 4) -> int:
-    """Bytes the cloud sends: one model to each participating client per round."""
-    n_params = check_int("n_params", n_params)
-    rounds = check_int("rounds", rounds)
-    clients_per_round = check_int("clients_per_round", clients_per_round)
-    bytes_per_param = check_number("bytes_per_param", bytes_per_param)
+    """Bytes the cloud sends: one model to each participating client per round.
+
+    Counts are whole numbers up to :data:`~dmlbook.units.MAX_COUNT`;
+    ``bytes_per_param`` up to :data:`~dmlbook.units.MAX_BYTES_PER_PARAM`.
+    """
+    n_params = _count("n_params", n_params)
+    rounds = _count("rounds", rounds)
+    clients_per_round = _count("clients_per_round", clients_per_round)
+    bytes_per_param = _bytes_per_param(bytes_per_param)
     return rounds * clients_per_round * n_params * bytes_per_param
 
 
@@ -33,7 +54,8 @@ def fl_download_cost(n_params: int, *, rounds: int, clients_per_round: int,
         n_params: number of model parameters.
         rounds: training rounds.
         clients_per_round: clients that download the model each round.
-        usd_per_gib: egress price in US dollars per GiB (2**30 bytes); must be > 0.
+        usd_per_gib: egress price in US dollars per GiB (2**30 bytes); must be > 0
+            and at most :data:`~dmlbook.units.MAX_USD_PER_GIB`.
         bytes_per_param: bytes per parameter (4 for float32, 2 for 16 bits).
 
     The sheet's case (4,950,544 params, 1000 rounds, 200 clients,
@@ -42,7 +64,7 @@ def fl_download_cost(n_params: int, *, rounds: int, clients_per_round: int,
     n_bytes = fl_download_bytes(n_params, rounds=rounds,
                                 clients_per_round=clients_per_round,
                                 bytes_per_param=bytes_per_param)
-    usd_per_gib = check_number("usd_per_gib", usd_per_gib)
+    usd_per_gib = _price("usd_per_gib", usd_per_gib)
     return n_bytes / GIB * usd_per_gib
 
 
@@ -52,19 +74,19 @@ def fl_cumulative_cost(n_params: int, *, rounds: int, clients_per_round: int,
     """Dollars billed after each round, an array of length ``rounds``.
 
     ``upload_usd_per_gib`` (default 0, as the sheet assumes) prices the
-    clients' uploads into the cloud too.
+    clients' uploads into the cloud too. ``rounds`` is at most
+    :data:`MAX_CURVE_ROUNDS` (one array entry per round).
     """
+    rounds = check_int("rounds", rounds, maximum=MAX_CURVE_ROUNDS)
     per_round = fl_download_cost(n_params, rounds=1,
                                  clients_per_round=clients_per_round,
                                  usd_per_gib=usd_per_gib,
                                  bytes_per_param=bytes_per_param)
-    upload_usd_per_gib = check_number("upload_usd_per_gib", upload_usd_per_gib,
-                                      allow_zero=True)
+    upload_usd_per_gib = _price("upload_usd_per_gib", upload_usd_per_gib, allow_zero=True)
     per_round += (fl_download_bytes(n_params, rounds=1,
                                     clients_per_round=clients_per_round,
                                     bytes_per_param=bytes_per_param)
                   / GIB * upload_usd_per_gib)
-    rounds = check_int("rounds", rounds)
     return per_round * np.arange(1, rounds + 1)
 
 
@@ -80,18 +102,18 @@ def dl_download_cost(n_params: int, *, rounds: int, nodes: int, degree: int,
     """
     n_bytes = dl_download_bytes(n_params, rounds=rounds, nodes=nodes,
                                 degree=degree, bytes_per_param=bytes_per_param)
-    usd_per_gib = check_number("usd_per_gib", usd_per_gib, allow_zero=True)
+    usd_per_gib = _price("usd_per_gib", usd_per_gib, allow_zero=True)
     return n_bytes / GIB * usd_per_gib
 
 
 def dl_download_bytes(n_params: int, *, rounds: int, nodes: int, degree: int,
                       bytes_per_param: float = 4) -> int:
     """Bytes all nodes receive in decentralized learning (degree models each per round)."""
-    n_params = check_int("n_params", n_params)
-    rounds = check_int("rounds", rounds)
-    nodes = check_int("nodes", nodes)
-    degree = check_int("degree", degree)
-    bytes_per_param = check_number("bytes_per_param", bytes_per_param)
+    n_params = _count("n_params", n_params)
+    rounds = _count("rounds", rounds)
+    nodes = _count("nodes", nodes)
+    degree = _count("degree", degree)
+    bytes_per_param = _bytes_per_param(bytes_per_param)
     return rounds * nodes * degree * n_params * bytes_per_param
 
 
@@ -118,6 +140,8 @@ def compare_download_costs(n_params: int, *, rounds: int, clients_per_round: int
     DL is run with ``clients_per_round`` nodes, each receiving ``dl_degree``
     models per round, priced at ``dl_usd_per_gib`` (0: flat-rate connections).
     """
+    dl_degree = _count("dl_degree", dl_degree)
+    dl_usd_per_gib = _price("dl_usd_per_gib", dl_usd_per_gib, allow_zero=True)
     fl = fl_download_cost(n_params, rounds=rounds, clients_per_round=clients_per_round,
                           usd_per_gib=usd_per_gib, bytes_per_param=bytes_per_param)
     fl_bytes = fl_download_bytes(n_params, rounds=rounds,

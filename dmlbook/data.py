@@ -16,7 +16,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .units import check_choice, check_int, check_number
+from .units import (MAX_BATCH_SIZE, MAX_NODES, MAX_WIDTH, check_choice, check_fraction,
+                    check_int, check_number, check_seed)
+
+#: Examples :func:`synthetic_logistic` draws at most (x features: MAX_SYNTHETIC_VALUES).
+MAX_SAMPLES = 1_000_000
+#: Numbers (samples x features) :func:`synthetic_logistic` draws at most (256 MiB float64).
+MAX_SYNTHETIC_VALUES = 2**25
+#: Smallest Dirichlet concentration :func:`split` accepts (below it NumPy's
+#: draws underflow to NaN).
+MIN_ALPHA = 1e-3
+#: Largest Dirichlet concentration (far beyond it the split is plain IID).
+MAX_ALPHA = 1e6
 
 
 @dataclass
@@ -43,10 +54,8 @@ def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     """
     from sklearn.datasets import load_digits as sk_load_digits
 
-    test_fraction = check_number("test_fraction", test_fraction)
-    if test_fraction >= 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    seed = check_int("seed", seed, minimum=0)
+    test_fraction = check_fraction("test_fraction", test_fraction)
+    seed = check_seed(seed)
     digits = sk_load_digits()
     X = torch.tensor(digits.data / 16.0, dtype=torch.float32)
     y = torch.tensor(digits.target, dtype=torch.int64)
@@ -62,7 +71,8 @@ def digits_lenet_batch(batch_size: int = 32, *, seed: int = 0):
     The 8x8 images are upscaled bilinearly to 32x32 and repeated over 3
     channels. Returns ``(X, y)`` with X of shape (batch_size, 3, 32, 32).
     """
-    batch_size = check_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size, maximum=MAX_BATCH_SIZE)
+    seed = check_seed(seed)
     data = load_digits(seed=seed)
     if batch_size > len(data.y_train):
         raise ValueError(f"batch_size must be at most {len(data.y_train)}, got {batch_size}")
@@ -79,19 +89,27 @@ def synthetic_logistic(n_samples: int = 1000, n_features: int = 10, *,
     """Two classes from a logistic model with a known weight vector.
 
     Features are standard normal; ``P(y=1|x) = sigmoid(x @ w / noise)`` with
-    ``w`` a random unit vector. Labels are int64 in {0, 1}.
+    ``w`` a random unit vector. Labels are int64 in {0, 1}. ``test_fraction``
+    of the samples (at least one, and at least one left to train on) are the
+    test set. ``n_samples`` is at most :data:`MAX_SAMPLES`, ``n_features`` at
+    most :data:`~dmlbook.units.MAX_WIDTH`, their product at most
+    :data:`MAX_SYNTHETIC_VALUES`.
     """
-    n_samples = check_int("n_samples", n_samples, minimum=2)
-    n_features = check_int("n_features", n_features)
-    noise = check_number("noise", noise)
-    seed = check_int("seed", seed, minimum=0)
+    n_samples = check_int("n_samples", n_samples, minimum=2, maximum=MAX_SAMPLES)
+    n_features = check_int("n_features", n_features, maximum=MAX_WIDTH)
+    if n_samples * n_features > MAX_SYNTHETIC_VALUES:
+        raise ValueError(f"n_samples x n_features must be <= {MAX_SYNTHETIC_VALUES:,} "
+                         f"(MAX_SYNTHETIC_VALUES), got {n_samples * n_features:,}")
+    noise = check_number("noise", noise, maximum=1e6)
+    test_fraction = check_fraction("test_fraction", test_fraction)
+    seed = check_seed(seed)
     rng = np.random.default_rng(seed)
     w = rng.standard_normal(n_features)
     w /= np.linalg.norm(w)
     X = rng.standard_normal((n_samples, n_features))
     p = 1.0 / (1.0 + np.exp(-(X @ w) / noise))
     y = (rng.random(n_samples) < p).astype(np.int64)
-    n_test = max(1, int(round(test_fraction * n_samples)))
+    n_test = min(n_samples - 1, max(1, int(round(test_fraction * n_samples))))
     Xt = torch.tensor(X, dtype=torch.float32)
     yt = torch.tensor(y)
     return Dataset(Xt[n_test:], yt[n_test:], Xt[:n_test], yt[:n_test], num_classes=2)
@@ -112,22 +130,30 @@ def split(y: torch.Tensor, n_nodes: int, *, kind: str = "iid", seed: int = 0,
             ``shards_per_node`` of them), or ``"dirichlet"`` (each class's
             examples spread over nodes with Dirichlet(``alpha``) proportions).
         seed: seed of every random choice.
+        shards_per_node: shards each node gets (``"shards"`` only).
+        alpha: Dirichlet concentration, :data:`MIN_ALPHA` to :data:`MAX_ALPHA`
+            (``"dirichlet"`` only).
 
     Returns:
         A list of ``n_nodes`` index arrays that together cover every example
         exactly once. Every node gets at least one example.
     """
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
     y = np.asarray(y)
-    n_nodes = check_int("n_nodes", n_nodes)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.dtype == bool:
+        raise ValueError(f"y must be a one-dimensional array of integer labels, "
+                         f"got {y.dtype} of shape {y.shape}")
+    n_nodes = check_int("n_nodes", n_nodes, maximum=MAX_NODES)
     kind = check_choice("kind", kind, SPLITS)
-    seed = check_int("seed", seed, minimum=0)
+    seed = check_seed(seed)
     if n_nodes > len(y):
         raise ValueError(f"n_nodes must be at most the number of examples ({len(y)}), got {n_nodes}")
     rng = np.random.default_rng(seed)
     if kind == "iid":
         return [np.sort(part) for part in np.array_split(rng.permutation(len(y)), n_nodes)]
     if kind == "shards":
-        shards_per_node = check_int("shards_per_node", shards_per_node)
+        shards_per_node = check_int("shards_per_node", shards_per_node, maximum=len(y))
         n_shards = n_nodes * shards_per_node
         if n_shards > len(y):
             raise ValueError(f"n_nodes * shards_per_node must be at most {len(y)}, got {n_shards}")
@@ -137,7 +163,9 @@ def split(y: torch.Tensor, n_nodes: int, *, kind: str = "iid", seed: int = 0,
         shards = np.array_split(order, n_shards)
         dealt = rng.permutation(n_shards).reshape(n_nodes, shards_per_node)
         return [np.sort(np.concatenate([shards[s] for s in row])) for row in dealt]
-    alpha = check_number("alpha", alpha)
+    alpha = check_number("alpha", alpha, maximum=MAX_ALPHA)
+    if alpha < MIN_ALPHA:
+        raise ValueError(f"alpha must be >= {MIN_ALPHA:g} (MIN_ALPHA), got {alpha!r}")
     owners = np.empty(len(y), dtype=np.int64)
     for label in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == label))
@@ -155,4 +183,7 @@ def split(y: torch.Tensor, n_nodes: int, *, kind: str = "iid", seed: int = 0,
 
 def dataset_or_digits(dataset: Dataset | None, *, seed: int = 0) -> Dataset:
     """``dataset``, or the digits split with ``seed`` when it is ``None``."""
+    if dataset is not None and not isinstance(dataset, Dataset):
+        raise ValueError(f"dataset must be a dmlbook.data.Dataset or None, "
+                         f"got {type(dataset).__name__}")
     return dataset if dataset is not None else load_digits(seed=seed)

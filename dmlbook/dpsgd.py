@@ -21,12 +21,13 @@ import torch
 
 from . import data as data_mod
 from .allreduce import _ring_allreduce
-from .engine import (History, Nodes, gossip, naive_allreduce, prepare, progress_bar,
-                     seeded_generator)
-from .faults import NO_FAULTS, Faults
+from .engine import (History, Nodes, check_batch_size, gossip, naive_allreduce, prepare,
+                     progress_bar, seeded_generator)
+from .faults import Faults, check_faults
 from .ledger import Ledger
-from .topology import Topology, make_topology
-from .units import check_choice, check_int, check_number
+from .topology import Topology, resolve_topology
+from .units import (MAX_NODE_STEPS, MAX_NODES, MAX_ROUNDS, check_choice, check_int,
+                    check_number, check_product, check_seed)
 
 ORDERS = ("step-then-mix", "mix-and-step")
 FINAL_ALLREDUCES = (None, "naive", "ring")
@@ -46,20 +47,22 @@ class RunResult:
         return self.ledger.totals().sent
 
 
-def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular", degree: int = 8,
+def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
+              degree: int | None = None,
               rounds: int = 50, lr: float = 0.1, batch_size: int = 32, local_steps: int = 1,
               model="mlp", dataset=None, split: str = "iid", alpha: float = 0.5,
               shards_per_node: int = 2, faults: Faults | None = None,
               final_allreduce: str | None = None, eval_every: int = 1, seed: int = 0,
               device="cpu", progress: bool | None = None,
-              order: str = "step-then-mix") -> RunResult:
+              order: str = "step-then-mix", counts_only: bool = False) -> RunResult:
     """Train with D-PSGD on ``n_nodes`` simulated nodes.
 
     Args:
         n_nodes: number of nodes.
         topology: a :class:`Topology`, or a graph kind for :func:`make_topology`
             (``"ring"``, ``"torus"``, ``"regular"``, ``"erdos_renyi"``,
-            ``"star"``, ``"complete"``) with ``degree``.
+            ``"star"``, ``"complete"``) with ``degree`` (default 8; only for
+            ``"regular"`` and ``"random"``).
         rounds: D-PSGD rounds (local steps + one exchange each).
         lr: learning rate; batch_size: examples per local step.
         model: ``"logreg"``, ``"mlp"``, ``"cnn"``, or an ``nn.Module`` (its
@@ -79,29 +82,36 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular", degree
             ``"mix-and-step"`` (Lian et al. 2017, Algorithm 1); see the module
             docstring. With ``local_steps > 1``, mix-and-step adds the change of
             all local steps, taken from the current model, to the mixed model.
+        counts_only: keep a counts-only ledger (:class:`~dmlbook.ledger.Ledger`)
+            for large runs: the same totals and counts, no per-message records.
+
+    Bounds: ``n_nodes`` <= :data:`~dmlbook.units.MAX_NODES`, ``rounds`` and
+    ``local_steps`` <= :data:`~dmlbook.units.MAX_ROUNDS`, ``n_nodes * rounds *
+    local_steps`` <= :data:`~dmlbook.units.MAX_NODE_STEPS`. Models that stop
+    being finite end the run with "diverged at round r; try a smaller lr".
     """
-    n_nodes = check_int("n_nodes", n_nodes, minimum=2)
-    rounds = check_int("rounds", rounds)
+    n_nodes = check_int("n_nodes", n_nodes, minimum=2, maximum=MAX_NODES)
+    rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
     lr = check_number("lr", lr)
-    batch_size = check_int("batch_size", batch_size)
-    local_steps = check_int("local_steps", local_steps)
-    eval_every = check_int("eval_every", eval_every)
-    seed = check_int("seed", seed, minimum=0)
+    batch_size = check_batch_size(batch_size, n_nodes)
+    local_steps = check_int("local_steps", local_steps, maximum=MAX_ROUNDS)
+    check_product("rounds", n_nodes * rounds * local_steps, MAX_NODE_STEPS,
+                  "n_nodes x rounds x local_steps (MAX_NODE_STEPS)")
+    eval_every = check_int("eval_every", eval_every, maximum=MAX_ROUNDS)
+    seed = check_seed(seed)
     check_choice("final_allreduce", final_allreduce, FINAL_ALLREDUCES)
     order = check_choice("order", order, ORDERS)
-    faults = NO_FAULTS if faults is None else faults
+    check_choice("counts_only", counts_only, (False, True))
+    faults = check_faults(faults, n_nodes)
     if final_allreduce == "ring" and not faults.none:
         raise ValueError("final_allreduce must be None or 'naive' when faults are given "
                          "(the ring all-reduce here models reliable nodes only)")
-    if isinstance(topology, str):
-        topology = make_topology(topology, n_nodes, degree=degree, seed=seed)
-    if topology.n != n_nodes:
-        raise ValueError(f"topology must have n_nodes={n_nodes} nodes, got {topology.n}")
+    topology = resolve_topology(topology, n_nodes, degree=degree, seed=seed)
     module, _, node_data, X_test, y_test = prepare(
         model, n_nodes, dataset=dataset, split=split, seed=seed, alpha=alpha,
         shards_per_node=shards_per_node, device=device)
     nodes = Nodes(module, n_nodes, device=device)
-    history = History(ledger=Ledger(n_nodes))
+    history = History(ledger=Ledger(n_nodes, counts_only=counts_only))
     generator = seeded_generator(seed)
 
     eval_seconds = 0.0

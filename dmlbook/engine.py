@@ -24,8 +24,9 @@ from . import data as data_mod
 from .faults import NO_FAULTS, Faults
 from .ledger import Ledger
 from .models import model_for
-from .topology import Topology, make_topology
-from .units import check_int
+from .topology import Topology
+from .units import (MAX_BATCH_SIZE, MAX_EXAMPLES_PER_STEP, MAX_NODES, MAX_STACKED_PARAMS,
+                    check_diverged, check_int, check_number, check_product, check_seed)
 
 
 def resolve_device(device) -> torch.device:
@@ -97,13 +98,19 @@ class NodeData:
         return offsets[..., None] + (u * sizes[..., None]).long().clamp_max(sizes[..., None] - 1)
 
     def batch_indices(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
-        """``(n, batch_size)`` indices into ``X``: row ``i`` from node ``i``'s examples."""
+        """``(n, batch_size)`` indices into ``X``: row ``i`` from node ``i``'s examples.
+
+        ``batch_size`` is at most :data:`~dmlbook.units.MAX_BATCH_SIZE`, and
+        ``n * batch_size`` at most :data:`~dmlbook.units.MAX_EXAMPLES_PER_STEP`.
+        """
+        batch_size = check_batch_size(batch_size, self.n)
         u = torch.rand((self.n, batch_size), generator=generator, dtype=torch.float64)
         return self._indices(u, slice(None))
 
     def node_batch_indices(self, node: int, generator: torch.Generator,
                            batch_size: int) -> torch.Tensor:
         """``(batch_size,)`` indices into ``X`` from node ``node``'s examples."""
+        batch_size = check_int("batch_size", batch_size, maximum=MAX_BATCH_SIZE)
         u = torch.rand(batch_size, generator=generator, dtype=torch.float64)
         return self._indices(u, node)
 
@@ -112,12 +119,29 @@ class NodeData:
         return self.X[idx], self.y[idx]
 
 
+def check_batch_size(batch_size, n_nodes: int = 1) -> int:
+    """``batch_size`` per node, checked against both batch bounds for ``n_nodes`` nodes."""
+    batch_size = check_int("batch_size", batch_size, maximum=MAX_BATCH_SIZE)
+    check_product("batch_size", n_nodes * batch_size, MAX_EXAMPLES_PER_STEP,
+                  "nodes x batch_size (MAX_EXAMPLES_PER_STEP)")
+    return batch_size
+
+
 class Nodes:
-    """``n`` copies of one model, held as stacked flat parameters ``(n, P)``."""
+    """``n`` copies of one model, held as stacked flat parameters ``(n, P)``.
+
+    ``n`` is at most :data:`~dmlbook.units.MAX_NODES`, and ``n`` times the
+    model's parameters at most :data:`~dmlbook.units.MAX_STACKED_PARAMS`.
+    """
 
     def __init__(self, model: nn.Module, n: int, *, device="cpu"):
-        n = check_int("n", n)
+        n = check_int("n", n, maximum=MAX_NODES)
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.device = resolve_device(device)
+        n_params = sum(p.numel() for p in model.parameters())
+        check_product("n", n * n_params, MAX_STACKED_PARAMS,
+                      "nodes x model parameters (MAX_STACKED_PARAMS)")
         self.flat = FlatModel(model)
         self.n = n
         self.params = self.flat.initial.to(self.device).repeat(n, 1)
@@ -149,6 +173,7 @@ class Nodes:
 
     def sgd_step(self, X, y, lr: float, active: torch.Tensor | None = None) -> torch.Tensor:
         """One SGD step on every (active) node; returns the batch losses before it."""
+        lr = check_number("lr", lr)
         losses, g = self.losses_and_gradients(X, y)
         if active is not None:
             g *= active[:, None]
@@ -226,7 +251,9 @@ def mix(tensor: torch.Tensor, topology: Topology, *, round: int, ledger: Ledger,
     over the ``j`` whose message reached ``i`` this round (without faults the
     denominator is 1: plain multiplication by ``W``). Rows of crashed nodes
     stay as they are. Every message goes into ``ledger`` with ``nbytes``.
+    A ``tensor`` that is no longer finite stops the run: "diverged at round r".
     """
+    check_diverged(round, **{"what the nodes send": tensor})
     n = topology.n
     src, dst = topology.src_np, topology.dst_np
     if active is None:
@@ -261,14 +288,34 @@ def naive_allreduce(nodes: Nodes, *, round: int, ledger: Ledger,
     """Every live node sends its model to every other node; all take the average.
 
     ``n (n - 1)`` messages without faults. A node averages the models that
-    reached it, its own included.
+    reached it, its own included: D-PSGD's exchange on the complete graph,
+    whose Metropolis weights are all ``1/n``. Every live node sends (an
+    all-reduce waits for stragglers); crashed nodes keep their model.
+
+    No graph is built: without faults every node gets the exact mean; with
+    faults an ``n x n`` 0/1 matrix of what arrived averages it. Messages are
+    recorded grouped by receiver, like :func:`mix` on the complete graph.
     """
-    # D-PSGD's exchange on the complete graph, whose Metropolis weights are all
-    # 1/n: mixing gives the plain average of what arrived. Every live node
-    # sends (an all-reduce waits for stragglers).
-    complete = make_topology("complete", nodes.n)
-    gossip(nodes, complete, round=round, ledger=ledger, faults=faults,
-           active=faults.alive(round, nodes.n))
+    n = nodes.n
+    check_diverged(round, **{"the models": nodes.params})
+    receiver = np.repeat(np.arange(n, dtype=np.int32), n - 1)
+    sender = np.tile(np.arange(n - 1, dtype=np.int32), n)
+    sender += sender >= receiver  # everyone but the receiver, in order
+    if faults.none:
+        ledger.record(round, sender, receiver, nodes.payload_bytes, True)
+        nodes.params = nodes.params.mean(0, keepdim=True).expand(n, -1).clone()
+        return
+    alive = faults.alive(round, n)
+    sent = alive[sender]
+    sender, receiver = sender[sent], receiver[sent]
+    delivered = faults.delivered(round, receiver, n)
+    ledger.record(round, sender, receiver, nodes.payload_bytes, delivered)
+    arrived = torch.eye(n, dtype=nodes.params.dtype, device=nodes.params.device)
+    arrived[torch.from_numpy(receiver[delivered]).long(),
+            torch.from_numpy(sender[delivered]).long()] = 1
+    averaged = (arrived @ nodes.params) / arrived.sum(1, keepdim=True)
+    keep = torch.from_numpy(alive).to(nodes.params.device)[:, None]
+    nodes.params = torch.where(keep, averaged, nodes.params)
 
 
 @dataclass
@@ -299,7 +346,11 @@ class History:
                 "train_loss": np.array(self.train_loss)}
 
     def record(self, round: int, nodes: "Nodes", X_test, y_test) -> None:
-        """Evaluate every node and the average model on the test set."""
+        """Evaluate every node and the average model on the test set.
+
+        Models that are no longer finite stop the run: "diverged at round r".
+        """
+        check_diverged(round, **{"the models": nodes.params})
         loss, acc = nodes.evaluate(X_test, y_test)
         avg_loss, avg_acc = nodes.evaluate(X_test, y_test, params=nodes.mean()[None])
         self.rounds.append(round)
@@ -324,6 +375,11 @@ def prepare(model, n_nodes, *, dataset=None, split="iid", seed=0, alpha=0.5,
     module; ``dataset`` defaults to the digits; ``split`` etc. go to
     :func:`dmlbook.data.split`.
     """
+    n_nodes = check_int("n_nodes", n_nodes, maximum=MAX_NODES)
+    seed = check_seed(seed)
+    if dataset is not None and not isinstance(dataset, data_mod.Dataset):
+        raise ValueError(f"dataset must be a dmlbook.data.Dataset or None, "
+                         f"got {type(dataset).__name__}")
     dataset = data_mod.dataset_or_digits(dataset, seed=seed)
     module = model_for(model, dataset, seed=seed)
     parts = data_mod.split(dataset.y_train, n_nodes, kind=split, seed=seed,
@@ -339,10 +395,12 @@ def progress_bar(total: int, enabled: bool | None, desc: str):
 
     from tqdm.auto import tqdm
 
+    if enabled is not None and not isinstance(enabled, bool):
+        raise ValueError(f"progress must be True, False or None, got {enabled!r}")
     # Read at every call (tqdm itself reads TQDM_* only once, when imported).
     silenced = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
     return tqdm(total=total, desc=desc, disable=(enabled is False or silenced), leave=False)
 
 
 def seeded_generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    return torch.Generator().manual_seed(check_seed(seed))

@@ -11,7 +11,9 @@
 
 A node always averages over the models it actually received, plus its own,
 with its mixing weights renormalised over those. Nothing raises: the ledger
-records every message as sent, and whether it was delivered.
+records every message as sent, and whether it was delivered. Node ids in
+``crash_at`` are checked against the run's nodes (:meth:`Faults.check_nodes`):
+a crash of a node the run does not have is a ``ValueError``, not a no-op.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .units import check_int, check_probability
+from .units import MAX_NODES, MAX_ROUNDS, check_int, check_probability, check_seed
 
 
 @dataclass
@@ -35,12 +37,19 @@ class Faults:
     def __post_init__(self):
         self.drop_prob = check_probability("drop_prob", self.drop_prob)
         self.straggler_prob = check_probability("straggler_prob", self.straggler_prob)
-        self.seed = check_int("seed", self.seed, minimum=0)
+        self.seed = check_seed(self.seed)
         if not isinstance(self.crash_at, dict):
             raise ValueError(f"crash_at must be a dict {{node: round}}, got {self.crash_at!r}")
-        self.crash_at = {check_int("crash_at node", k, minimum=0):
-                         check_int("crash_at round", v, minimum=0)
+        self.crash_at = {check_int("crash_at node", k, minimum=0, maximum=MAX_NODES):
+                         check_int("crash_at round", v, minimum=0, maximum=MAX_ROUNDS + 1)
                          for k, v in self.crash_at.items()}
+
+    def check_nodes(self, n: int) -> "Faults":
+        """``self``, if every node in ``crash_at`` is one of ``0 .. n - 1``."""
+        bad = sorted(node for node in self.crash_at if node >= n)
+        if bad:
+            raise ValueError(f"crash_at node must be a node id in 0 .. {n - 1}, got {bad[0]}")
+        return self
 
     @property
     def none(self) -> bool:
@@ -51,9 +60,10 @@ class Faults:
 
     def alive(self, round: int, n: int) -> np.ndarray:
         """Boolean mask of the nodes that have not crashed by ``round``."""
+        self.check_nodes(n)
         mask = np.ones(n, bool)
         for node, r in self.crash_at.items():
-            if node < n and round >= r:
+            if round >= r:
                 mask[node] = False
         return mask
 
@@ -73,4 +83,15 @@ class Faults:
         return ok
 
 
+
 NO_FAULTS = Faults()
+
+
+def check_faults(faults, n: int) -> Faults:
+    """``faults`` (``None``: no faults), checked to be a :class:`Faults` on ``n`` nodes."""
+    if faults is None:
+        return NO_FAULTS
+    if not isinstance(faults, Faults):
+        raise ValueError(f"faults must be a dmlbook.faults.Faults or None, "
+                         f"got {type(faults).__name__}")
+    return faults.check_nodes(n)

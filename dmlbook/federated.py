@@ -18,11 +18,13 @@ import numpy as np
 import torch
 
 from . import compression
-from .engine import History, Nodes, mix, prepare, progress_bar, seeded_generator
+from .engine import (History, Nodes, check_batch_size, mix, prepare, progress_bar,
+                     seeded_generator)
 from .ledger import Ledger
 from .models import make_model
-from .topology import Topology, make_topology
-from .units import check_choice, check_int, check_number
+from .topology import Topology, resolve_topology
+from .units import (MAX_NODE_STEPS, MAX_NODES, MAX_ROUNDS, check_choice, check_diverged,
+                    check_int, check_number, check_product)
 
 SEND_FL = ("update", "parameters", "gradients")
 SEND_DL = ("parameters", "gradients")
@@ -37,6 +39,11 @@ def fedsgd_round(server: torch.Tensor, nodes: Nodes, X, y, *, lr: float,
     server averages them. Both give the same model.
     """
     send = check_choice("send", send, ("gradients", "parameters"))
+    lr = check_number("lr", lr)
+    if not isinstance(nodes, Nodes) or not isinstance(server, torch.Tensor) \
+            or server.shape != nodes.params.shape[1:]:
+        raise ValueError("server must be a tensor of one model's parameters and nodes "
+                         "a dmlbook.engine.Nodes of that model")
     nodes.params = server.expand(nodes.n, -1).clone()
     g = nodes.gradients(X, y)
     if send == "gradients":
@@ -87,13 +94,19 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     ``"topk_keep"`` fills the entries a client did not send with the server's
     own values (its current model for parameters, zero for an update).
     """
-    n = check_int("n_clients", n_clients)
-    rounds = check_int("rounds", rounds)
-    local_steps = check_int("local_steps", local_steps)
+    n = check_int("n_clients", n_clients, maximum=MAX_NODES)
+    rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
+    local_steps = check_int("local_steps", local_steps, maximum=MAX_ROUNDS)
+    check_product("rounds", n * rounds * local_steps, MAX_NODE_STEPS,
+                  "n_clients x rounds x local_steps (MAX_NODE_STEPS)")
     lr = check_number("lr", lr)
-    batch_size = check_int("batch_size", batch_size)
+    batch_size = check_batch_size(batch_size, n)
     send = check_choice("send", send, ("update", "parameters"))
     method = check_choice("method", method, compression.METHODS)
+    if level is not None:
+        compression.compress(torch.ones(2), method, level)  # checks level for method
+    if sample_round is not None:
+        sample_round = check_int("sample_round", sample_round, maximum=rounds)
     module, _, node_data, X_test, y_test = prepare(
         model, n, dataset=dataset, split=split, seed=seed)
     clients = Nodes(module, n)
@@ -114,6 +127,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         clients.params = server.expand(n, -1).clone()
         for _ in range(local_steps):
             clients.sgd_step(*node_data.batch(generator, batch_size), lr)
+        check_diverged(r, **{"the clients' models": clients.params})
         updates = clients.params - server
         raw = updates if send == "update" else clients.params
         if r == sample_round:
@@ -130,6 +144,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         new = server + sent.mean(0) if send == "update" else sent.mean(0)
         result.step_error.append(float((new - exact).norm() / (exact - server).norm()))
         server = new
+        check_diverged(r, **{"the server's model": server})
         record(r)
         bar.update()
     bar.close()
@@ -150,7 +165,7 @@ INITS = ("own", "common")
 
 
 def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
-                               topology: Topology | str = "regular", degree: int = 4,
+                               topology: Topology | str = "regular", degree: int | None = None,
                                rounds: int = 40, lr: float = 0.1, batch_size: int = 32,
                                model: str = "mlp", split: str = "iid", init: str = "own",
                                seed: int = 0, progress: bool | None = None) -> ExchangeResult:
@@ -158,19 +173,21 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
 
     ``"parameters"`` is D-PSGD: step, then average neighbours' models.
     ``"gradients"``: each node averages its neighbours' gradients (same
-    weights ``W``) and steps its own model with that average.
+    weights ``W``) and steps its own model with that average. ``degree``
+    (default 4) is for ``"regular"`` and ``"random"`` graphs only.
     ``init="own"``: every node starts from its own random model;
     ``"common"``: all start from the same one, so any distance between the
     models grows during training.
     """
     send = check_choice("send", send, SEND_DL)
     init = check_choice("init", init, INITS)
-    n = check_int("n_nodes", n_nodes, minimum=2)
-    rounds = check_int("rounds", rounds)
+    n = check_int("n_nodes", n_nodes, minimum=2, maximum=MAX_NODES)
+    rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
+    check_product("rounds", n * rounds, MAX_NODE_STEPS, "n_nodes x rounds (MAX_NODE_STEPS)")
     lr = check_number("lr", lr)
-    batch_size = check_int("batch_size", batch_size)
-    if isinstance(topology, str):
-        topology = make_topology(topology, n, degree=degree, seed=seed)
+    batch_size = check_batch_size(batch_size, n)
+    check_choice("model", model, ("logreg", "mlp", "cnn"))
+    topology = resolve_topology(topology, n, degree=degree, seed=seed, default_degree=4)
     module, _, node_data, X_test, y_test = prepare(model, n, split=split, seed=seed)
     nodes = Nodes(module, n)
     if init == "own":
@@ -231,6 +248,9 @@ def describe(method: str, level) -> str:
     The fair parameter baselines say so: ``"4-bit per tensor"``,
     ``"top-10%, rest kept"``.
     """
+    method = check_choice("method", method, compression.METHODS)
+    if method != "none":
+        level = check_number("level", level)
     if method == "quantize":
         return f"{level:g}-bit quantization"
     if method == "quantize_per_tensor":

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from .centralized import train_centralized
-from .engine import Nodes, prepare, progress_bar
+from .engine import Nodes, check_batch_size, prepare, progress_bar
 from .ledger import Ledger
-from .units import check_choice, check_int, check_number, check_probability
+from .units import (MAX_GOSSIP_EVENTS, MAX_NODES, MAX_ROUNDS, check_choice, check_diverged,
+                    check_int, check_number, check_probability, check_seed)
 
 SAMPLING = ("uniform", "balanced")
 PROTOCOLS = ("push-pull", "push")
@@ -160,7 +161,20 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
     pattern of gossip learning): ``j`` sets ``x_j = (x_i + x_j) / 2`` and
     nothing goes back, so the sum, and with it the mean, drifts.
     """
-    x = np.array(values, dtype=np.float64)
+    try:
+        x = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("values must be a list of finite numbers, one per node") from None
+    if x.ndim != 1 or not np.isfinite(x).all() or len(x) > MAX_NODES:
+        raise ValueError(f"values must be a list of 2 to {MAX_NODES} finite numbers, "
+                         f"one per node, got shape {x.shape}")
+    seed = check_seed(seed)
+    cycles = check_int("cycles", cycles, maximum=MAX_ROUNDS)
+    delta = check_number("delta", delta)
+    check_number("delay", delay, allow_zero=True, maximum=cycles * delta)
+    if len(x) * cycles > MAX_GOSSIP_EVENTS:
+        raise ValueError(f"cycles must keep nodes x cycles <= {MAX_GOSSIP_EVENTS:,} "
+                         f"(MAX_GOSSIP_EVENTS), got {len(x) * cycles:,}")
     n, delta, jitter, delay, drop_prob, sampling = _check_common(
         len(x), delta, jitter, delay, drop_prob, sampling)
     cycles = check_int("cycles", cycles)
@@ -281,7 +295,17 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     """
     n, delta, jitter, delay, drop_prob, sampling = _check_common(
         n_nodes, delta, jitter, delay, drop_prob, sampling)
-    until = check_number("until", until)
+    check_int("n_nodes", n, maximum=MAX_NODES)
+    until = check_number("until", until, maximum=MAX_ROUNDS * delta)
+    if n * until / delta > MAX_GOSSIP_EVENTS:
+        raise ValueError(f"until must keep n_nodes x until / delta <= {MAX_GOSSIP_EVENTS:,} "
+                         f"(MAX_GOSSIP_EVENTS), got {n * until / delta:,.0f}")
+    if check_number("eval_every", eval_every) < until / MAX_ROUNDS:
+        raise ValueError(f"eval_every must keep until / eval_every <= {MAX_ROUNDS:,}, "
+                         f"got {eval_every!r}")
+    check_number("delay", delay, allow_zero=True, maximum=until)
+    check_number("sgd_time", sgd_time, allow_zero=True, maximum=until)
+    check_batch_size(batch_size, n)
     sgd_time = check_number("sgd_time", sgd_time, allow_zero=True)
     lr = check_number("lr", lr)
     batch_size = check_int("batch_size", batch_size)
@@ -307,6 +331,7 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
         queue.push(rng.uniform(0, delta) + sgd_time, "step", i)
 
     def evaluate(t):
+        check_diverged(int(t // delta), **{"the models": nodes.params})
         loss, acc = nodes.evaluate(dataset.X_test, dataset.y_test)
         result.times.append(t)
         result.test_loss.append(loss)
@@ -377,6 +402,10 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
 
 def received_per_cycle(ledger: Ledger, n_nodes: int, cycles: int) -> np.ndarray:
     """``(cycles, n_nodes)``: messages each node received in each full cycle."""
+    if not isinstance(ledger, Ledger):
+        raise ValueError(f"ledger must be a dmlbook.ledger.Ledger, got {type(ledger).__name__}")
+    n_nodes = check_int("n_nodes", n_nodes, maximum=MAX_NODES)
+    cycles = check_int("cycles", cycles, minimum=0, maximum=MAX_ROUNDS)
     c = ledger.columns()
     mask = c["delivered"] & (c["round"] < cycles)
     counts = np.zeros((cycles, n_nodes), dtype=np.int64)
@@ -425,6 +454,8 @@ def load_quantile(n_nodes: int, share: float) -> int:
 def centralized_baseline(result: GossipLearningResult, *, model="mlp", dataset=None,
                          lr: float = 0.1, batch_size: int = 8, seed: int = 0):
     """Centralized SGD with as many gradient steps as all gossip nodes took together."""
+    if not isinstance(result, GossipLearningResult) or result.steps is None:
+        raise ValueError("result must be a finished GossipLearningResult")
     return train_centralized(model=model, dataset=dataset, steps=int(result.steps.sum()),
                              lr=lr, batch_size=batch_size,
                              eval_every=max(1, int(result.steps.sum()) // 20), seed=seed)

@@ -9,14 +9,17 @@ all-reduce sends ``2 (n_nodes - 1)`` smaller messages per node.
 
 from __future__ import annotations
 
-from .units import check_choice, check_int, check_number
+from .units import MAX_COUNT, check_choice, check_int, check_number
 
 ALLREDUCE_MESSAGES = (None, "naive", "ring")
 
 
 def allreduce_messages(n_nodes: int, kind: str = "naive") -> int:
-    """Messages of one all-reduce: ``n(n-1)`` naive, ``2n(n-1)`` ring (each 1/n of a model)."""
-    n_nodes = check_int("n_nodes", n_nodes, minimum=2)
+    """Messages of one all-reduce: ``n(n-1)`` naive, ``2n(n-1)`` ring (each 1/n of a model).
+
+    ``n_nodes`` from 2 to :data:`~dmlbook.units.MAX_COUNT`.
+    """
+    n_nodes = check_int("n_nodes", n_nodes, minimum=2, maximum=MAX_COUNT)
     kind = check_choice("kind", kind, ("naive", "ring"))
     return n_nodes * (n_nodes - 1) * (1 if kind == "naive" else 2)
 
@@ -34,11 +37,12 @@ def dpsgd_messages(n_nodes: int, degree: float, steps: int, *,
             or ``None`` for no all-reduce.
 
     The sheet's case, 128 nodes of average degree 8, 50 steps and a naive
-    all-reduce: ``50 * 128 * 8 + 128 * 127 = 67,456``.
+    all-reduce: ``50 * 128 * 8 + 128 * 127 = 67,456``. ``n_nodes`` and
+    ``steps`` are at most :data:`~dmlbook.units.MAX_COUNT`.
     """
-    n_nodes = check_int("n_nodes", n_nodes, minimum=2)
-    degree = check_number("degree", degree)
-    steps = check_int("steps", steps, minimum=0)
+    n_nodes = check_int("n_nodes", n_nodes, minimum=2, maximum=MAX_COUNT)
+    degree = check_number("degree", degree, maximum=MAX_COUNT)
+    steps = check_int("steps", steps, minimum=0, maximum=MAX_COUNT)
     final_allreduce = check_choice("final_allreduce", final_allreduce, ALLREDUCE_MESSAGES)
     directed_edges = n_nodes * degree
     if directed_edges != int(directed_edges) or int(directed_edges) % 2:

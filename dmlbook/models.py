@@ -13,11 +13,28 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .units import check_int
+from .units import MAX_MODEL_PARAMS, MAX_VOCAB, MAX_WIDTH, check_int, check_seed
+
+
+def _width(name: str, value) -> int:
+    return check_int(name, value, maximum=MAX_WIDTH)
+
+
+def _classes(value) -> int:
+    return check_int("num_classes", value, minimum=2, maximum=MAX_WIDTH)
+
+
+def _check_size(n_params: int) -> None:
+    """Reject a model of more than MAX_MODEL_PARAMS parameters before it is allocated."""
+    if n_params > MAX_MODEL_PARAMS:
+        raise ValueError(f"the model's widths must keep it at <= {MAX_MODEL_PARAMS:,} "
+                         f"parameters (MAX_MODEL_PARAMS), got {n_params:,}")
 
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (scalars) of ``model``."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -33,7 +50,7 @@ class LeNet(nn.Module):
 
     def __init__(self, num_classes: int = 10):
         super().__init__()
-        num_classes = check_int("num_classes", num_classes, minimum=2)
+        num_classes = _classes(num_classes)
         self.features = nn.Sequential(
             nn.Conv2d(3, 32, 5, padding=2), nn.MaxPool2d(3, 2), nn.ReLU(),
             nn.LocalResponseNorm(3, alpha=5e-5, beta=0.75),
@@ -57,7 +74,9 @@ class PeepholeLSTM(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
-        H = hidden_size
+        input_size = _width("input_size", input_size)
+        H = hidden_size = _width("hidden_size", hidden_size)
+        _check_size(4 * H * (input_size + H) + 7 * H)
         self.hidden_size = H
         self.input_weight = nn.Linear(input_size, 4 * H, bias=False)
         self.hidden_weight = nn.Linear(H, 4 * H, bias=False)
@@ -93,9 +112,11 @@ class WordLSTM(nn.Module):
     def __init__(self, vocab_size: int = 10_000, embed_dim: int = 192,
                  hidden_size: int = 256):
         super().__init__()
-        vocab_size = check_int("vocab_size", vocab_size, minimum=2)
-        embed_dim = check_int("embed_dim", embed_dim)
-        hidden_size = check_int("hidden_size", hidden_size)
+        vocab_size = check_int("vocab_size", vocab_size, minimum=2, maximum=MAX_VOCAB)
+        embed_dim = _width("embed_dim", embed_dim)
+        hidden_size = _width("hidden_size", hidden_size)
+        V, E, H = vocab_size, embed_dim, hidden_size
+        _check_size(V * E + 4 * H * (E + H) + 7 * H + H * V + V)
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.lstm = PeepholeLSTM(embed_dim, hidden_size)
         self.decoder = nn.Linear(hidden_size, vocab_size)
@@ -130,26 +151,33 @@ DIGITS_CLASSES = 10
 
 def logistic_regression(n_features: int = DIGITS_FEATURES,
                         num_classes: int = DIGITS_CLASSES) -> nn.Module:
-    """Multinomial logistic regression: one linear layer."""
-    n_features = check_int("n_features", n_features)
-    num_classes = check_int("num_classes", num_classes, minimum=2)
+    """Multinomial logistic regression: one linear layer (widths up to MAX_WIDTH)."""
+    n_features = _width("n_features", n_features)
+    num_classes = _classes(num_classes)
+    _check_size((n_features + 1) * num_classes)
     return nn.Sequential(nn.Flatten(), nn.Linear(n_features, num_classes))
 
 
 def mlp(n_features: int = DIGITS_FEATURES, hidden: int = 32,
         num_classes: int = DIGITS_CLASSES) -> nn.Module:
-    """One hidden layer with ReLU."""
-    n_features = check_int("n_features", n_features)
-    hidden = check_int("hidden", hidden)
-    num_classes = check_int("num_classes", num_classes, minimum=2)
+    """One hidden layer with ReLU (widths up to MAX_WIDTH)."""
+    n_features = _width("n_features", n_features)
+    hidden = _width("hidden", hidden)
+    num_classes = _classes(num_classes)
+    _check_size((n_features + 1) * hidden + (hidden + 1) * num_classes)
     return nn.Sequential(nn.Flatten(), nn.Linear(n_features, hidden), nn.ReLU(),
                          nn.Linear(hidden, num_classes))
 
 
-def small_cnn(channels: int = 8, num_classes: int = DIGITS_CLASSES) -> nn.Module:
-    """A small CNN for 1x8x8 digits: conv 3x3, ReLU, max-pool 2, linear."""
-    channels = check_int("channels", channels)
-    num_classes = check_int("num_classes", num_classes, minimum=2)
+def small_cnn(channels: int = 8, num_classes: int = DIGITS_CLASSES, *,
+              n_features: int = DIGITS_FEATURES) -> nn.Module:
+    """A small CNN for 1x8x8 digits: conv 3x3, ReLU, max-pool 2, linear (widths up to MAX_WIDTH)."""
+    if isinstance(n_features, bool) or n_features != DIGITS_FEATURES:
+        raise ValueError(f"n_features must be {DIGITS_FEATURES} (8x8 images) for the CNN, "
+                         f"got {n_features!r}")
+    channels = _width("channels", channels)
+    num_classes = _classes(num_classes)
+    _check_size(10 * channels + (16 * channels + 1) * num_classes)
     return nn.Sequential(
         nn.Unflatten(1, (1, 8, 8)),
         nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -162,9 +190,9 @@ MODELS = {"logreg": logistic_regression, "mlp": mlp, "cnn": small_cnn}
 
 def make_model(name: str, *, seed: int = 0, **kwargs) -> nn.Module:
     """Build one of :data:`MODELS` by name, initialised from ``seed``."""
-    if name not in MODELS:
+    if not isinstance(name, str) or name not in MODELS:
         raise ValueError(f"model must be one of {', '.join(map(repr, MODELS))}, got {name!r}")
-    seed = check_int("seed", seed, minimum=0)
+    seed = check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return MODELS[name](**kwargs)

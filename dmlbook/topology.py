@@ -16,10 +16,27 @@ import networkx as nx
 import numpy as np
 import torch
 
-from .units import check_choice, check_int, check_number, check_probability
+from .units import (MAX_GRAPH_EDGES, MAX_NODES, check_choice, check_int, check_number,
+                    check_probability, check_seed)
 
 GRAPHS = ("ring", "torus", "regular", "random", "erdos_renyi", "star", "complete")
 WEIGHTS = ("metropolis", "uniform")
+#: The kinds that use ``degree``, and ``p``; the others reject them.
+USES_DEGREE = ("regular", "random")
+USES_P = ("erdos_renyi",)
+DEFAULT_DEGREE = 8
+DEFAULT_P = 0.1
+
+
+def _fixed_degree(kind: str, n: int) -> int | None:
+    """The degree every node has in a graph of ``kind`` that does not take one."""
+    return {"ring": 2, "torus": 4, "complete": n - 1}.get(kind)
+
+
+def _check_edges(edges: float, kind: str) -> None:
+    if edges > MAX_GRAPH_EDGES:
+        raise ValueError(f"n must keep a {kind} graph at <= {MAX_GRAPH_EDGES:,} edges "
+                         f"(MAX_GRAPH_EDGES), got {edges:,.0f} edges")
 
 
 def _torus_shape(n: int) -> tuple[int, int]:
@@ -29,7 +46,7 @@ def _torus_shape(n: int) -> tuple[int, int]:
     return rows, n // rows
 
 
-def make_graph(kind: str, n: int, *, degree: int = 8, p: float = 0.1,
+def make_graph(kind: str, n: int, *, degree: int | None = None, p: float | None = None,
                seed: int = 0) -> nx.Graph:
     """A connected, undirected graph on nodes ``0 .. n-1``.
 
@@ -40,15 +57,29 @@ def make_graph(kind: str, n: int, *, degree: int = 8, p: float = 0.1,
             degrees vary; redrawn until connected), ``"erdos_renyi"``
             (edge probability ``p``; redrawn until connected), ``"star"``
             (node 0 in the centre) or ``"complete"``.
-        n: number of nodes.
+        n: number of nodes, 2 to :data:`~dmlbook.units.MAX_NODES`; the graph
+            may have at most :data:`~dmlbook.units.MAX_GRAPH_EDGES` edges.
         degree: degree of a random regular graph, average degree of a
-            ``"random"`` one (``n * degree`` must be even).
-        p: edge probability of an Erdős–Rényi graph.
-        seed: seed of the random graphs.
+            ``"random"`` one (``n * degree`` must be even); default 8. Other
+            kinds reject it, unless it is the degree their nodes have anyway
+            (2 for a ring, 4 for a torus, ``n - 1`` for a complete graph).
+        p: edge probability of an Erdős–Rényi graph (default 0.1); other
+            kinds reject it.
+        seed: seed of the random graphs (0 to :data:`~dmlbook.units.MAX_SEED`).
     """
     kind = check_choice("kind", kind, GRAPHS)
-    n = check_int("n", n, minimum=2)
-    seed = check_int("seed", seed, minimum=0)
+    n = check_int("n", n, minimum=2, maximum=MAX_NODES)
+    seed = check_seed(seed)
+    if degree is not None and kind not in USES_DEGREE:
+        fixed = _fixed_degree(kind, n)
+        if fixed is None or isinstance(degree, bool) or degree != fixed:
+            raise ValueError(f"degree is used only by 'regular' and 'random' graphs; a {kind} "
+                             f"graph would ignore degree={degree!r}: leave it out")
+    if p is not None and kind not in USES_P:
+        raise ValueError(f"p is used only by 'erdos_renyi' graphs; a {kind} graph would "
+                         f"ignore p={p!r}: leave it out")
+    degree = DEFAULT_DEGREE if degree is None else degree
+    p = DEFAULT_P if p is None else p
     if kind == "ring":
         if n < 3:
             raise ValueError(f"n must be >= 3 for a ring, got {n}")
@@ -58,24 +89,28 @@ def make_graph(kind: str, n: int, *, degree: int = 8, p: float = 0.1,
         graph = nx.convert_node_labels_to_integers(
             nx.grid_2d_graph(rows, cols, periodic=True), ordering="sorted")
     elif kind == "regular":
-        degree = check_int("degree", degree)
+        degree = check_int("degree", degree, maximum=MAX_NODES)
         if degree >= n or (n * degree) % 2:
             raise ValueError(f"degree must be < n with n * degree even, got degree={degree}, n={n}")
+        _check_edges(n * degree / 2, kind)
         graph = _connected(lambda s: nx.random_regular_graph(degree, n, seed=s), seed)
     elif kind == "random":
-        degree = check_number("degree", degree)
+        degree = check_number("degree", degree, maximum=MAX_NODES)
         edges = n * degree / 2
         if edges != int(edges) or degree >= n - 1:
             raise ValueError(f"degree must be < n - 1 with n * degree even, got degree={degree}, n={n}")
+        _check_edges(edges, kind)
         graph = _connected(lambda s: nx.gnm_random_graph(n, int(edges), seed=s), seed)
     elif kind == "erdos_renyi":
         p = check_probability("p", p)
         if p == 0:
             raise ValueError("p must be a probability in (0, 1] for a connected graph, got 0")
+        _check_edges(p * n * (n - 1) / 2, kind)
         graph = _connected(lambda s: nx.erdos_renyi_graph(n, p, seed=s), seed)
     elif kind == "star":
         graph = nx.star_graph(n - 1)
     else:
+        _check_edges(n * (n - 1) / 2, kind)
         graph = nx.complete_graph(n)
     return graph
 
@@ -98,7 +133,11 @@ def mixing_matrix(graph: nx.Graph, weights: str = "metropolis") -> np.ndarray:
     regular graphs.
     """
     weights = check_choice("weights", weights, WEIGHTS)
-    n = graph.number_of_nodes()
+    if not isinstance(graph, nx.Graph):
+        raise ValueError(f"graph must be a networkx.Graph, got {type(graph).__name__}")
+    n = check_int("graph's number of nodes", graph.number_of_nodes(), maximum=MAX_NODES)
+    if sorted(graph.nodes()) != list(range(n)):
+        raise ValueError("graph must have nodes labelled 0 .. n-1")
     deg = np.array([graph.degree(i) for i in range(n)], dtype=np.float64)
     W = np.zeros((n, n))
     for i, j in graph.edges():
@@ -110,16 +149,31 @@ def mixing_matrix(graph: nx.Graph, weights: str = "metropolis") -> np.ndarray:
     return W
 
 
+def _check_square(W) -> np.ndarray:
+    try:
+        W = np.asarray(W, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("W must be a square matrix of finite numbers") from None
+    if W.ndim != 2 or W.shape[0] != W.shape[1] or W.size == 0:
+        raise ValueError(f"W must be a non-empty square matrix, got shape {W.shape}")
+    if W.shape[0] > MAX_NODES:
+        raise ValueError(f"W must have at most MAX_NODES = {MAX_NODES} rows, got {W.shape[0]}")
+    if not np.isfinite(W).all():
+        raise ValueError("W must be a square matrix of finite numbers")
+    return W
+
+
 def is_doubly_stochastic(W: np.ndarray, tol: float = 1e-9) -> bool:
     """Non-negative, and every row and every column sums to 1."""
-    W = np.asarray(W)
+    W = _check_square(W)
+    tol = check_number("tol", tol, maximum=1.0)
     return bool((W >= -tol).all() and np.allclose(W.sum(0), 1, atol=tol)
                 and np.allclose(W.sum(1), 1, atol=tol))
 
 
 def spectral_gap(W: np.ndarray) -> float:
     """``1 - |lambda_2|``: one minus the second-largest eigenvalue modulus of ``W``."""
-    moduli = np.sort(np.abs(np.linalg.eigvals(np.asarray(W))))[::-1]
+    moduli = np.sort(np.abs(np.linalg.eigvals(_check_square(W))))[::-1]
     return float(1.0 - moduli[1]) if len(moduli) > 1 else 1.0
 
 
@@ -178,15 +232,53 @@ class Topology:
         return sorted(self.graph.neighbors(i))
 
 
-def make_topology(kind: str, n: int, *, degree: int = 8, p: float = 0.1, seed: int = 0,
-                  weights: str = "metropolis") -> Topology:
+def make_topology(kind: str, n: int, *, degree: int | None = None, p: float | None = None,
+                  seed: int = 0, weights: str = "metropolis") -> Topology:
     """:func:`make_graph` plus :func:`mixing_matrix`, as a :class:`Topology`."""
+    weights = check_choice("weights", weights, WEIGHTS)
     graph = make_graph(kind, n, degree=degree, p=p, seed=seed)
     return Topology(graph, mixing_matrix(graph, weights), kind=kind)
 
 
 def from_graph(graph: nx.Graph, weights: str = "metropolis") -> Topology:
-    """A :class:`Topology` of any graph whose nodes are ``0 .. n-1``."""
-    if sorted(graph.nodes()) != list(range(graph.number_of_nodes())):
+    """A :class:`Topology` of any connected graph whose nodes are ``0 .. n-1``.
+
+    At most :data:`~dmlbook.units.MAX_NODES` nodes and
+    :data:`~dmlbook.units.MAX_GRAPH_EDGES` edges.
+    """
+    if not isinstance(graph, nx.Graph) or graph.is_directed():
+        raise ValueError(f"graph must be an undirected networkx.Graph, got {type(graph).__name__}")
+    n = check_int("graph's number of nodes", graph.number_of_nodes(), minimum=2,
+                  maximum=MAX_NODES)
+    _check_edges(graph.number_of_edges(), "custom")
+    if sorted(graph.nodes()) != list(range(n)):
         raise ValueError("graph must have nodes labelled 0 .. n-1")
+    if nx.number_of_selfloops(graph) or not nx.is_connected(graph):
+        raise ValueError("graph must be connected, without self-loops")
     return Topology(graph, mixing_matrix(graph, weights))
+
+
+def resolve_topology(topology, n_nodes: int, *, degree=None, seed: int = 0,
+                     default_degree: int = DEFAULT_DEGREE) -> Topology:
+    """The :class:`Topology` an entry point runs on, checked against ``n_nodes``.
+
+    ``topology`` is a :class:`Topology` with ``n_nodes`` nodes (then
+    ``degree`` must be left out: it would be ignored) or a graph kind of
+    :func:`make_graph`, built with ``degree`` (``default_degree`` when it is
+    left out, for the kinds that use one) and ``seed``.
+    """
+    if isinstance(topology, Topology):
+        if degree is not None:
+            raise ValueError(f"degree is ignored when topology is a Topology; leave it out, "
+                             f"got degree={degree!r}")
+        if topology.n != n_nodes:
+            raise ValueError(f"topology must have n_nodes={n_nodes} nodes, got {topology.n}")
+        return topology
+    if not isinstance(topology, str):
+        raise ValueError(f"topology must be a Topology or one of "
+                         f"{', '.join(map(repr, GRAPHS))}, got {topology!r} "
+                         f"({type(topology).__name__})")
+    kind = check_choice("topology", topology, GRAPHS)
+    if degree is None and kind in USES_DEGREE:
+        degree = default_degree
+    return make_topology(kind, n_nodes, degree=degree, seed=seed)

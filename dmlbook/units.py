@@ -7,6 +7,13 @@ Conventions used throughout the book:
 * storage and billing are in **bytes**, with binary prefixes where a provider
   bills per GiB (1 GiB = 2**30 bytes);
 * one byte is 8 bits.
+
+Every count a public function takes has an upper bound, one constant below
+each. The bounds of the simulations are sized so that a run at the bound
+finishes on a 2-core laptop in minutes and within about 1 GiB of memory; the
+bounds of the closed-form formulas only keep every result a finite number.
+Numbers may be Python or NumPy scalars (``np.float32(2.5)``, ``np.int64(8)``);
+the checkers return plain Python ``int`` / ``float``.
 """
 
 from __future__ import annotations
@@ -23,56 +30,177 @@ MIB = 2**20
 GIB = 2**30
 FLOAT32_BITS = 32
 
+# --- upper bounds of the simulations (one process, CPU) ---------------------
+#: Simulated nodes, workers or clients of one run (4,096 x a 2,410-parameter MLP
+#: is 40 MB of parameters; a naive all-reduce among them is 16.8 M messages).
+MAX_NODES = 4096
+#: Rounds, steps, local steps or cycles of one run.
+MAX_ROUNDS = 100_000
+#: Node-steps of one run: nodes x rounds x local steps (about 10 minutes of CPU).
+MAX_NODE_STEPS = 10_000_000
+#: Examples in one mini-batch of one node.
+MAX_BATCH_SIZE = 65_536
+#: Examples all nodes process in one batched step: nodes x batch size
+#: (2**20 digit examples are 256 MiB of float32 inputs).
+MAX_EXAMPLES_PER_STEP = 2**20
+#: A layer's width: hidden units, channels, features, classes, embedding size.
+MAX_WIDTH = 16_384
+#: Words of a vocabulary.
+MAX_VOCAB = 1_000_000
+#: Parameters of one model (200 MB in float32).
+MAX_MODEL_PARAMS = 50_000_000
+#: Parameters of all simulated nodes together: nodes x parameters (1 GiB in float32).
+MAX_STACKED_PARAMS = 2**28
+#: Undirected edges of a graph networkx builds (about 200 MB).
+MAX_GRAPH_EDGES = 500_000
+#: Events of one event-driven gossip run: nodes x cycles (messages and steps).
+MAX_GOSSIP_EVENTS = 2_000_000
+#: Seeds: NumPy, torch and networkx all accept 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
+#: Messages one ledger may hold as records (17 bytes each: 1.7 GB); larger runs
+#: use a counts-only ledger.
+MAX_LEDGER_RECORDS = 100_000_000
+
+# --- upper bounds of the closed-form formulas --------------------------------
+#: Counts in formulas: parameters, participants, clients, rounds, nodes, steps.
+MAX_COUNT = 10**15
+#: Bits per parameter (64: float64).
+MAX_BITS_PER_PARAM = 64
+#: Bytes per parameter (8: float64).
+MAX_BYTES_PER_PARAM = 8
+#: Link speeds in bit/s (1 Pbit/s).
+MAX_BPS = 10**15
+#: Durations in seconds (about 31.7 years).
+MAX_SECONDS = 10**9
+#: Prices in US dollars per GiB.
+MAX_USD_PER_GIB = 10**6
+
 
 def _describe(value) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
-def check_number(name: str, value, *, allow_zero: bool = False) -> float:
-    """Return ``value`` if it is a finite real number > 0 (>= 0 with ``allow_zero``).
+def _plain(value):
+    """A Python int or float of a real number (NumPy scalars included)."""
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
-    Booleans, strings, None, NaN and infinities are rejected with a
-    ``ValueError`` that names the parameter and what it accepts.
-    """
-    what = "a finite number >= 0" if allow_zero else "a finite number > 0"
+
+def _real(name: str, value, what: str):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be {what}, got {_describe(value)}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return value
 
 
-def check_int(name: str, value, *, minimum: int = 1) -> int:
-    """Return ``value`` as an ``int`` if it is a whole number >= ``minimum``.
+def check_number(name: str, value, *, allow_zero: bool = False, maximum=None):
+    """Return ``value`` if it is a finite real number > 0 (>= 0 with ``allow_zero``).
+
+    ``maximum`` (inclusive) bounds it from above. Booleans, strings, None,
+    NaN and infinities are rejected with a ``ValueError`` that names the
+    parameter and what it accepts. Returns a Python ``int`` or ``float``.
+    """
+    what = "a finite number >= 0" if allow_zero else "a finite number > 0"
+    if maximum is not None:
+        what += f" and <= {maximum:g}"
+    value = _real(name, value, what)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+def check_int(name: str, value, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` as an ``int`` if it is a whole number in [``minimum``, ``maximum``].
 
     Floats with an integral value (``8.0``) are accepted; ``8.5``, booleans,
     strings, NaN and infinities are not.
     """
     what = f"a whole number >= {minimum}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be {what}, got {_describe(value)}")
-    if not math.isfinite(value) or value != int(value):
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    if value < minimum:
+    if maximum is not None:
+        what += f" and <= {maximum:,}"
+    value = _real(name, value, what)
+    if value != int(value) or value < minimum or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(value)
 
 
+def check_seed(value, name: str = "seed") -> int:
+    """A seed: a whole number from 0 to :data:`MAX_SEED`."""
+    return check_int(name, value, minimum=0, maximum=MAX_SEED)
+
+
 def check_probability(name: str, value) -> float:
     """Return ``value`` if it is a number in [0, 1]."""
-    check_number(name, value, allow_zero=True)
-    if value > 1:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    what = "a probability in [0, 1]"
+    value = _real(name, value, what)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return float(value)
+
+
+def check_fraction(name: str, value) -> float:
+    """Return ``value`` if it is a number strictly between 0 and 1."""
+    what = "a fraction in (0, 1)"
+    value = _real(name, value, what)
+    if not 0 < value < 1:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return float(value)
 
 
 def check_choice(name: str, value, choices) -> str:
     """Return ``value`` if it is one of ``choices``."""
-    if value not in choices:
+    try:
+        ok = any(value is c or (type(value) is type(c) and value == c) for c in choices)
+    except (TypeError, ValueError):  # arrays and other values without a plain ==
+        ok = False
+    if not ok:
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
+
+
+def check_product(name: str, value: int, maximum: int, what: str) -> int:
+    """Reject a product of counts (``what`` says which) above ``maximum``."""
+    if value > maximum:
+        raise ValueError(f"{name} must keep {what} <= {maximum:,}, got {value:,}")
+    return value
+
+
+def check_diverged(round, **values) -> None:
+    """Stop a run whose loss or parameters stopped being finite numbers.
+
+    ``values`` are tensors, arrays or numbers, by name. Raises
+    ``ValueError("diverged at round r; try a smaller lr ...")``.
+    """
+    import numpy as np
+
+    for what, value in values.items():
+        if value is None:
+            continue
+        if hasattr(value, "isfinite") and hasattr(value, "all") and hasattr(value, "detach"):
+            finite = bool(value.detach().isfinite().all())
+        else:
+            finite = bool(np.isfinite(np.asarray(value, dtype=np.float64)).all())
+        if not finite:
+            raise ValueError(f"diverged at round {round}; try a smaller lr "
+                             f"({what} is no longer finite)")
+
+
+def check_tensor(name: str, value, *, allow_empty: bool = True):
+    """A floating-point ``torch.Tensor`` whose entries are all finite."""
+    import torch
+
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point torch.Tensor, got {_describe(value)}")
+    if not allow_empty and value.numel() == 0:
+        raise ValueError(f"{name} must have at least one entry, got an empty tensor")
+    if value.numel() and not bool(value.isfinite().all()):
+        raise ValueError(f"{name} must have finite entries only (no NaN or inf)")
     return value
 
 

@@ -109,3 +109,24 @@ def test_local_steps_to_fit():
     assert bandwidth.local_steps_to_fit(1, 85_098, step_s=0.0272313, **links) == 2
     with pytest.raises(ValueError, match="step_s"):
         bandwidth.local_steps_to_fit(1, 85_098, step_s=0, **links)
+
+
+def test_a_tie_is_not_reported_as_download():
+    # 1,000 params x 32 bits = 32,000 bits; 1 s at 1 Mbit/s each way: 31 participants each.
+    tie = bandwidth.max_participants(1_000, download_bps=MBIT, upload_bps=MBIT,
+                                     time_limit_s=1)
+    assert (tie.download, tie.upload, tie.n_max) == (31, 31, 31)
+    assert tie.bottleneck == "upload"
+    # A slower download link (0.5 Mbit/s: 15 participants) is the bottleneck.
+    slow = bandwidth.max_participants(1_000, download_bps=MBIT / 2, upload_bps=MBIT,
+                                      time_limit_s=1)
+    assert (slow.download, slow.upload, slow.bottleneck) == (15, 31, "download")
+
+
+def test_numpy_float32_speeds():
+    import numpy as np
+
+    limit = bandwidth.max_participants(85_098, bits_per_param=np.int64(32),
+                                       download_bps=np.float32(1e9), upload_bps=np.float32(1e8),
+                                       time_limit_s=np.float32(60))
+    assert (limit.download, limit.upload) == (22_033, 2_203)

@@ -105,3 +105,27 @@ def test_affordable_rounds():
                                    usd_per_gib=0.03) == 0
     with pytest.raises(ValueError, match="budget_usd"):
         costs.affordable_rounds(-1, 10, clients_per_round=1, usd_per_gib=1)
+
+
+def test_cumulative_cost_honours_bytes_per_param():
+    # 2**28 params x 2 B x 2 clients = 1 GiB per round at $0.5/GiB.
+    curve = costs.fl_cumulative_cost(2**28, rounds=3, clients_per_round=2, usd_per_gib=0.5,
+                                     bytes_per_param=2)
+    assert list(curve) == [0.5, 1.0, 1.5]
+    # Uploads at $0.25/GiB add 1 GiB x 0.25 per round.
+    both = costs.fl_cumulative_cost(2**28, rounds=2, clients_per_round=2, usd_per_gib=0.5,
+                                    bytes_per_param=2, upload_usd_per_gib=0.25)
+    assert list(both) == [0.75, 1.5]
+    # The sheet's model at 16 bits: 1000 x 200 x 4,950,544 x 2 B = 1,844.2 GiB -> $55.33.
+    sixteen = costs.fl_cumulative_cost(4_950_544, bytes_per_param=2, **SHEET)
+    assert len(sixteen) == 1000 and round(sixteen[-1], 2) == 55.33
+    assert round(costs.fl_cumulative_cost(4_950_544, **SHEET)[-1], 2) == 110.65
+
+
+def test_numpy_scalars_and_bounds():
+    assert costs.fl_download_bytes(np.int64(10), rounds=np.float32(2), clients_per_round=3,
+                                   bytes_per_param=np.float32(2)) == 120
+    with pytest.raises(ValueError, match="rounds must be a whole number >= 1 and <= "):
+        costs.fl_download_cost(10, rounds=10**18, clients_per_round=1, usd_per_gib=1)
+    with pytest.raises(ValueError, match="rounds"):
+        costs.fl_cumulative_cost(10, rounds=10**9, clients_per_round=1, usd_per_gib=1)

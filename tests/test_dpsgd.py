@@ -79,7 +79,7 @@ def test_faults_in_a_run():
     ({"final_allreduce": "tree"}, "final_allreduce"),
     ({"order": "mix-then-step"}, "order"),
     ({"final_allreduce": "ring", "faults": Faults(drop_prob=0.1)}, "final_allreduce"),
-    ({"topology": "hypercube"}, "kind"),
+    ({"topology": "hypercube"}, "topology"),
     ({"split": "sorted"}, "kind"), ({"model": "resnet"}, "model"), ({"seed": -1}, "seed"),
     ({"topology": make_topology("ring", 5)}, "topology"), ({"device": "tpu"}, "device"),
 ])

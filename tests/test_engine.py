@@ -185,3 +185,84 @@ def test_progress_bar_shows_in_a_terminal_and_is_silent_in_tests(capsys, monkeyp
     assert "D-PSGD" in capsys.readouterr().err
     run_dpsgd(n_nodes=4, degree=2, rounds=3, progress=False)
     assert capsys.readouterr().err == ""
+
+
+# --- pinned bookkeeping rules (hand-worked values) ---------------------------
+
+def test_consensus_distance_is_the_mean_of_the_distances_not_the_max():
+    nodes = Nodes(make_model("logreg"), 3)
+    P = nodes.params.shape[1]
+    rows = torch.zeros(3, P)
+    rows[2, 0] = 3.0  # average (1, 0, ...): distances 1, 1, 2
+    nodes.params = rows
+    assert nodes.consensus_distance() == pytest.approx(4 / 3)  # max would be 2
+
+
+def test_prepare_returns_the_test_set_not_the_train_set():
+    from dmlbook.engine import prepare
+
+    module, dataset, node_data, X_test, y_test = prepare("logreg", 4, seed=0)
+    assert len(dataset.y_test) == round(0.2 * 1797) == 359
+    assert torch.equal(X_test, dataset.X_test) and torch.equal(y_test, dataset.y_test)
+    # Every training example is dealt to exactly one node; no test example is.
+    assert len(node_data.y) == 1797 - 359 == len(dataset.y_train)
+
+
+def test_naive_allreduce_records_every_pair_grouped_by_receiver():
+    nodes = spread(Nodes(make_model("logreg"), 3))
+    ledger = Ledger(3)
+    naive_allreduce(nodes, round=7, ledger=ledger)
+    c = ledger.columns()
+    assert list(zip(c["receiver"], c["sender"])) == [(0, 1), (0, 2), (1, 0), (1, 2),
+                                                     (2, 0), (2, 1)]
+    assert set(c["round"]) == {7} and c["delivered"].all()
+    assert (c["nbytes"] == nodes.payload_bytes).all()
+
+
+def test_naive_allreduce_with_loss_averages_what_arrived():
+    # Node 0 of 3: whatever its delivered mask says, its row is the mean of its own
+    # model and the models that reached it, counted from the ledger.
+    nodes = spread(Nodes(make_model("logreg"), 3))
+    x = nodes.params.clone()
+    ledger = Ledger(3)
+    naive_allreduce(nodes, round=1, ledger=ledger, faults=Faults(drop_prob=0.5, seed=3))
+    c = ledger.columns()
+    for i in range(3):
+        got = [i] + [int(s) for s, r, ok in zip(c["sender"], c["receiver"], c["delivered"])
+                     if r == i and ok]
+        assert torch.allclose(nodes.params[i], x[got].mean(0), atol=1e-6)
+
+
+def test_naive_allreduce_equals_mixing_on_the_complete_graph():
+    """The closed form gives what D-PSGD's exchange on the complete graph gives."""
+    for faults in (Faults(), Faults(drop_prob=0.3, crash_at={4: 0}, seed=1)):
+        a = spread(Nodes(make_model("logreg"), 6))
+        b = Nodes(make_model("logreg"), 6)
+        b.params = a.params.clone()
+        la, lb = Ledger(6), Ledger(6)
+        naive_allreduce(a, round=2, ledger=la, faults=faults)
+        gossip(b, make_topology("complete", 6), round=2, ledger=lb, faults=faults,
+               active=faults.alive(2, 6))
+        assert torch.allclose(a.params, b.params, atol=1e-6)
+        for f in Ledger.FIELDS:
+            assert np.array_equal(la.columns()[f], lb.columns()[f])
+
+
+def test_divergence_stops_the_exchange():
+    nodes = Nodes(make_model("logreg"), 4)
+    nodes.params[1, 0] = float("nan")
+    with pytest.raises(ValueError, match="diverged at round 5; try a smaller lr"):
+        gossip(nodes, make_topology("ring", 4), round=5, ledger=Ledger(4))
+    with pytest.raises(ValueError, match="diverged at round 6"):
+        naive_allreduce(nodes, round=6, ledger=Ledger(4))
+
+
+def test_memory_bounds_are_checked_before_allocating():
+    with pytest.raises(ValueError, match="MAX_STACKED_PARAMS"):
+        Nodes(make_model("mlp", hidden=16_384), 4096)
+    with pytest.raises(ValueError, match="n must be a whole number >= 1 and <= 4,096"):
+        Nodes(make_model("logreg"), 10**18)
+    node_data = NodeData(torch.zeros(8, 2), torch.zeros(8, dtype=torch.long),
+                         [np.arange(4), np.arange(4, 8)])
+    with pytest.raises(ValueError, match="batch_size"):
+        node_data.batch(seeded_generator(0), 10**9)

@@ -40,3 +40,13 @@ def test_no_faults():
 def test_bad_input(kw, param):
     with pytest.raises(ValueError, match=param):
         Faults(**kw)
+
+
+def test_crashes_of_nodes_the_run_does_not_have_are_errors_not_no_ops():
+    from dmlbook.faults import Faults
+
+    f = Faults(crash_at={9: 1})
+    with pytest.raises(ValueError, match=r"crash_at node must be a node id in 0 \.\. 7, got 9"):
+        f.alive(1, 8)
+    assert list(f.alive(1, 10)) == [True] * 9 + [False]
+    assert f.check_nodes(10) is f

@@ -5,12 +5,20 @@ import pytest
 from dmlbook import topology as T
 
 
+def _kw(kind, degree, p=None):
+    """degree and p only for the kinds that use them (the others reject them)."""
+    kw = {"degree": degree} if kind in T.USES_DEGREE else {}
+    if p is not None and kind in T.USES_P:
+        kw["p"] = p
+    return kw
+
+
 @pytest.mark.parametrize("kind, n, degrees", [
     ("ring", 10, {2}), ("torus", 16, {4}), ("regular", 128, {8}), ("star", 6, {1, 5}),
     ("complete", 7, {6}),
 ])
 def test_graph_shapes(kind, n, degrees):
-    g = T.make_graph(kind, n, degree=8)
+    g = T.make_graph(kind, n, **_kw(kind, 8))
     assert g.number_of_nodes() == n and nx.is_connected(g)
     assert {d for _, d in g.degree()} == degrees
 
@@ -28,7 +36,7 @@ def test_erdos_renyi_is_connected_and_seeded():
 
 @pytest.mark.parametrize("kind", T.GRAPHS)
 def test_metropolis_is_doubly_stochastic_everywhere(kind):
-    g = T.make_graph(kind, 16, degree=4, p=0.3)
+    g = T.make_graph(kind, 16, **_kw(kind, 4, p=0.3))
     W = T.mixing_matrix(g, "metropolis")
     assert T.is_doubly_stochastic(W) and np.allclose(W, W.T)
     # Zero exactly where there is no edge.
@@ -44,7 +52,7 @@ def test_uniform_weights_are_row_stochastic_and_doubly_only_on_regular_graphs():
 
 
 def test_spectral_gap_orders_topologies():
-    gaps = {k: T.make_topology(k, 64, degree=8).spectral_gap
+    gaps = {k: T.make_topology(k, 64, **_kw(k, 8)).spectral_gap
             for k in ("ring", "torus", "regular", "complete")}
     assert gaps["ring"] < gaps["torus"] < gaps["regular"] < gaps["complete"]
     assert gaps["complete"] == pytest.approx(1.0)

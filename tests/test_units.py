@@ -50,3 +50,37 @@ def test_formatting():
     assert units.format_bytes(512) == "512 B"
     assert units.format_bps(100 * units.MBIT) == "100 Mbit/s"
     assert units.format_bps(1 * units.GBIT) == "1 Gbit/s"
+
+
+def test_numpy_scalars_become_python_numbers():
+    import numpy as np
+
+    assert units.check_number("x", np.float32(2.5)) == 2.5
+    assert type(units.check_number("x", np.float32(2.5))) is float
+    assert type(units.check_int("n", np.int64(3))) is int
+    assert units.check_int("n", np.float32(8.0)) == 8
+    with pytest.raises(ValueError, match="flag must be"):
+        units.check_number("flag", np.bool_(True))
+
+
+def test_upper_bounds_name_the_parameter_and_the_bound():
+    with pytest.raises(ValueError, match="rounds must be a whole number >= 1 and <= 100,000"):
+        units.check_int("rounds", 10**12, maximum=units.MAX_ROUNDS)
+    with pytest.raises(ValueError, match="speed must be a finite number > 0 and <= 1e"):
+        units.check_number("speed", 1e300, maximum=units.MAX_BPS)
+    assert units.check_int("n", 10**400 - (10**400 - 5), maximum=5) == 5
+    with pytest.raises(ValueError, match="n must be"):
+        units.check_int("n", 10**400, maximum=5)  # no OverflowError
+    with pytest.raises(ValueError, match="seed"):
+        units.check_seed(2**32)
+    assert units.check_seed(2**32 - 1) == 2**32 - 1
+
+
+def test_fractions_and_divergence():
+    assert units.check_fraction("f", 0.25) == 0.25
+    for bad in (0, 1, 2.5, -0.1, math.nan):
+        with pytest.raises(ValueError, match=r"f must be a fraction in \(0, 1\)"):
+            units.check_fraction("f", bad)
+    units.check_diverged(3, loss=1.0, params=[0.0, 2.0])
+    with pytest.raises(ValueError, match="diverged at round 3; try a smaller lr"):
+        units.check_diverged(3, loss=math.inf)
