@@ -317,14 +317,23 @@ def _describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
-def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
-    # Linux: the worker gets SIGKILL when its launcher dies, even by SIGKILL.
+def _die_with_launcher() -> None:
+    """In a worker: exit when the launcher that started it dies (Linux), even by SIGKILL.
+
+    Set here rather than in a ``preexec_fn``, which is unsafe in a threaded
+    launcher such as a Jupyter kernel.
+    """
+    launcher = os.environ.get("DMLBOOK_LAUNCHER_PID")
+    if not launcher:
+        return
     try:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != int(launcher):  # it died before the line above
+        sys.exit("the launcher of this worker has exited")
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
@@ -469,7 +478,7 @@ def _launch(world_size, args, *, out_dir, timeout_s, master_addr, master_port, i
     env = {**os.environ, "WORLD_SIZE": str(world_size), "LOCAL_WORLD_SIZE": str(world_size),
            "MASTER_ADDR": master_addr, "MASTER_PORT": str(port),
            "TORCHELASTIC_USE_AGENT_STORE": "True", "OMP_NUM_THREADS": "1",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", "DMLBOOK_LAUNCHER_PID": str(os.getpid())}
     if interface is not None:
         env["GLOO_SOCKET_IFNAME"] = interface
     elif "GLOO_SOCKET_IFNAME" not in env and _is_loopback(master_addr):
@@ -484,7 +493,7 @@ def _launch(world_size, args, *, out_dir, timeout_s, master_addr, master_port, i
                     [sys.executable, "-m", "dmlbook.distributed", *args],
                     env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True, preexec_fn=_set_parent_death_signal))
+                    start_new_session=True))
         while True:
             failure = _first_failure(procs, logs)
             if failure is not None:
@@ -527,6 +536,7 @@ def main(argv=None) -> None:
     parser.add_argument("--timeout-s", type=float, default=300.0,
                         help="seconds a collective may wait for the other ranks")
     args = vars(parser.parse_args(argv))
+    _die_with_launcher()
     out_dir = args.pop("out_dir")
     data_file = args.pop("data_file")
     timeout_s = check_number("timeout_s", args.pop("timeout_s"))

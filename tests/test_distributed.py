@@ -252,6 +252,26 @@ def test_keyboard_interrupt_leaves_no_worker(tmp_path, monkeypatch):
         assert not _group_exists(pid)
 
 
+def test_workers_die_with_a_killed_launcher(tmp_path):
+    """Even SIGKILL of the launcher, which runs no clean-up, leaves no worker."""
+    code = ("import sys; from dmlbook.distributed import run_dpsgd_distributed as run; "
+            "run(2, topology='complete', rounds=10000, timeout_s=120, work_dir=sys.argv[1])")
+    launcher = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
+                                start_new_session=True)
+    try:
+        _wait_for(lambda: _all_training(tmp_path, 2), 60, "every rank to train")
+        workers = _descendants(launcher.pid)
+        assert len(workers) == 2
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+        _wait_for(lambda: not any(_alive(pid) for pid in workers), 10,
+                  "the workers to exit after their launcher")
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+
+
 # --- Loopback by default. ---
 
 def _listening_inodes() -> dict[int, str]:
