@@ -180,7 +180,11 @@ def build_run(config: DistributedConfig, world_size: int, dataset=None):
     return topology, FlatModel(module), node_data
 
 
-def _report_progress(rank: int, r: int, rounds: int) -> None:
+def _report_progress(rank: int, r: int, rounds: int, x: torch.Tensor) -> None:
+    """Print a progress line now and then; stop a run whose parameters blew up."""
+    if not torch.isfinite(x).all():
+        raise ValueError(f"diverged at round {r} (rank {rank}): the parameters are not "
+                         f"finite; try a smaller lr")
     if r in (1, rounds) or r % max(1, rounds // 10) == 0:
         print(f"rank {rank}: round {r}/{rounds}", flush=True)
 
@@ -212,7 +216,7 @@ def dpsgd_worker(rank: int, world_size: int, config: DistributedConfig,
         for j in neighbours:
             mixed = mixed + weights[j] * received[j]
         x = mixed
-        _report_progress(rank, r, config.rounds)
+        _report_progress(rank, r, config.rounds, x)
     return x, ledger
 
 
@@ -233,7 +237,7 @@ def allreduce_worker(rank: int, world_size: int, config: DistributedConfig, data
         dist.all_reduce(g, op=dist.ReduceOp.SUM)
         x = x - config.lr * g / world_size
         snapshots.append(x.clone())
-        _report_progress(rank, r, config.rounds)
+        _report_progress(rank, r, config.rounds, x)
     return torch.stack(snapshots), Ledger(world_size)
 
 

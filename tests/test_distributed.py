@@ -272,6 +272,15 @@ def test_workers_die_with_a_killed_launcher(tmp_path):
             launcher.wait()
 
 
+def test_divergence_is_reported_by_the_rank(tmp_path):
+    # Both ranks diverge; whichever exits first is named.
+    with pytest.raises(DistributedRunError, match=r"(?s)rank [01] of 2 failed.*exit code 1.*"
+                                                  r"diverged at round \d+ \(rank [01]\).*"
+                                                  r"smaller lr"):
+        run_dpsgd_distributed(2, topology="complete", rounds=3, lr=1e30, timeout_s=120)
+    assert _children_running_dmlbook() == {}
+
+
 # --- Loopback by default. ---
 
 def _listening_inodes() -> dict[int, str]:
