@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 import jupytext
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
