@@ -33,6 +33,8 @@ from .units import (MAX_GOSSIP_EVENTS, MAX_NODES, MAX_ROUNDS, check_choice, chec
 
 SAMPLING = ("uniform", "balanced")
 PROTOCOLS = ("push-pull", "push")
+#: Longest gossip period Δ, in seconds (a million seconds: about 11.6 days).
+MAX_PERIOD_S = 1e6
 # Documented upper bounds of the load helpers' counts.
 MAX_LOAD_NODES = 10**12
 MAX_LOAD_K = 10_000
@@ -124,7 +126,7 @@ class EventQueue:
 
 def _check_common(n, delta, jitter, delay, drop_prob, sampling):
     n = check_int("n_nodes", n, minimum=2)
-    delta = check_number("delta", delta)
+    delta = check_number("delta", delta, maximum=MAX_PERIOD_S)
     jitter = check_probability("jitter", jitter)
     delay = check_number("delay", delay, allow_zero=True)
     drop_prob = check_probability("drop_prob", drop_prob)
@@ -170,7 +172,7 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
                          f"one per node, got shape {x.shape}")
     seed = check_seed(seed)
     cycles = check_int("cycles", cycles, maximum=MAX_ROUNDS)
-    delta = check_number("delta", delta)
+    delta = check_number("delta", delta, maximum=MAX_PERIOD_S)
     check_number("delay", delay, allow_zero=True, maximum=cycles * delta)
     if len(x) * cycles > MAX_GOSSIP_EVENTS:
         raise ValueError(f"cycles must keep nodes x cycles <= {MAX_GOSSIP_EVENTS:,} "

@@ -105,7 +105,10 @@ def check_number(name: str, value, *, allow_zero: bool = False, maximum=None):
     """
     what = "a finite number >= 0" if allow_zero else "a finite number > 0"
     if maximum is not None:
-        what += f" and <= {maximum:g}"
+        # A bound computed from other inputs may be an int too large for a float.
+        bound = f"{maximum:g}" if abs(maximum) < 1e300 else f"{float(maximum):g}" \
+            if abs(maximum) < 1.7e308 else "the largest float"
+        what += f" and <= {bound}"
     value = _real(name, value, what)
     if value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be {what}, got {value!r}")
