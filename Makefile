@@ -57,3 +57,22 @@ lab: $(STAMP)
 
 clean:
 	rm -rf _build .pytest_cache _vendor
+
+# Side-by-side benchmarks against gossipy and Flower (issue: peers). Their own
+# environment, so that the book's .venv never carries Ray. Not part of `make test`.
+PEERS_VENV  := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+.PHONY: bench-peers-env bench-peers
+
+bench-peers-env: $(PEERS_STAMP)
+
+$(PEERS_STAMP): benchmarks/requirements-peers.txt benchmarks/constraints-peers.txt pyproject.toml
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-peers.txt \
+		-c benchmarks/constraints-peers.txt
+	$(PEERS_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(PEERS_STAMP)
+
+bench-peers: $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/python benchmarks/peers.py $(PEERS_ARGS)
