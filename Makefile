@@ -51,9 +51,9 @@ handout: $(STAMP) $(VENDOR)
 test: $(STAMP) $(VENDOR)
 	$(BIN)/python -m pytest
 
-# JupyterLab, with the MyST chapters opening as notebooks (jupytext).
+# JupyterLab at the repository root (chapters/ and workbook/), MyST pages opening as notebooks.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR)/chapters
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR)
 
 clean:
 	rm -rf _build .pytest_cache _vendor
