@@ -58,9 +58,9 @@ import torch
 from .engine import Nodes, check_batch_size, prepare, progress_bar, seeded_generator
 from .faults import NO_FAULTS, Faults, check_faults
 from .ledger import Ledger
-from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_NODE_STEPS, MAX_NODES,
-                    MAX_ROUNDS, check_choice, check_diverged, check_int, check_number,
-                    check_product, check_seed)
+from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LR, MAX_NODES,
+                    MAX_NODE_STEPS, MAX_ROUNDS, check_choice, check_diverged, check_int,
+                    check_number, check_product, check_seed)
 
 SCHEMES = ("ps", "naive", "ring")
 SCHEME_NAMES = {"ps": "parameter server", "naive": "naive all-reduce", "ring": "ring all-reduce"}
@@ -176,7 +176,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
     n = check_int("n_workers", n_workers, maximum=MAX_NODES)
     rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
     check_product("rounds", n * rounds, MAX_NODE_STEPS, "n_workers x rounds (MAX_NODE_STEPS)")
-    lr = check_number("lr", lr)
+    lr = float(check_number("lr", lr, maximum=MAX_LR))
     batch_size = check_batch_size(batch_size, n)
     detect_rounds = check_int("detect_rounds", detect_rounds, minimum=0, maximum=MAX_ROUNDS)
     ring_rebuild_rounds = check_int("ring_rebuild_rounds", ring_rebuild_rounds, minimum=0,
@@ -314,7 +314,7 @@ def messages_on_busiest_link(scheme: str, n_workers: int) -> int:
     the same time, full duplex): ``n - 1``. ``"ring"``: ``2 (n - 1)`` steps.
     """
     scheme = check_choice("scheme", scheme, SCHEMES)
-    n = check_int("n_workers", n_workers)
+    n = check_int("n_workers", n_workers, maximum=MAX_COUNT)
     return {"ps": 2 * n, "naive": n - 1, "ring": 2 * (n - 1)}[scheme]
 
 
@@ -347,7 +347,7 @@ def ring_beats_naive_above_params(n_workers: int, link_bps: float, latency_s: fl
     ``latency_s * link_bps / 8 * n / (n - 2) / bytes_per_param`` parameters.
     Returns ``inf`` for ``n <= 2`` (the ring never wins) and 0 without latency.
     """
-    n = check_int("n_workers", n_workers)
+    n = check_int("n_workers", n_workers, maximum=MAX_COUNT)
     link_bps = check_number("link_bps", link_bps)
     latency_s = check_number("latency_s", latency_s, allow_zero=True)
     bytes_per_param = check_number("bytes_per_param", bytes_per_param)
@@ -475,7 +475,7 @@ def setup_summary(n_workers: int, *, model="mlp", split: str = "iid", seed: int 
     Returns ``{"model", "n_params", "train", "test", "examples_min", "examples_max",
     "classes_min", "classes_max"}`` (examples and classes per worker).
     """
-    n = check_int("n_workers", n_workers)
+    n = check_int("n_workers", n_workers, maximum=MAX_NODES)
     module, dataset, node_data, X_test, _ = prepare(model, n, split=split, seed=seed)
     sizes = node_data.sizes.tolist()
     classes = [len(torch.unique(node_data.y[o:o + s]))

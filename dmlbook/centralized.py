@@ -12,7 +12,7 @@ from . import data as data_mod
 from .compute import sgd_step
 from .models import model_for
 from .engine import check_batch_size
-from .units import MAX_ROUNDS, check_diverged, check_int, check_number, check_seed
+from .units import MAX_LR, MAX_ROUNDS, check_diverged, check_int, check_number, check_seed
 
 
 @dataclass
@@ -38,7 +38,7 @@ def train_centralized(*, model="mlp", dataset=None, steps: int = 2000, lr: float
     longer finite stops the run: "diverged at round (step) r".
     """
     steps = check_int("steps", steps, maximum=MAX_ROUNDS)
-    lr = check_number("lr", lr)
+    lr = float(check_number("lr", lr, maximum=MAX_LR))
     batch_size = check_batch_size(batch_size)
     eval_every = check_int("eval_every", eval_every, maximum=MAX_ROUNDS)
     seed = check_seed(seed)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .units import check_int, check_number
+from .units import MAX_LR, check_int, check_number
 
 #: Timed and warm-up steps :func:`time_sgd_step` takes at most.
 MAX_REPEATS = 10_000
@@ -29,7 +29,7 @@ class StepTiming:
 
 def sgd_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, lr: float) -> float:
     """One plain SGD step on cross-entropy; returns the loss before the step."""
-    lr = check_number("lr", lr)
+    lr = float(check_number("lr", lr, maximum=MAX_LR))
     model.zero_grad(set_to_none=True)
     loss = F.cross_entropy(model(X), y)
     loss.backward()
@@ -46,7 +46,7 @@ def time_sgd_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *,
     The first ``warmup`` steps are not counted (allocator and kernel warm-up).
     Returns the median and the fastest step in seconds.
     """
-    lr = check_number("lr", lr)
+    lr = float(check_number("lr", lr, maximum=MAX_LR))
     repeats = check_int("repeats", repeats, maximum=MAX_REPEATS)
     warmup = check_int("warmup", warmup, minimum=0, maximum=MAX_REPEATS)
     for _ in range(warmup):

@@ -26,7 +26,7 @@ from .engine import (History, Nodes, check_batch_size, gossip, naive_allreduce, 
 from .faults import Faults, check_faults
 from .ledger import Ledger
 from .topology import Topology, resolve_topology
-from .units import (MAX_NODE_STEPS, MAX_NODES, MAX_ROUNDS, check_choice, check_int,
+from .units import (MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS, check_choice, check_int,
                     check_number, check_product, check_seed)
 
 ORDERS = ("step-then-mix", "mix-and-step")
@@ -92,7 +92,7 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
     """
     n_nodes = check_int("n_nodes", n_nodes, minimum=2, maximum=MAX_NODES)
     rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
-    lr = check_number("lr", lr)
+    lr = float(check_number("lr", lr, maximum=MAX_LR))
     batch_size = check_batch_size(batch_size, n_nodes)
     local_steps = check_int("local_steps", local_steps, maximum=MAX_ROUNDS)
     check_product("rounds", n_nodes * rounds * local_steps, MAX_NODE_STEPS,

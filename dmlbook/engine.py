@@ -25,8 +25,9 @@ from .faults import NO_FAULTS, Faults
 from .ledger import Ledger
 from .models import model_for
 from .topology import Topology
-from .units import (MAX_BATCH_SIZE, MAX_EXAMPLES_PER_STEP, MAX_NODES, MAX_STACKED_PARAMS,
-                    check_diverged, check_int, check_number, check_product, check_seed)
+from .units import (MAX_BATCH_SIZE, MAX_EXAMPLES_PER_STEP, MAX_LR, MAX_NODES,
+                    MAX_STACKED_PARAMS, check_diverged, check_int, check_number,
+                    check_product, check_seed)
 
 
 def resolve_device(device) -> torch.device:
@@ -173,7 +174,7 @@ class Nodes:
 
     def sgd_step(self, X, y, lr: float, active: torch.Tensor | None = None) -> torch.Tensor:
         """One SGD step on every (active) node; returns the batch losses before it."""
-        lr = check_number("lr", lr)
+        lr = float(check_number("lr", lr, maximum=MAX_LR))
         losses, g = self.losses_and_gradients(X, y)
         if active is not None:
             g *= active[:, None]

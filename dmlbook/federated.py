@@ -23,8 +23,8 @@ from .engine import (History, Nodes, check_batch_size, mix, prepare, progress_ba
 from .ledger import Ledger
 from .models import make_model
 from .topology import Topology, resolve_topology
-from .units import (MAX_NODE_STEPS, MAX_NODES, MAX_ROUNDS, check_choice, check_diverged,
-                    check_int, check_number, check_product)
+from .units import (MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS, check_choice,
+                    check_diverged, check_int, check_number, check_product)
 
 SEND_FL = ("update", "parameters", "gradients")
 SEND_DL = ("parameters", "gradients")
@@ -39,7 +39,7 @@ def fedsgd_round(server: torch.Tensor, nodes: Nodes, X, y, *, lr: float,
     server averages them. Both give the same model.
     """
     send = check_choice("send", send, ("gradients", "parameters"))
-    lr = check_number("lr", lr)
+    lr = float(check_number("lr", lr, maximum=MAX_LR))
     if not isinstance(nodes, Nodes) or not isinstance(server, torch.Tensor) \
             or server.shape != nodes.params.shape[1:]:
         raise ValueError("server must be a tensor of one model's parameters and nodes "
@@ -99,7 +99,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     local_steps = check_int("local_steps", local_steps, maximum=MAX_ROUNDS)
     check_product("rounds", n * rounds * local_steps, MAX_NODE_STEPS,
                   "n_clients x rounds x local_steps (MAX_NODE_STEPS)")
-    lr = check_number("lr", lr)
+    lr = float(check_number("lr", lr, maximum=MAX_LR))
     batch_size = check_batch_size(batch_size, n)
     send = check_choice("send", send, ("update", "parameters"))
     method = check_choice("method", method, compression.METHODS)
@@ -184,7 +184,7 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
     n = check_int("n_nodes", n_nodes, minimum=2, maximum=MAX_NODES)
     rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
     check_product("rounds", n * rounds, MAX_NODE_STEPS, "n_nodes x rounds (MAX_NODE_STEPS)")
-    lr = check_number("lr", lr)
+    lr = float(check_number("lr", lr, maximum=MAX_LR))
     batch_size = check_batch_size(batch_size, n)
     check_choice("model", model, ("logreg", "mlp", "cnn"))
     topology = resolve_topology(topology, n, degree=degree, seed=seed, default_degree=4)

@@ -28,8 +28,8 @@ import torch
 from .centralized import train_centralized
 from .engine import Nodes, check_batch_size, prepare, progress_bar
 from .ledger import Ledger
-from .units import (MAX_GOSSIP_EVENTS, MAX_NODES, MAX_ROUNDS, check_choice, check_diverged,
-                    check_int, check_number, check_probability, check_seed)
+from .units import (MAX_GOSSIP_EVENTS, MAX_LR, MAX_NODES, MAX_ROUNDS, check_choice,
+                    check_diverged, check_int, check_number, check_probability, check_seed)
 
 SAMPLING = ("uniform", "balanced")
 PROTOCOLS = ("push-pull", "push")
@@ -309,7 +309,7 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     check_number("sgd_time", sgd_time, allow_zero=True, maximum=until)
     check_batch_size(batch_size, n)
     sgd_time = check_number("sgd_time", sgd_time, allow_zero=True)
-    lr = check_number("lr", lr)
+    lr = float(check_number("lr", lr, maximum=MAX_LR))
     batch_size = check_int("batch_size", batch_size)
     eval_every = check_number("eval_every", eval_every)
     seed = check_int("seed", seed, minimum=0)

@@ -82,7 +82,7 @@ def make_graph(kind: str, n: int, *, degree: int | None = None, p: float | None 
     p = DEFAULT_P if p is None else p
     if kind == "ring":
         if n < 3:
-            raise ValueError(f"n must be >= 3 for a ring, got {n}")
+            raise ValueError(f"n must be >= 3 for a ring (n_nodes >= 3), got {n}")
         graph = nx.cycle_graph(n)
     elif kind == "torus":
         rows, cols = _torus_shape(n)

@@ -74,6 +74,9 @@ MAX_BPS = 10**15
 MAX_SECONDS = 10**9
 #: Prices in US dollars per GiB.
 MAX_USD_PER_GIB = 10**6
+#: Largest learning rate a trainer accepts: larger ones overflow before the
+#: divergence check can see them (a run that diverges stops with a message).
+MAX_LR = 1e30
 
 
 def _describe(value) -> str:

@@ -34,9 +34,11 @@ hostile = st.one_of(st.sampled_from(HOSTILE),
 hostile_small = st.one_of(st.sampled_from(HOSTILE), st.integers(min_value=-3, max_value=6))
 
 CASES_TRIED = []
-FAST = settings(max_examples=25, deadline=None, database=None,
+# derandomize: the same examples on every run, so that CI is reproducible (a new
+# hostile value is added to HOSTILE above, not found by chance).
+FAST = settings(max_examples=25, deadline=None, database=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))
-SLOW = settings(max_examples=6, deadline=None, database=None,
+SLOW = settings(max_examples=6, deadline=None, database=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))
 
 
