@@ -16,6 +16,20 @@ def test_digits_shapes_and_held_out_test_set():
     assert sum(tuple(r.tolist()) in train for r in d.X_test) < 10  # digits has a few duplicates
 
 
+def test_digits_are_scikit_learns_digits():
+    # Read from scikit-learn's file without importing scikit-learn: the same arrays.
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    sk = sk_load_digits()
+    pixels, labels = data._digits_arrays()
+    np.testing.assert_array_equal(pixels, sk.data)
+    np.testing.assert_array_equal(labels, sk.target)
+    d = data.load_digits(seed=0)
+    all_X = torch.cat([d.X_train, d.X_test])
+    assert torch.equal(torch.sort(all_X.sum(1)).values,
+                       torch.sort(torch.tensor(sk.data / 16.0, dtype=torch.float32).sum(1)).values)
+
+
 def test_digits_is_seeded():
     a, b, c = data.load_digits(seed=1), data.load_digits(seed=1), data.load_digits(seed=2)
     assert torch.equal(a.y_test, b.y_test) and not torch.equal(a.y_test, c.y_test)
