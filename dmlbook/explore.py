@@ -112,7 +112,7 @@ def fl_cost_result(n_params, rounds, clients_per_round, usd_per_gib, bytes_per_p
             ("DL bill (flat-rate home links)", f"${cmp.dl_usd:,.2f}"),
             ("saving with DL", f"${cmp.saving_usd:,.2f}")]
     fig = plotting.plot_cumulative_cost(n_params, bytes_per_param=bytes_per_param,
-                                        variants=False, **kw)
+                                        variants=False, layout="fixed", **kw)
     alt = (f"Line chart of the cumulative cloud bill in US dollars over {rounds:,} rounds: "
            f"FL's download bill rises linearly to ${cmp.fl_usd:,.2f}; DL over flat-rate "
            "links stays at $0.00.")
@@ -158,7 +158,7 @@ def round_time_result(n_workers, n_params, link_gbps) -> Result:
     rows.append(("fastest", fastest[0] if len(fastest) == 1
                  else "a tie between " + " and ".join(fastest)))
     fig = plotting.plot_round_times(n_params, link_bps, max_workers=max(256, n_workers),
-                                    mark=n_workers)
+                                    mark=n_workers, layout="fixed")
     alt = (f"Log-log chart of the communication time per round against the number of workers "
            f"for {n_params:,} parameters over {link_gbps:g} Gbit/s links, one line per scheme; "
            f"at {n_workers} workers (marked) the fastest is {rows[-1][1]}.")

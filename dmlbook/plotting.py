@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 from matplotlib.figure import Figure
@@ -75,17 +77,55 @@ def _show_figures_in_ipython() -> None:
 _show_figures_in_ipython()
 
 
-def figure(*, nrows: int = 1, ncols: int = 1, figsize=None, **kw):
+# Margins of a "fixed" layout, in inches: room for the tick labels (at most six
+# characters, see plain_log_ticks), the axis labels and a one-line title.
+FIXED_MARGINS_IN = {"left": 0.95, "right": 0.2, "bottom": 0.55, "top": 0.4}
+
+
+def figure(*, nrows: int = 1, ncols: int = 1, figsize=None, layout: str = "constrained",
+           **kw):
     """A new figure and axes in the book's style.
 
     The figure is a plain :class:`matplotlib.figure.Figure`, never registered
     with pyplot: the inline backend closes pyplot's figures after every widget
     message, which blanked the widgets' figures in JupyterLab. A cell shows it
     by ending with it (``fig``).
+
+    ``layout="constrained"`` fits the margins to the labels at every draw;
+    ``"fixed"`` uses :data:`FIXED_MARGINS_IN`, for the live panels' one-axes
+    figures, redrawn on every change: the constrained layout was 40% of that.
     """
-    fig = Figure(figsize=figsize or matplotlib.rcParams["figure.figsize"],
-                 layout="constrained")
+    figsize = figsize or matplotlib.rcParams["figure.figsize"]
+    if layout == "constrained":
+        fig = Figure(figsize=figsize, layout="constrained")
+    elif layout == "fixed":
+        fig = Figure(figsize=figsize)
+        (width, height), m = figsize, FIXED_MARGINS_IN
+        fig.subplots_adjust(left=m["left"] / width, right=1 - m["right"] / width,
+                            bottom=m["bottom"] / height, top=1 - m["top"] / height)
+    else:
+        raise ValueError(f"layout must be 'constrained' or 'fixed', got {layout!r}")
     return fig, fig.subplots(nrows=nrows, ncols=ncols, **kw)
+
+
+def plain_log_ticks(ax, axis: str = "both") -> None:
+    """Log-scale ticks at powers of ten, labelled as plain numbers (1, 10, 1,000).
+
+    Plain labels read more easily than 10^k, and they are cheap: the default
+    mathtext labels and minor ticks were most of a live panel's drawing time.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    def label(value, _pos):
+        if 1 <= value < 1e5:
+            return f"{value:,.0f}"
+        return f"{value:g}" if 1e-4 <= value < 1 else f"1e{round(math.log10(value))}"
+
+    for which in (("x", "y") if axis == "both" else (axis,)):
+        target = ax.xaxis if which == "x" else ax.yaxis
+        target.set_major_locator(LogLocator(base=10, numticks=8))
+        target.set_major_formatter(FuncFormatter(label))
+        target.set_minor_locator(NullLocator())
 
 
 def plot_nmax_vs_upload(n_params: int, *, bits_per_param: int = 32,
@@ -108,6 +148,7 @@ def plot_nmax_vs_upload(n_params: int, *, bits_per_param: int = 32,
                                           time_limit_s=time_limit_s)
         ax.plot(mark_upload_bps / MBIT, mark.n_max, "o", color=COLORS["accent"],
                 label=f"sheet: {mark_upload_bps / MBIT:g} Mbit/s → {mark.n_max:,}")
+    plain_log_ticks(ax)
     ax.set_xlabel("server upload speed (Mbit/s)")
     ax.set_ylabel("participants supported")
     ax.set_title(f"{n_params:,} params × {bits_per_param} bit, {time_limit_s:g} s limit")
@@ -117,9 +158,13 @@ def plot_nmax_vs_upload(n_params: int, *, bits_per_param: int = 32,
 
 def plot_cumulative_cost(n_params: int, *, rounds: int, clients_per_round: int,
                          usd_per_gib: float, bytes_per_param: float = 4,
-                         upload_usd_per_gib: float = 0.0, variants: bool = True):
-    """Dollars billed after each round: the sheet's case and its variants."""
-    fig, ax = figure()
+                         upload_usd_per_gib: float = 0.0, variants: bool = True,
+                         layout: str = "constrained"):
+    """Dollars billed after each round: the sheet's case and its variants.
+
+    ``layout``: see :func:`figure` (the live panel passes ``"fixed"``).
+    """
+    fig, ax = figure(layout=layout)
     x = np.arange(1, rounds + 1)
     base = dict(rounds=rounds, clients_per_round=clients_per_round,
                 usd_per_gib=usd_per_gib)
@@ -266,15 +311,17 @@ def plot_failures(runs: dict, *, crash_round: int):
 
 
 def plot_round_times(n_params: int, link_bps: float, *, max_workers: int = 256,
-                     mark: int | None = None, latency_s: float = 0.0):
+                     mark: int | None = None, latency_s: float = 0.0,
+                     layout: str = "constrained"):
     """Communication time per round of each scheme against the number of workers.
 
     ``latency_s`` (alpha, per message) adds the alpha-beta model's latency term.
+    ``layout``: see :func:`figure` (the live panel passes ``"fixed"``).
     """
     from .allreduce import SCHEME_NAMES, round_time_s
 
     n = np.unique(np.geomspace(2, max_workers, 60).astype(int))
-    fig, ax = figure()
+    fig, ax = figure(layout=layout)
     for i, (scheme, name) in enumerate(SCHEME_NAMES.items()):
         style = _style(i)
         t = [round_time_s(scheme, int(k), n_params, link_bps, latency_s=latency_s) for k in n]
@@ -283,6 +330,7 @@ def plot_round_times(n_params: int, link_bps: float, *, max_workers: int = 256,
         if mark is not None:
             ax.plot(mark, round_time_s(scheme, mark, n_params, link_bps, latency_s=latency_s),
                     "o", color="black", ms=4)
+    plain_log_ticks(ax)
     ax.set_xlabel("workers n")
     ax.set_ylabel("communication time per round (s)")
     title = f"{n_params:,} params, links of {link_bps / 1e9:g} Gbit/s"
@@ -528,9 +576,9 @@ def plot_nmax_panel(*, n_params: int, bits_per_param: int, download_bps: float,
     bits = bandwidth.model_bits(n_params, bits_per_param)
     n_up = np.floor(time_limit_s * uploads / bits)
     n_down = np.floor(time_limit_s * download_bps / bits)
-    fig, ax = figure()
+    fig, ax = figure(layout="fixed")  # a live panel: redrawn on every change
     ax.loglog(uploads / MBIT, np.maximum(np.minimum(n_up, n_down), 0.5),
-              color=COLORS["upload"], label=r"$n_{\max}$")
+              color=COLORS["upload"], label="nₘₐₓ")  # plain text: mathtext is slow to redraw
     ax.axhline(max(n_down, 0.5), ls="--", color=COLORS["download"],
                label=f"download-link limit ({int(n_down):,})")
     mark = bandwidth.max_participants(n_params, bits_per_param=bits_per_param,
@@ -538,6 +586,7 @@ def plot_nmax_panel(*, n_params: int, bits_per_param: int, download_bps: float,
                                       time_limit_s=time_limit_s)
     ax.plot(upload_bps / MBIT, max(mark.n_max, 0.5), "o", color=COLORS["accent"],
             label=f"your plan: {upload_bps / MBIT:g} Mbit/s up → {mark.n_max:,}")
+    plain_log_ticks(ax)
     ax.set_xlabel("server upload speed (Mbit/s)")
     ax.set_ylabel("participants supported")
     ax.set_title(f"{n_params:,} params × {bits_per_param} bit, {time_limit_s:g} s limit")

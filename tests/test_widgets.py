@@ -254,3 +254,60 @@ def test_equations_carry_the_computed_numbers():
     eq = explore.fl_cost_equation(4_950_544, rounds=1000, clients_per_round=200,
                                   usd_per_gib=0.03, bytes_per_param=4)
     assert "19{,}802{,}176" in eq.data and "110.65" in eq.data
+
+
+def test_live_panels_draw_at_live_dpi_and_explorers_sharper():
+    # A live panel redraws on every change at one device pixel per CSS pixel; the
+    # static explorer's figures are drawn once, at 1.5 device pixels per CSS pixel.
+    panel = LivePanel(_spec())
+    assert _png(panel.output.value).shape == (2 * widgets.LIVE_DPI, 3 * widgets.LIVE_DPI)
+    status, shown = _spec().evaluate({"a": "1", "b": 1})
+    assert status == "ok"
+    assert _png(shown).shape == (2 * widgets.RENDER_DPI, 3 * widgets.RENDER_DPI)
+    assert 'width="300" height="200"' in shown  # the same size on the page either way
+
+
+def test_figure_png_leaves_the_figure_as_it_was():
+    fig = _figure(1)
+    canvas = fig.canvas
+    png = widgets.figure_png(fig, dpi=150)
+    assert fig.dpi == 100 and fig.canvas is canvas
+    assert Image.open(io.BytesIO(png)).size == (450, 300)
+
+
+def test_fixed_layout_keeps_every_label_inside_the_figure():
+    # The live calculators use fixed margins; extreme inputs must not push tick
+    # labels, axis labels or the title off the figure.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    extremes = [explore.fl_bandwidth_result(10**10, 32, 0.01, 100_000, 86_400),
+                explore.fl_bandwidth_result(1, 8, 100_000, 0.01, 0.1),
+                explore.fl_cost_result(10**10, 100_000, 10**7, 10, 4),
+                explore.round_time_result(4096, 10**10, 0.001),
+                explore.round_time_result(2, 1, 1000)]
+    for result in extremes:
+        fig = result.figure
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()  # places the labels
+        renderer = canvas.get_renderer()
+        ax = fig.axes[0]
+        box = fig.bbox
+        texts = [ax.title, ax.xaxis.label, ax.yaxis.label, ax.yaxis.get_offset_text()]
+        for ticks, labels, (low, high) in ((ax.get_xticks(), ax.get_xticklabels(), ax.get_xlim()),
+                                           (ax.get_yticks(), ax.get_yticklabels(), ax.get_ylim())):
+            # Ticks beyond the axis' limits are not drawn.
+            texts += [lab for t, lab in zip(ticks, labels) if low <= t <= high]
+        for text in texts:
+            if not text.get_text() or not text.get_visible():
+                continue
+            extent = text.get_window_extent(renderer)
+            assert (extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1
+                    and extent.y0 >= box.y0 - 1 and extent.y1 <= box.y1 + 1), \
+                f"{text.get_text()!r} leaves the figure"
+
+
+def test_layout_argument_is_checked():
+    from dmlbook import plotting
+
+    with pytest.raises(ValueError, match="layout"):
+        plotting.figure(layout="tight")
