@@ -21,6 +21,7 @@ time of each change of a calculator panel (target p95 <= 100 ms) and of each
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import subprocess
 import sys
@@ -135,6 +136,21 @@ def panel_response(repeats: int = 5) -> dict[str, tuple[float, float, int]]:
     return out
 
 
+def machine_speed_ms() -> float:
+    """CPU milliseconds of a fixed pure-Python loop (10^6 additions), best of 5.
+
+    This machine's speed drifts by up to 1.5x from minute to minute (other
+    tenants); printed beside the panel timings so that runs can be compared.
+    """
+    best = math.inf
+    for _ in range(5):
+        start, total = time.process_time(), 0
+        for i in range(10**6):
+            total += i
+        best = min(best, time.process_time() - start)
+    return best * 1e3
+
+
 def explorer_build_seconds() -> dict[str, float]:
     """Seconds to precompute each static explorer: what the explorers add to a cold build."""
     from dmlbook import explore
@@ -200,7 +216,8 @@ def main(argv=None) -> int:
         for key, t in seconds.items():
             print(f"  {key:<14} {t:5.1f} s")
         ok &= sum(seconds.values()) <= 30
-        print("Try-it panels, kernel time (calculators per change, training per Run):")
+        print(f"Try-it panels, kernel time (calculators per change, training per Run); "
+              f"machine speed: 10^6 additions in {machine_speed_ms():.0f} ms CPU:")
         from dmlbook import explore
 
         for key, (p50, p95, count) in panel_response().items():
@@ -208,6 +225,7 @@ def main(argv=None) -> int:
             print(f"  {key:<14} p50 {p50 * 1e3:7.1f} ms, p95 {p95 * 1e3:7.1f} ms over {count}"
                   f" (target p95 <= {limit * 1e3:.0f} ms)")
             ok &= p95 <= limit
+        print(f"machine speed after the panels: 10^6 additions in {machine_speed_ms():.0f} ms CPU")
     print("all targets met" if ok else "SOME TARGETS MISSED")
     return 0 if ok else 1
 
