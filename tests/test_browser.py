@@ -67,13 +67,9 @@ def browser():
         b.close()
 
 
-def open_page(browser, url, base):
-    """Open ``url`` offline; return the page, console errors, failed and blocked requests."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors, failed, blocked = [], [], []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+def block_offsite(page, base: str) -> list[str]:
+    """Let ``page`` load only URLs under ``base``; the list collects the blocked ones."""
+    blocked: list[str] = []
 
     def offline(route):
         if route.request.url.startswith(base):
@@ -83,6 +79,17 @@ def open_page(browser, url, base):
             route.abort()
 
     page.route("**/*", offline)
+    return blocked
+
+
+def open_page(browser, url, base):
+    """Open ``url`` offline; return the page, console errors, failed and blocked requests."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors, failed = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    blocked = block_offsite(page, base)
     page.goto(url, wait_until="networkidle")
     # MathJax loads deferred and typesets asynchronously: wait until it is done.
     page.evaluate(MATHJAX_DONE)

@@ -25,6 +25,7 @@ from dmlbook.distributed import (DistributedRunError, DistributedTimeoutError,
                                  max_world_size, run_dpsgd_distributed)
 from dmlbook.dpsgd import run_dpsgd
 from dmlbook.units import GIB
+from proc_tree import descendants
 
 
 def simulate(n, topology, degree, **kw):
@@ -260,7 +261,7 @@ def test_workers_die_with_a_killed_launcher(tmp_path):
                                 start_new_session=True)
     try:
         _wait_for(lambda: _all_training(tmp_path, 2), 60, "every rank to train")
-        workers = _descendants(launcher.pid)
+        workers = descendants(launcher.pid)
         assert len(workers) == 2
         os.kill(launcher.pid, signal.SIGKILL)
         launcher.wait()
@@ -354,23 +355,6 @@ def test_only_loopback_listens_during_a_run(tmp_path, monkeypatch):
 
 # --- Two "machines": two torchrun node groups on 127.0.0.1. ---
 
-def _descendants(pid: int) -> set[int]:
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 def test_two_torchrun_nodes_match_the_simulator(tmp_path):
     """``--nnodes 2`` with c10d rendezvous: two node groups of 2 processes each,
     started as on two hosts (here both on 127.0.0.1)."""
@@ -399,7 +383,7 @@ def test_two_torchrun_nodes_match_the_simulator(tmp_path):
     finally:
         leftovers = set()
         for node in nodes:
-            leftovers |= _descendants(node.pid)
+            leftovers |= descendants(node.pid)
             if node.poll() is None:
                 os.killpg(node.pid, signal.SIGKILL)
                 node.wait()

@@ -39,7 +39,7 @@ from book_helpers import ROOT, chapter_docs
 from dmlbook import explore
 from dmlbook.widgets import Choice, Number
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS
+from test_browser import CHROMIUM, block_offsite, browser  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
@@ -140,16 +140,6 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
 def responses():
     record: dict = {}
     yield record
@@ -182,20 +172,6 @@ NOTEBOOK_STATE = """() => {
   return {pending, failed, idle: k.status === 'idle', path: w.context.path,
           notebook: w.node.classList.contains('jp-NotebookPanel')};
 }"""
-
-
-def _offline(page, base):
-    blocked = []
-
-    def route(r):
-        if r.request.url.startswith(base):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    page.route("**/*", route)
-    return blocked
 
 
 def _shown(panel) -> dict:
@@ -366,7 +342,7 @@ def test_chapter_panels_in_jupyterlab(lab, browser, responses, doc):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    blocked = _offline(page, lab.url)
+    blocked = block_offsite(page, lab.url)
     try:
         page.goto(f"{lab.url}/lab/tree/{doc}.md?reset&token={lab.token}", wait_until="load")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
