@@ -125,6 +125,8 @@ def panel_response(repeats: int = 5) -> dict[str, tuple[float, float, int]]:
                 else:
                     values = [v for _, v in c.options] + [c.default]
                 for value in values * max(1, repeats // 3):
+                    if panel.controls[c.name].value == value:
+                        continue  # no change, no update: not a response to time
                     start, cpu = time.perf_counter(), time.process_time()
                     panel.controls[c.name].value = value
                     times.append(time.perf_counter() - start)

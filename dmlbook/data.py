@@ -59,8 +59,14 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     if spec is None or spec.origin is None:
         raise ImportError("the digits ship with scikit-learn: pip install scikit-learn")
     path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
-    table = np.loadtxt(path, delimiter=",")
-    pixels, labels = table[:, :-1], table[:, -1].astype(int)
+    try:
+        table = np.loadtxt(path, delimiter=",")
+        pixels, labels = table[:, :-1], table[:, -1].astype(int)
+    except OSError:  # a scikit-learn that keeps the file elsewhere: its own loader
+        from sklearn.datasets import load_digits as sklearn_digits
+
+        digits = sklearn_digits()
+        pixels, labels = digits.data, digits.target
     pixels.flags.writeable = labels.flags.writeable = False  # shared by every caller
     return pixels, labels
 

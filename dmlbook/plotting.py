@@ -108,23 +108,45 @@ def figure(*, nrows: int = 1, ncols: int = 1, figsize=None, layout: str = "const
     return fig, fig.subplots(nrows=nrows, ncols=ncols, **kw)
 
 
+def _plain_number(value: float, _pos=None) -> str:
+    """A tick label: 0.5, 1, 2,000, 10,000; outside [1e-4, 1e5) as 1e5, 2e-6."""
+    if 1 <= value < 1e5:
+        return f"{value:,.0f}"
+    if 1e-4 <= value < 1:
+        return f"{value:.3g}"
+    exponent = math.floor(math.log10(value))
+    mantissa = float(f"{value / 10**exponent:.3g}")
+    if mantissa >= 10:  # 9.999e4 rounded up to 10e4
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"{mantissa:g}e{exponent}"
+
+
 def plain_log_ticks(ax, axis: str = "both") -> None:
     """Log-scale ticks at powers of ten, labelled as plain numbers (1, 10, 1,000).
 
-    Plain labels read more easily than 10^k, and they are cheap: the default
-    mathtext labels and minor ticks were most of a live panel's drawing time.
+    An axis that spans less than a decade gets ticks at 1, 2 and 5 times powers
+    of ten instead. Plain labels read more easily than 10^k, and they are cheap:
+    the default mathtext labels and minor ticks were most of a live panel's
+    drawing time.
     """
     from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-    def label(value, _pos):
-        if 1 <= value < 1e5:
-            return f"{value:,.0f}"
-        return f"{value:g}" if 1e-4 <= value < 1 else f"1e{round(math.log10(value))}"
+    class PlainLogLocator(LogLocator):
+        def __init__(self):
+            super().__init__(base=10, subs=(1.0,), numticks=8)
+
+        def tick_values(self, vmin, vmax):
+            ticks = super().tick_values(vmin, vmax)
+            low, high = sorted((vmin, vmax))
+            if sum(low <= t <= high for t in ticks) < 2:
+                ticks = LogLocator(base=10, subs=(1.0, 2.0, 5.0),
+                                   numticks=8).tick_values(vmin, vmax)
+            return ticks
 
     for which in (("x", "y") if axis == "both" else (axis,)):
         target = ax.xaxis if which == "x" else ax.yaxis
-        target.set_major_locator(LogLocator(base=10, numticks=8))
-        target.set_major_formatter(FuncFormatter(label))
+        target.set_major_locator(PlainLogLocator())
+        target.set_major_formatter(FuncFormatter(_plain_number))
         target.set_minor_locator(NullLocator())
 
 
@@ -586,6 +608,10 @@ def plot_nmax_panel(*, n_params: int, bits_per_param: int, download_bps: float,
                                       time_limit_s=time_limit_s)
     ax.plot(upload_bps / MBIT, max(mark.n_max, 0.5), "o", color=COLORS["accent"],
             label=f"your plan: {upload_bps / MBIT:g} Mbit/s up → {mark.n_max:,}")
+    # When no participant fits, every line lies on the 0.5 floor: keep a
+    # readable axis (up to 10 at least) rather than a sliver around 0.5.
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, max(high, 10))
     plain_log_ticks(ax)
     ax.set_xlabel("server upload speed (Mbit/s)")
     ax.set_ylabel("participants supported")

@@ -187,9 +187,9 @@ def table_html(rows, caption: str | None = None) -> str:
     return f'<table class="dmlbook-table">{head}{body}</table>'
 
 
-def result_html(result: Result, *, dpi: int = RENDER_DPI) -> str:
-    """Table and figure as one HTML fragment (the figure inline, as a PNG at ``dpi``)."""
-    png = figure_png(result.figure, dpi=dpi, compress_level=6 if dpi == RENDER_DPI else 1)
+def result_html(result: Result, *, dpi: int = RENDER_DPI, compress_level: int = 6) -> str:
+    """Table and figure as one HTML fragment (the figure inline, a PNG as :func:`figure_png`)."""
+    png = figure_png(result.figure, dpi=dpi, compress_level=compress_level)
     width, height = (round(x * CSS_DPI) for x in result.figure.get_size_inches())
     src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     return (f'<div class="dmlbook-result">{table_html(result.rows)}'
@@ -263,14 +263,17 @@ class PanelSpec:
             self.check(values)
         return values
 
-    def evaluate(self, typed: dict, *, dpi: int = RENDER_DPI) -> tuple[str, str]:
+    def evaluate(self, typed: dict, *, dpi: int = RENDER_DPI,
+                 compress_level: int = 6) -> tuple[str, str]:
         """``("ok", html)`` or ``("error", message)``; never raises.
 
-        ``dpi``: the figure's resolution (the static explorers keep the sharper
-        default; a live panel passes :data:`LIVE_DPI`).
+        ``dpi`` and ``compress_level``: the figure's PNG (the static explorers
+        keep the sharper, smaller default; a live panel passes :data:`LIVE_DPI`
+        and the fastest compression, 1).
         """
         try:
-            return "ok", result_html(self.compute(**self.parse(typed)), dpi=dpi)
+            return "ok", result_html(self.compute(**self.parse(typed)), dpi=dpi,
+                                     compress_level=compress_level)
         except InputError as err:
             return "error", str(err)
         except Exception as err:  # noqa: BLE001 - any failure becomes a message
@@ -372,7 +375,7 @@ class LivePanel(W.VBox):
     def update(self):
         """Compute from the controls' values; table and figure arrive in one update."""
         self.computations += 1
-        status, shown = self.spec.evaluate(self.typed(), dpi=LIVE_DPI)
+        status, shown = self.spec.evaluate(self.typed(), dpi=LIVE_DPI, compress_level=1)
         self.output.value = shown if status == "ok" else error_html(shown)
         self.output.remove_class("dmlbook-stale")
         return status
@@ -404,7 +407,7 @@ def static_explorer(spec: PanelSpec) -> W.VBox:
     """Two dropdowns over ``spec.grid``, switching precomputed results without a kernel.
 
     Each result is ``spec.evaluate`` of the defaults with the grid's values:
-    the code path of the live panel.
+    the code path of the live panel, drawn once at the sharper :data:`RENDER_DPI`.
     """
     (first, first_values), (second, second_values) = spec.grid.items()
     dependent = isinstance(second_values, dict)

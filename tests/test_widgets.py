@@ -273,6 +273,16 @@ def test_figure_png_leaves_the_figure_as_it_was():
     png = widgets.figure_png(fig, dpi=150)
     assert fig.dpi == 100 and fig.canvas is canvas
     assert Image.open(io.BytesIO(png)).size == (450, 300)
+    # A figure with its own dpi and an Agg canvas of its own keeps both.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = matplotlib.figure.Figure(figsize=(3, 2), dpi=72)
+    fig.subplots().plot([0, 1])
+    canvas = FigureCanvasAgg(fig)
+    size = canvas.get_width_height()
+    png = widgets.figure_png(fig, dpi=100)
+    assert Image.open(io.BytesIO(png)).size == (300, 200)
+    assert fig.dpi == 72 and fig.canvas is canvas and canvas.get_width_height() == size
 
 
 def test_fixed_layout_keeps_every_label_inside_the_figure():
@@ -292,11 +302,20 @@ def test_fixed_layout_keeps_every_label_inside_the_figure():
         renderer = canvas.get_renderer()
         ax = fig.axes[0]
         box = fig.bbox
-        texts = [ax.title, ax.xaxis.label, ax.yaxis.label, ax.yaxis.get_offset_text()]
+        texts = [ax.title, ax.xaxis.label, ax.yaxis.label, ax.xaxis.get_offset_text(),
+                 ax.yaxis.get_offset_text()]
         for ticks, labels, (low, high) in ((ax.get_xticks(), ax.get_xticklabels(), ax.get_xlim()),
                                            (ax.get_yticks(), ax.get_yticklabels(), ax.get_ylim())):
             # Ticks beyond the axis' limits are not drawn.
-            texts += [lab for t, lab in zip(ticks, labels) if low <= t <= high]
+            shown = [lab for t, lab in zip(ticks, labels)
+                     if min(low, high) <= t <= max(low, high) and lab.get_text()]
+            assert len(shown) >= 2, f"an axis of {result.alt[:60]!r} has < 2 tick labels"
+            texts += shown
+        legend = ax.get_legend()
+        assert legend is not None
+        texts += legend.get_texts()
+        extent = legend.get_window_extent(renderer)
+        assert extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1, "the legend leaves the figure"
         for text in texts:
             if not text.get_text() or not text.get_visible():
                 continue
@@ -304,6 +323,15 @@ def test_fixed_layout_keeps_every_label_inside_the_figure():
             assert (extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1
                     and extent.y0 >= box.y0 - 1 and extent.y1 <= box.y1 + 1), \
                 f"{text.get_text()!r} leaves the figure"
+
+
+def test_plain_log_labels():
+    from dmlbook.plotting import _plain_number
+
+    cases = {0.5: "0.5", 1: "1", 2: "2", 2000: "2,000", 99_999: "99,999", 1e5: "1e5",
+             2e5: "2e5", 3e15: "3e15", 0.002: "0.002", 4.9999999999999996e-06: "5e-6",
+             9.9996e5: "1e6"}
+    assert {v: _plain_number(v) for v in cases} == cases
 
 
 def test_layout_argument_is_checked():
