@@ -370,6 +370,11 @@ def test_chapter_panels_in_jupyterlab(lab, browser, responses, doc):
         for index, key in enumerate(PANELS[name]):
             panel = panels.nth(index)
             panel.scroll_into_view_if_needed()
+            # JupyterLab renders a cell's outputs as they scroll into view: wait
+            # until the panel shows its title before touching its controls.
+            page.wait_for_function("([p, title]) => p.innerText.includes(title)",
+                                   arg=[panel.element_handle(), explore.SPECS[key].title],
+                                   timeout=CHANGE_TIMEOUT_MS, polling=100)
             times: list[float] = []
             _exercise_panel(page, panel, explore.SPECS[key], lab, times)
             record[key] = {"changes": len(times),
