@@ -7,6 +7,7 @@ import math
 import matplotlib
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 import numpy as np
 
 from . import bandwidth, costs
@@ -121,6 +122,21 @@ def _plain_number(value: float, _pos=None) -> str:
     return f"{mantissa:g}e{exponent}"
 
 
+class _DecadeLocator(LogLocator):
+    """Major ticks at powers of ten; at 1, 2 and 5 times them when fewer than two fit."""
+
+    def __init__(self):
+        super().__init__(base=10, subs=(1.0,), numticks=8)
+
+    def tick_values(self, vmin, vmax):
+        ticks = super().tick_values(vmin, vmax)
+        low, high = sorted((vmin, vmax))
+        if sum(low <= t <= high for t in ticks) < 2:
+            ticks = LogLocator(base=10, subs=(1.0, 2.0, 5.0),
+                               numticks=8).tick_values(vmin, vmax)
+        return ticks
+
+
 def plain_log_ticks(ax, axis: str = "both") -> None:
     """Log-scale ticks at powers of ten, labelled as plain numbers (1, 10, 1,000).
 
@@ -129,23 +145,9 @@ def plain_log_ticks(ax, axis: str = "both") -> None:
     the default mathtext labels and minor ticks were most of a live panel's
     drawing time.
     """
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
-
-    class PlainLogLocator(LogLocator):
-        def __init__(self):
-            super().__init__(base=10, subs=(1.0,), numticks=8)
-
-        def tick_values(self, vmin, vmax):
-            ticks = super().tick_values(vmin, vmax)
-            low, high = sorted((vmin, vmax))
-            if sum(low <= t <= high for t in ticks) < 2:
-                ticks = LogLocator(base=10, subs=(1.0, 2.0, 5.0),
-                                   numticks=8).tick_values(vmin, vmax)
-            return ticks
-
     for which in (("x", "y") if axis == "both" else (axis,)):
         target = ax.xaxis if which == "x" else ax.yaxis
-        target.set_major_locator(PlainLogLocator())
+        target.set_major_locator(_DecadeLocator())
         target.set_major_formatter(FuncFormatter(_plain_number))
         target.set_minor_locator(NullLocator())
 

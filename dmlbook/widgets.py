@@ -41,6 +41,8 @@ CSS_DPI = 100
 # A live panel redraws on every change: at one device pixel per CSS pixel (the
 # resolution of Jupyter's own inline figures) it draws in about 15% less time.
 LIVE_DPI = 100
+# ... and encodes its PNG with zlib's fastest level (the explorers keep 6: smaller pages).
+LIVE_COMPRESS_LEVEL = 1
 LABEL_STYLE = {"description_width": "initial"}
 HOW_TO_GO_LIVE = ("For any other value, open this chapter live: the rocket button at the top "
                   "of the page (Binder), or <code>make lab</code> on your machine.")
@@ -269,7 +271,7 @@ class PanelSpec:
 
         ``dpi`` and ``compress_level``: the figure's PNG (the static explorers
         keep the sharper, smaller default; a live panel passes :data:`LIVE_DPI`
-        and the fastest compression, 1).
+        and :data:`LIVE_COMPRESS_LEVEL`).
         """
         try:
             return "ok", result_html(self.compute(**self.parse(typed)), dpi=dpi,
@@ -375,7 +377,8 @@ class LivePanel(W.VBox):
     def update(self):
         """Compute from the controls' values; table and figure arrive in one update."""
         self.computations += 1
-        status, shown = self.spec.evaluate(self.typed(), dpi=LIVE_DPI, compress_level=1)
+        status, shown = self.spec.evaluate(self.typed(), dpi=LIVE_DPI,
+                                           compress_level=LIVE_COMPRESS_LEVEL)
         self.output.value = shown if status == "ok" else error_html(shown)
         self.output.remove_class("dmlbook-stale")
         return status
