@@ -17,8 +17,8 @@ dmlbook.configure_threads()
 # the Binder environment, the handout, the launcher's real gloo runs.
 SLOW_MODULES = {"test_book", "test_browser", "test_explorers_browser", "test_lab",
                 "test_binder_env", "test_handout", "test_claims_build", "test_distributed"}
-# Single tests elsewhere that start real gloo worker processes.
-SLOW_TESTS = {"test_allreduce.py::test_torch_distributed_all_reduce_agrees"}
+# Single tests elsewhere that start real gloo worker processes: found by what they call.
+SLOW_CALLS = ("run_dpsgd_distributed(", "torch_distributed=True")
 
 
 def pytest_configure(config):
@@ -28,10 +28,14 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    import inspect
+
     for item in items:
-        module = item.path.stem
-        test = f"{item.path.name}::{item.originalname}"
-        if (module in SLOW_MODULES or test in SLOW_TESTS
+        try:
+            source = inspect.getsource(item.function)
+        except (AttributeError, OSError, TypeError):
+            source = ""
+        if (item.path.stem in SLOW_MODULES or any(call in source for call in SLOW_CALLS)
                 or "built_book" in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
