@@ -23,7 +23,7 @@ DEPARTURE_LABELS = ["departure-t-round", "departure-regular-graph", "departure-l
                     "departure-lstm", "departure-seeds", "departure-scaled-down",
                     "departure-gossip-variant", "departure-dpsgd-order",
                     "departure-fl-gradients", "departure-failures", "departure-one-server",
-                    "departure-dl-costs"]
+                    "departure-dl-costs", "departure-neighbourhood"]
 
 
 def test_licence_names_code_and_text_licences_and_pyproject_names_it():
