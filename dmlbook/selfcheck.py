@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass, field
 from numbers import Real
 
+import numpy as np
+
 __all__ = ["UNIT_FACTORS", "SelfCheck", "NumericCheck", "ChoiceCheck", "numeric", "choice",
            "for_exercise", "predict_number", "predict_choice"]
 
@@ -352,8 +354,9 @@ def _options(options) -> list[tuple[str, bool, str]]:
         raise ValueError(f"options must hold 2 to 8 choices, got {len(options)}")
     for text, correct, why in options:
         _text("option text", text), _text("option explanation", why)
-        if not isinstance(correct, bool):
+        if not isinstance(correct, (bool, np.bool_)):
             raise ValueError(f"option correct must be True or False, got {correct!r}")
+    options = [(t, bool(c), w) for t, c, w in options]  # NumPy's bool_ too (a comparison)
     if sum(c for _, c, _ in options) != 1:
         raise ValueError("options must have exactly one correct choice, got "
                          f"{sum(c for _, c, _ in options)}")

@@ -117,3 +117,15 @@ def test_ex2_names_the_unit_slips_the_right_way_round():
     assert verdict == "off" and "too large" in message and "GiB" in message
     verdict, message = logic.feedback(f"{usd * 1e9 / 2**30:.2f}")
     assert verdict == "off" and "too small" in message and "GiB" in message
+
+
+def test_numpy_values_are_accepted():
+    """Issue 27, part 2: NumPy's bool_ (a comparison's result) and integers are refused no more."""
+    import numpy as np
+
+    check = selfcheck.choice("x", "q?", [("a", np.bool_(True), "why a"),
+                                         ("b", np.float64(1) < 0, "why b")])
+    assert check.logic.feedback(0) == ("right", "Right. why a")
+    assert '"options": [[true, "why a"], [false, "why b"]]' in check.html
+    assert selfcheck.for_exercise(np.int64(6)).logic.answer == 67456
+    assert selfcheck.numeric("x", "q?", answer=np.int64(2203), unit="u").logic.answer == 2203
