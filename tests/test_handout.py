@@ -148,12 +148,17 @@ NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.,]
 
 
 def _numbers(text: str) -> set[str]:
-    """Distinctive numbers in ``text`` (3+ digits, or with a decimal point), without commas."""
+    """Distinctive numbers in ``text``, without commas: 4+ digits, or 3+ with a decimal point.
+
+    LaTeX's thousands separators (``2{,}203``, ``2\\,203``) read as commas; years are left out.
+    """
+    text = text.replace("{,}", ",").replace("\\,", ",")
     found = set()
     for match in NUMBER.findall(text):
         plain = match.replace(",", "")
         digits = plain.replace(".", "").lstrip("0")
-        if len(digits) >= 3 and not re.fullmatch(r"(19|20)\d\d", plain):
+        if (len(digits) >= 4 or ("." in plain and len(digits) >= 3)) \
+                and not re.fullmatch(r"(19|20)\d\d", plain):
             found.add(plain)
     return found
 
@@ -167,9 +172,16 @@ def solution_numbers(doc: str) -> set[str]:
     html = (HTML_DIR / f"{doc}.html").read_text(encoding="utf-8")
     solutions = " ".join(_blocks(
         html, r'<div class="solution[^"]*"[^>]*>(.*?)</section>\s*</div>'))
-    given = " ".join(_blocks(html, r'<div class="exercise[^"]*"[^>]*>(.*?)</section>\s*</div>'))
-    intro = visible_text((HTML_DIR / "intro.html").read_text(encoding="utf-8"))
-    return _numbers(solutions) - _numbers(given) - _numbers(intro)
+    return _numbers(solutions) - given_numbers()
+
+
+def given_numbers() -> set[str]:
+    """Numbers the sheet gives: in any chapter's exercise statement, or in the introduction."""
+    given = visible_text((HTML_DIR / "intro.html").read_text(encoding="utf-8"))
+    for doc in chapter_docs():
+        html = (HTML_DIR / f"{doc}.html").read_text(encoding="utf-8")
+        given += " ".join(_blocks(html, r'<div class="exercise[^"]*"[^>]*>(.*?)</section>\s*</div>'))
+    return _numbers(given)
 
 
 def prediction_payloads(doc: str) -> list[dict]:
@@ -196,9 +208,8 @@ def leaked_values(doc: str) -> set[str]:
     values = solution_numbers(doc)
     for data in prediction_payloads(doc):
         if "answer" in data:
-            values |= {v for v in _number_forms(data["answer"])
-                       if len(v.replace(".", "").lstrip("0")) >= 3}
-    return values
+            values |= _numbers(" ".join(_number_forms(data["answer"])))
+    return values - given_numbers()
 
 
 def test_handout_leaks_no_solution_number_prediction_or_phrase(handout, built_book):
