@@ -202,9 +202,9 @@ def metropolis_weights(fn, *, time_limit_s=None):
     """Check ``fn(adjacency (n, n) array) -> W (n, n)``: Metropolis-Hastings weights,
     then D-PSGD on an uneven graph with them inside :func:`run_dpsgd`."""
     def hand_cases(fn):
-        _weights_case(fn, nx.path_graph(3), "a path of 3 nodes")
         _weights_case(fn, nx.star_graph(4), "a star of 5 nodes")
-        return "a path and a star by hand"
+        _weights_case(fn, nx.path_graph(3), "a path of 3 nodes")
+        return "a star and a path by hand"
 
     def random_cases(fn):
         rng = rng_for("metropolis_weights")

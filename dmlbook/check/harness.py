@@ -268,6 +268,10 @@ def call(fn, case: str, *args):
         raise Failure(case, mistake="an error", show_values=False,
                       hint=f"your function raised {type(err).__name__}: "
                            f"{short(str(err))}") from None
+    finally:
+        # The check goes on in its own settings, whatever the function set.
+        torch.set_default_dtype(torch.float32)
+        torch.set_grad_enabled(True)
     if out is None or out is Ellipsis:
         raise Failure(case, expected="a value", actual=out, mistake="an empty stub",
                       hint="your function returned nothing: replace `...` by the body "
@@ -343,7 +347,10 @@ def as_tensor(value, case, expected: torch.Tensor, *, name="the result"):
 
 
 def close(a: float, b: float, rel: float = 1e-9) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+    try:
+        return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+    except OverflowError:  # an int beyond any float: not close to a float
+        return False
 
 
 def ratio_hint(expected: float, actual: float, known) -> tuple[str, str] | None:

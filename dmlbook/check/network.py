@@ -43,8 +43,8 @@ class Network:
     ``transform(payload)``).
     """
 
-    def __init__(self, *, limit: int = MAX_CHECK_MESSAGES, bounded: bool = False,
-                 transform=None):
+    def __init__(self, *, limit: int | None = None, bounded: bool = False, transform=None):
+        limit = MAX_CHECK_MESSAGES if limit is None else limit
         self.messages = collections.deque(maxlen=limit if bounded else None)
         self.limit, self.bounded, self.transform = limit, bounded, transform
         self.count = 0

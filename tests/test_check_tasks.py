@@ -1,0 +1,205 @@
+"""The workbook's longer tasks (issue #23, item 2): each check passes the reference,
+rejects typical wrong solutions and names the failing property."""
+
+import numpy as np
+import pytest
+import torch
+
+from dmlbook import check
+from dmlbook.bandwidth import max_participants
+from dmlbook.check import reference
+from dmlbook.topology import make_topology, mixing_matrix
+
+
+def test_references_agree_with_the_package():
+    limit = max_participants(85098, bits_per_param=32, download_bps=10**9, upload_bps=10**8,
+                             time_limit_s=60)
+    assert reference.binding_link(85098, 32, 10**9, 10**8, 60) == (limit.n_max, "upload")
+    topology = make_topology("erdos_renyi", 12, p=0.3, seed=2)
+    A = np.array((topology.W > 0) & ~np.eye(12, dtype=bool), dtype=float)
+    assert np.allclose(reference.metropolis_weights(A), mixing_matrix(topology.graph))
+    sizes = torch.tensor([3, 3])
+    payloads = torch.tensor([[1., 2.], [3., 4.]])
+    assert torch.equal(reference.server_step(torch.zeros(2), payloads, sizes, "parameters"),
+                       reference.fedavg(torch.zeros(2), payloads))
+
+
+# --- wrong solutions ------------------------------------------------------------------------
+
+
+def binding_max(n_params, bits, down, up, t):
+    n_down = reference.participants(n_params, bits, down, t)
+    n_up = reference.participants(n_params, bits, up, t)
+    return max(n_down, n_up), "upload" if n_up >= n_down else "download"
+
+
+def binding_sum(n_params, bits, down, up, t):
+    n, link = reference.binding_link(n_params, bits, down, up, t)
+    return (reference.participants(n_params, bits, down, t)
+            + reference.participants(n_params, bits, up, t)), link
+
+
+def binding_names_swapped(n_params, bits, down, up, t):
+    n, link = reference.binding_link(n_params, bits, down, up, t)
+    return n, {"upload": "download", "download": "upload"}[link]
+
+
+def binding_tie_download(n_params, bits, down, up, t):
+    n_down = reference.participants(n_params, bits, down, t)
+    n_up = reference.participants(n_params, bits, up, t)
+    return min(n_down, n_up), "upload" if n_up < n_down else "download"
+
+
+def bill_per_round(ledger, server, rounds, usd_per_gib):
+    return list(np.diff([0.0] + reference.cumulative_bill(ledger, server, rounds, usd_per_gib)))
+
+
+def bill_every_sender(ledger, server, rounds, usd_per_gib):
+    return list(np.cumsum(np.bincount(ledger["round"], weights=ledger["nbytes"],
+                                      minlength=rounds + 1)[1:rounds + 1] / 2**30 * usd_per_gib))
+
+
+def bill_decimal(ledger, server, rounds, usd_per_gib):
+    return [b * 2**30 / 10**9 for b in reference.cumulative_bill(ledger, server, rounds,
+                                                                   usd_per_gib)]
+
+
+def bill_uploads(ledger, server, rounds, usd_per_gib):
+    swapped = dict(ledger, sender=ledger["receiver"])
+    return reference.cumulative_bill(swapped, server, rounds, usd_per_gib)
+
+
+def step_unweighted(server_params, payloads, n_examples, send):
+    average = payloads.mean(0)
+    return server_params + average if send == "update" else average
+
+
+def step_not_normalised(server_params, payloads, n_examples, send):
+    total = (n_examples[:, None] * payloads).sum(0)
+    return server_params + total if send == "update" else total
+
+
+def step_always_parameters(server_params, payloads, n_examples, send):
+    return reference.server_step(server_params, payloads, n_examples, "parameters")
+
+
+def step_always_update(server_params, payloads, n_examples, send):
+    return reference.server_step(server_params, payloads, n_examples, "update")
+
+
+def step_in_place(server_params, payloads, n_examples, send):
+    payloads *= (n_examples / n_examples.sum())[:, None]
+    average = payloads.sum(0)
+    return server_params + average if send == "update" else average
+
+
+def push_both_average(x_mine, x_received):
+    average = (x_mine + x_received) / 2
+    return average, average
+
+
+def reply_takes_value(x_mine, reply):
+    return reply
+
+
+def push_wrong_sign(x_mine, x_received):
+    d = (x_received - x_mine) / 2
+    return x_mine + d, -d
+
+
+def push_keeps_all(x_mine, x_received):
+    return x_mine + x_received, x_received
+
+
+def metropolis_min(adjacency):
+    A = np.asarray(adjacency, float)
+    d = A.sum(1)
+    W = A / (1 + np.minimum(d[:, None], d[None, :]))
+    np.fill_diagonal(W, 1 - W.sum(1))
+    return W
+
+
+def metropolis_uniform(adjacency):
+    A = np.asarray(adjacency, float) + np.eye(len(adjacency))
+    return A / A.sum(1, keepdims=True)
+
+
+def metropolis_no_self(adjacency):
+    A = np.asarray(adjacency, float)
+    d = A.sum(1)
+    return A / (1 + np.maximum(d[:, None], d[None, :]))
+
+
+def metropolis_plain_degree(adjacency):
+    A = np.asarray(adjacency, float)
+    d = A.sum(1)
+    W = A / np.maximum(d[:, None], d[None, :])
+    np.fill_diagonal(W, 1 - W.sum(1))
+    return W
+
+
+WRONG = [
+    ("binding_link", (binding_max,), "max instead of min"),
+    ("binding_link", (binding_sum,), "links added"),
+    ("binding_link", (binding_names_swapped,), "wrong link"),
+    ("binding_link", (binding_tie_download,), "wrong link"),
+    ("cumulative_bill", (bill_per_round,), "not cumulative"),
+    ("cumulative_bill", (bill_every_sender,), "wrong value"),
+    ("cumulative_bill", (bill_decimal,), "10^9 vs 2^30"),
+    ("cumulative_bill", (bill_uploads,), "wrong value"),
+    ("server_step", (step_unweighted,), "forgot the weights"),
+    ("server_step", (step_not_normalised,), "weights not normalised"),
+    ("server_step", (step_always_parameters,), "update treated as parameters"),
+    ("server_step", (step_always_update,), "parameters treated as updates"),
+    ("server_step", (step_in_place,), "changed its inputs in place"),
+    ("push_pull", (push_both_average, reply_takes_value), "sum not preserved"),
+    ("push_pull", (push_wrong_sign, reference.on_reply), "sum not preserved"),
+    ("push_pull", (push_keeps_all, reference.on_reply), "not averaging"),
+    ("metropolis_weights", (metropolis_min,), "min instead of max"),
+    ("metropolis_weights", (metropolis_uniform,), "uniform weights"),
+    ("metropolis_weights", (metropolis_no_self,), "forgot the self-weight"),
+    ("metropolis_weights", (metropolis_plain_degree,), "wrong value"),
+]
+
+
+@pytest.mark.parametrize("name, fns, mistake", WRONG, ids=[w[1][0].__name__ for w in WRONG])
+def test_a_task_check_names_the_mistake(name, fns, mistake):
+    result = getattr(check, name)(*fns)
+    assert not result.passed, result.feedback
+    assert result.mistake == mistake, result.feedback
+    assert result.feedback.startswith(f"✗ {name}: not yet.") and "Case:" in result.feedback
+
+
+def test_push_pull_names_the_cycle_where_the_sum_changed():
+    def push_both_average_late(x_mine, x_received):  # right without delay, wrong with it
+        d = (x_received - x_mine) / 2
+        return x_mine + d, x_mine + d
+
+    result = check.push_pull(push_both_average_late, reply_takes_value)
+    assert not result.passed and result.mistake == "sum not preserved"
+    assert "reply" in result.feedback
+
+
+def test_the_gossip_merge_check_does_not_demand_a_constant_sum():
+    result = check.gossip_merge(reference.gossip_merge)
+    assert result.passed and "Push-only does not keep the sum" in result.feedback
+
+
+def test_a_push_pull_check_failing_inside_the_simulator_names_a_cycle(monkeypatch):
+    """A pair of handlers right in every exchange alone, yet wrong in the run: a reply
+    counted twice when the same node has several replies on their way."""
+    state = {"calls": 0}
+
+    def on_reply(x_mine, reply):
+        state["calls"] += 1
+        return x_mine - reply * (2 if state["calls"] == 60 else 1)
+
+    result = check.push_pull(reference.on_push, on_reply)
+    assert not result.passed and "first off after cycle" in result.feedback
+
+
+def test_solutions_show_in_jupyterlab_as_code():
+    shown = check.solution("push_pull")
+    assert "def on_push" in shown._repr_markdown_() and "def on_reply" in repr(shown)
+    with pytest.raises(ValueError, match="name must be one of"):
+        check.solution("nothing")
