@@ -125,37 +125,32 @@ def ring_reads_senders_chunk(chunks):
     return chunks
 
 
-def ring_in_place(chunks):
-    """A right ring that adds what arrives in place."""
+def _ring_steps(chunks, first_chunk, add):
+    """n - 1 steps in which node k sends chunk first_chunk(k, step) to k + 1, which
+    adds it (``add``) or keeps it; chunks are updated in place."""
     n = len(chunks)
     for step in range(n - 1):
-        sent = [(k, (k - step) % n) for k in range(n)]
-        received = [check.send(k, (k + 1) % n, chunks[k][c]) for k, c in sent]
-        for (k, c), payload in zip(sent, received):
-            chunks[(k + 1) % n][c] += payload
-    for step in range(n - 1):
-        sent = [(k, (k + 1 - step) % n) for k in range(n)]
-        received = [check.send(k, (k + 1) % n, chunks[k][c]) for k, c in sent]
-        for (k, c), payload in zip(sent, received):
-            chunks[(k + 1) % n][c] = payload
+        outgoing = [(k, first_chunk(k, step) % n) for k in range(n)]
+        arrived = [check.send(k, (k + 1) % n, chunks[k][c]) for k, c in outgoing]
+        for (k, c), payload in zip(outgoing, arrived):
+            if add:
+                chunks[(k + 1) % n][c] += payload
+            else:
+                chunks[(k + 1) % n][c] = payload
     return chunks
+
+
+def ring_in_place(chunks):
+    """A right ring that adds what arrives in place, in the chunks it was given."""
+    _ring_steps(chunks, lambda k, s: k - s, add=True)
+    return _ring_steps(chunks, lambda k, s: k + 1 - s, add=False)
 
 
 def ring_other_convention(chunks):
     """A right ring whose node k finishes chunk k (not k + 1)."""
-    n = len(chunks)
-    chunks = [[c.clone() for c in node] for node in chunks]
-    for step in range(n - 1):
-        sent = [(k, (k - step - 1) % n) for k in range(n)]
-        received = [check.send(k, (k + 1) % n, chunks[k][c]) for k, c in sent]
-        for (k, c), payload in zip(sent, received):
-            chunks[(k + 1) % n][c] = chunks[(k + 1) % n][c] + payload
-    for step in range(n - 1):
-        sent = [(k, (k - step) % n) for k in range(n)]
-        received = [check.send(k, (k + 1) % n, chunks[k][c]) for k, c in sent]
-        for (k, c), payload in zip(sent, received):
-            chunks[(k + 1) % n][c] = payload
-    return chunks
+    mine = [[c.clone() for c in node] for node in chunks]
+    _ring_steps(mine, lambda k, s: k - s - 1, add=True)
+    return _ring_steps(mine, lambda k, s: k - s, add=False)
 
 
 def merge_wrong_on_float64(x_local, x_received):

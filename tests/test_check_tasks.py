@@ -26,91 +26,119 @@ def test_references_agree_with_the_package():
 
 # --- wrong solutions ------------------------------------------------------------------------
 
+WRONG = []  # (check, the functions it takes, the mistake it must name)
 
+
+def wrong(name, mistake, *others):
+    """Register the decorated function (and ``others`` after it) as a wrong solution."""
+    def register(fn):
+        WRONG.append((name, (fn, *others), mistake))
+        return fn
+    return register
+
+
+
+@wrong("binding_link", "max instead of min")
 def binding_max(n_params, bits, down, up, t):
     n_down = reference.participants(n_params, bits, down, t)
     n_up = reference.participants(n_params, bits, up, t)
     return max(n_down, n_up), "upload" if n_up >= n_down else "download"
 
 
+@wrong("binding_link", "links added")
 def binding_sum(n_params, bits, down, up, t):
     n, link = reference.binding_link(n_params, bits, down, up, t)
     return (reference.participants(n_params, bits, down, t)
             + reference.participants(n_params, bits, up, t)), link
 
 
+@wrong("binding_link", "wrong link")
 def binding_names_swapped(n_params, bits, down, up, t):
     n, link = reference.binding_link(n_params, bits, down, up, t)
     return n, {"upload": "download", "download": "upload"}[link]
 
 
+@wrong("binding_link", "wrong link")
 def binding_tie_download(n_params, bits, down, up, t):
     n_down = reference.participants(n_params, bits, down, t)
     n_up = reference.participants(n_params, bits, up, t)
     return min(n_down, n_up), "upload" if n_up < n_down else "download"
 
 
+@wrong("cumulative_bill", "not cumulative")
 def bill_per_round(ledger, server, rounds, usd_per_gib):
     return list(np.diff([0.0] + reference.cumulative_bill(ledger, server, rounds, usd_per_gib)))
 
 
+@wrong("cumulative_bill", "wrong value")
 def bill_every_sender(ledger, server, rounds, usd_per_gib):
     return list(np.cumsum(np.bincount(ledger["round"], weights=ledger["nbytes"],
                                       minlength=rounds + 1)[1:rounds + 1] / 2**30 * usd_per_gib))
 
 
+@wrong("cumulative_bill", "10^9 vs 2^30")
 def bill_decimal(ledger, server, rounds, usd_per_gib):
     return [b * 2**30 / 10**9 for b in reference.cumulative_bill(ledger, server, rounds,
                                                                    usd_per_gib)]
 
 
+@wrong("cumulative_bill", "wrong value")
 def bill_uploads(ledger, server, rounds, usd_per_gib):
     swapped = dict(ledger, sender=ledger["receiver"])
     return reference.cumulative_bill(swapped, server, rounds, usd_per_gib)
 
 
+@wrong("server_step", "forgot the weights")
 def step_unweighted(server_params, payloads, n_examples, send):
     average = payloads.mean(0)
     return server_params + average if send == "update" else average
 
 
+@wrong("server_step", "weights not normalised")
 def step_not_normalised(server_params, payloads, n_examples, send):
     total = (n_examples[:, None] * payloads).sum(0)
     return server_params + total if send == "update" else total
 
 
+@wrong("server_step", "update treated as parameters")
 def step_always_parameters(server_params, payloads, n_examples, send):
     return reference.server_step(server_params, payloads, n_examples, "parameters")
 
 
+@wrong("server_step", "parameters treated as updates")
 def step_always_update(server_params, payloads, n_examples, send):
     return reference.server_step(server_params, payloads, n_examples, "update")
 
 
+@wrong("server_step", "changed its inputs in place")
 def step_in_place(server_params, payloads, n_examples, send):
     payloads *= (n_examples / n_examples.sum())[:, None]
     average = payloads.sum(0)
     return server_params + average if send == "update" else average
 
 
+def reply_takes_value(x_mine, reply):
+    return reply
+
+
+@wrong("push_pull", "sum not preserved", reply_takes_value)
 def push_both_average(x_mine, x_received):
     average = (x_mine + x_received) / 2
     return average, average
 
 
-def reply_takes_value(x_mine, reply):
-    return reply
-
-
+@wrong("push_pull", "sum not preserved", reference.on_reply)
 def push_wrong_sign(x_mine, x_received):
     d = (x_received - x_mine) / 2
     return x_mine + d, -d
 
 
+@wrong("push_pull", "not averaging", reference.on_reply)
 def push_keeps_all(x_mine, x_received):
     return x_mine + x_received, x_received
 
 
+@wrong("metropolis_weights", "min instead of max")
 def metropolis_min(adjacency):
     A = np.asarray(adjacency, float)
     d = A.sum(1)
@@ -119,17 +147,20 @@ def metropolis_min(adjacency):
     return W
 
 
+@wrong("metropolis_weights", "uniform weights")
 def metropolis_uniform(adjacency):
     A = np.asarray(adjacency, float) + np.eye(len(adjacency))
     return A / A.sum(1, keepdims=True)
 
 
+@wrong("metropolis_weights", "forgot the self-weight")
 def metropolis_no_self(adjacency):
     A = np.asarray(adjacency, float)
     d = A.sum(1)
     return A / (1 + np.maximum(d[:, None], d[None, :]))
 
 
+@wrong("metropolis_weights", "wrong value")
 def metropolis_plain_degree(adjacency):
     A = np.asarray(adjacency, float)
     d = A.sum(1)
@@ -138,28 +169,6 @@ def metropolis_plain_degree(adjacency):
     return W
 
 
-WRONG = [
-    ("binding_link", (binding_max,), "max instead of min"),
-    ("binding_link", (binding_sum,), "links added"),
-    ("binding_link", (binding_names_swapped,), "wrong link"),
-    ("binding_link", (binding_tie_download,), "wrong link"),
-    ("cumulative_bill", (bill_per_round,), "not cumulative"),
-    ("cumulative_bill", (bill_every_sender,), "wrong value"),
-    ("cumulative_bill", (bill_decimal,), "10^9 vs 2^30"),
-    ("cumulative_bill", (bill_uploads,), "wrong value"),
-    ("server_step", (step_unweighted,), "forgot the weights"),
-    ("server_step", (step_not_normalised,), "weights not normalised"),
-    ("server_step", (step_always_parameters,), "update treated as parameters"),
-    ("server_step", (step_always_update,), "parameters treated as updates"),
-    ("server_step", (step_in_place,), "changed its inputs in place"),
-    ("push_pull", (push_both_average, reply_takes_value), "sum not preserved"),
-    ("push_pull", (push_wrong_sign, reference.on_reply), "sum not preserved"),
-    ("push_pull", (push_keeps_all, reference.on_reply), "not averaging"),
-    ("metropolis_weights", (metropolis_min,), "min instead of max"),
-    ("metropolis_weights", (metropolis_uniform,), "uniform weights"),
-    ("metropolis_weights", (metropolis_no_self,), "forgot the self-weight"),
-    ("metropolis_weights", (metropolis_plain_degree,), "wrong value"),
-]
 
 
 @pytest.mark.parametrize("name, fns, mistake", WRONG, ids=[w[1][0].__name__ for w in WRONG])

@@ -6,8 +6,8 @@ import math
 from fractions import Fraction
 
 from ..bandwidth import max_participants, transfer_times
-from .harness import (Failure, args_text, as_float, as_int, call, close, ratio_hint, rng_for, run,
-                      unit_mistakes)
+from .harness import (Failure, args_text, as_float, as_int, call, close, each, ratio_hint,
+                      rng_for, stages, unit_mistakes)
 
 _ARGS = ("n_params", "bits_per_param", "link_bps", "time_limit_s")
 _BINDING_ARGS = ("n_params", "bits_per_param", "download_bps", "upload_bps", "time_limit_s")
@@ -78,11 +78,6 @@ def participants(fn, *, time_limit_s=None):
 
     The number of participants one link serves: each needs one whole model.
     """
-    def hand_cases(fn):
-        for args, label in HAND:
-            _case(fn, args, label)
-        return f"{len(HAND)} hand-worked cases"
-
     def random_cases(fn):
         rng = rng_for("participants")
         for k in range(40):
@@ -102,8 +97,8 @@ def participants(fn, *, time_limit_s=None):
                               mistake="wrong value", hint="the count must fill the link.")
         return "dmlbook.bandwidth's transfer times agree (one more participant would not fit)"
 
-    return run("participants", fn, [("hand", hand_cases), ("random", random_cases),
-                                    ("simulator", simulator)], time_limit_s=time_limit_s)
+    return stages("participants", fn, each(_case, HAND), random_cases, simulator,
+                  time_limit_s=time_limit_s)
 
 
 def _binding_case(fn, args, label):
@@ -145,11 +140,6 @@ def binding_link(fn, *, time_limit_s=None):
             ((1000, 8, 16_000, 16_000, 1), "two equal links: a tie"),
             ((4_950_544, 16, 10**10, 10**9, 7), "a bigger model on faster links")]
 
-    def hand_cases(fn):
-        for args, label in hand:
-            _binding_case(fn, args, label)
-        return f"{len(hand)} hand-worked cases"
-
     def random_cases(fn):
         rng = rng_for("binding_link")
         for k in range(40):
@@ -175,5 +165,5 @@ def binding_link(fn, *, time_limit_s=None):
         return (f"with one more participant the {link} link would need "
                 f"{max(times.upload_s, times.download_s):.4g} s > {time_s} s")
 
-    return run("binding_link", fn, [("hand", hand_cases), ("random", random_cases),
-                                    ("simulator", simulator)], time_limit_s=time_limit_s)
+    return stages("binding_link", fn, each(_binding_case, hand), random_cases, simulator,
+                  time_limit_s=time_limit_s)

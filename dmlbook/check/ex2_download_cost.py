@@ -7,8 +7,8 @@ import numpy as np
 from ..costs import fl_cumulative_cost
 from ..federated import run_fedavg
 from ..units import GIB
-from .harness import (Failure, args_text, as_float, call, close, ratio_hint, rng_for, run,
-                      unit_mistakes)
+from .harness import (Failure, args_text, as_float, call, close, each, ratio_hint, rng_for,
+                      stages, unit_mistakes)
 
 _ARGS = ("n_params", "rounds", "clients_per_round", "usd_per_gib", "bytes_per_param")
 #: Relative tolerance of a cost: rounding only, never a wrong constant.
@@ -51,11 +51,6 @@ def download_cost(fn, *, time_limit_s=None):
             ((2**28, 1, 1, 1.0, 4), "one GiB at 1 $/GiB: 1 $"),
             ((1000, 10, 5, 0.09, 2), "16-bit parameters")]
 
-    def hand_cases(fn):
-        for args, label in hand:
-            _case(fn, args, label)
-        return f"{len(hand)} hand-worked cases"
-
     def random_cases(fn):
         rng = rng_for("download_cost")
         for k in range(40):
@@ -78,8 +73,8 @@ def download_cost(fn, *, time_limit_s=None):
         return (f"a FedAvg run ({rounds} rounds, {n_clients} clients) billed from its "
                 f"ledger ({int(billed):,} bytes downloaded) agrees")
 
-    return run("download_cost", fn, [("hand", hand_cases), ("random", random_cases),
-                                     ("simulator", simulator)], time_limit_s=time_limit_s)
+    return stages("download_cost", fn, each(_case, hand), random_cases, simulator,
+                  time_limit_s=time_limit_s)
 
 
 def _random_ledger(rng, n_nodes, rounds, messages):
@@ -163,5 +158,5 @@ def cumulative_bill(fn, *, time_limit_s=None):
         return (f"the ledger of a FedAvg run ({n} clients, {rounds} rounds) gives "
                 f"dmlbook.costs.fl_cumulative_cost's bill, {expected[-1]:.3g} $")
 
-    return run("cumulative_bill", fn, [("hand", hand_cases), ("random", random_cases),
-                                       ("simulator", simulator)], time_limit_s=time_limit_s)
+    return stages("cumulative_bill", fn, hand_cases, random_cases, simulator,
+                  time_limit_s=time_limit_s)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..allreduce import train_data_parallel
-from .harness import Failure, call, rng_for, run, short
+from .harness import Failure, call, each, rng_for, short, stages
 from .network import recording
 
 #: What the marking network adds to every value it carries (exact in float32).
@@ -191,13 +191,11 @@ def ring_allreduce(fn, *, torch_distributed: bool = False, time_limit_s=None):
     also compares them with ``all_reduce`` in 4 gloo processes (about a
     minute; the time limit is lifted).
     """
-    def hand_cases(fn):
-        cases = [(2, 4, 0, "small whole numbers"), (3, 6, 1, "small whole numbers"),
-                 (4, 10, 2, "chunks of unequal sizes"), (5, 23, 3, "random numbers")]
-        for n, P, seed, label in cases:
-            _case(fn, n, P, seed, label, integer=label != "random numbers")
-        return (f"{len(cases)} cases with 2 to 5 nodes, each with 2 (n - 1) messages of one chunk "
-                f"to the successor")
+    hand = each(_case, [(2, 4, 0, "small whole numbers"), (3, 6, 1, "small whole numbers"),
+                        (4, 10, 2, "chunks of unequal sizes"),
+                        (5, 23, 3, "random numbers", False)],
+                "4 cases with 2 to 5 nodes, each with 2 (n - 1) messages of one chunk to the "
+                "successor")
 
     def random_cases(fn):
         rng = rng_for("ring_allreduce")
@@ -244,6 +242,5 @@ def ring_allreduce(fn, *, torch_distributed: bool = False, time_limit_s=None):
                         f"(max difference {real_diff:.1e})")
         return summary
 
-    return run("ring_allreduce", fn, [("hand", hand_cases), ("random", random_cases),
-                                      ("simulator", simulator)],
-               time_limit_s=0 if torch_distributed else time_limit_s)
+    return stages("ring_allreduce", fn, hand, random_cases, simulator,
+                  time_limit_s=0 if torch_distributed else time_limit_s)

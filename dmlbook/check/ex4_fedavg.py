@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..federated import run_fedavg
-from .harness import Failure, as_tensor, call_tensors, rng_for, run, short, tensor_result
+from .harness import (Failure, call_shaped, call_tensors, each, seeded, short, stages,
+                      tensor_result)
 from .reference import server_step as reference_step  # taken now: rebinding it later changes nothing
 
 
@@ -54,19 +55,14 @@ def fedavg(fn, *, time_limit_s=None):
 
     FedAvg where the clients send their new parameters: the server takes their average.
     """
-    def hand_cases(fn):
-        hand = [(torch.tensor([0., 0., 0.]), torch.tensor([[1., 2., 3.], [3., 4., 5.]]),
-                 "two clients"),
-                (torch.tensor([10., 10.]), torch.tensor([[1., 1.], [2., 2.], [6., 0.]]),
-                 "three clients"),
-                (torch.tensor([5., -5., 1., 0.]), torch.tensor([[1., 2., 3., 4.]]), "one client")]
-        for server, clients, label in hand:
-            _fedavg_case(fn, server, clients, label)
-        return f"{len(hand)} hand-worked cases"
+    hand = [(torch.tensor([0., 0., 0.]), torch.tensor([[1., 2., 3.], [3., 4., 5.]]),
+             "two clients"),
+            (torch.tensor([10., 10.]), torch.tensor([[1., 1.], [2., 2.], [6., 0.]]),
+             "three clients"),
+            (torch.tensor([5., -5., 1., 0.]), torch.tensor([[1., 2., 3., 4.]]), "one client")]
 
     def random_cases(fn):
-        rng = rng_for("fedavg")
-        gen = torch.Generator().manual_seed(int(rng.integers(0, 10**6)))
+        rng, gen = seeded("fedavg")
         for k in range(15):
             m, P = int(rng.integers(1, 9)), int(rng.integers(1, 12))
             server, clients = torch.randn(P, generator=gen), torch.randn((m, P), generator=gen)
@@ -85,8 +81,8 @@ def fedavg(fn, *, time_limit_s=None):
         return (f"3 rounds of dmlbook.federated.run_fedavg with your step as the server's "
                 f"equal its own (max difference {diff:.1e})")
 
-    return run("fedavg", fn, [("hand", hand_cases), ("random", random_cases),
-                              ("simulator", simulator)], time_limit_s=time_limit_s)
+    return stages("fedavg", fn, each(_fedavg_case, hand), random_cases, simulator,
+                  time_limit_s=time_limit_s)
 
 
 def _step_case(fn, server, payloads, sizes, send, label):
@@ -131,8 +127,7 @@ def server_step(fn, *, time_limit_s=None):
         return "3 hand-worked cases, updates and parameters"
 
     def random_cases(fn):
-        rng = rng_for("server_step")
-        gen = torch.Generator().manual_seed(int(rng.integers(0, 10**6)))
+        rng, gen = seeded("server_step")
         for k in range(20):
             m, P = int(rng.integers(1, 9)), int(rng.integers(1, 12))
             send = ("update", "parameters")[k % 2]
@@ -145,13 +140,9 @@ def server_step(fn, *, time_limit_s=None):
         diffs = []
         for send in ("update", "parameters"):
             def student(server, payloads, n_examples, send=send):
-                case = f"a round of run_fedavg(send={send!r}, split='dirichlet')"
-                out, _ = call_tensors(fn, case, server, payloads, n_examples, send)
-                out = as_tensor(out, case, server)
-                if out.shape != server.shape:
-                    raise Failure(case, expected=server, actual=out, mistake="wrong shape",
-                                  hint=f"return one model, shape {tuple(server.shape)}.")
-                return out
+                return call_shaped(fn, f"a round of run_fedavg(send={send!r}, "
+                                   f"split='dirichlet')", server, server, payloads,
+                                   n_examples, send)
 
             def reference(server, payloads, n_examples, send=send):
                 return reference_step(server, payloads, n_examples, send)
@@ -165,5 +156,5 @@ def server_step(fn, *, time_limit_s=None):
                 f"trains the weighted FedAvg model, with updates and with parameters (max "
                 f"difference {max(diffs):.1e})")
 
-    return run("server_step", fn, [("hand", hand_cases), ("random", random_cases),
-                                   ("simulator", simulator)], time_limit_s=time_limit_s)
+    return stages("server_step", fn, hand_cases, random_cases, simulator,
+                  time_limit_s=time_limit_s)

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from ..gossip import gossip_average, gossip_learning
-from .harness import (Failure, as_float, as_tensor, call, call_tensors, close, rng_for, run,
-                      short, tensor_result)
+from .harness import (Failure, as_float, call, call_tensors, close, each, rng_for, seeded,
+                      shaped, short, stages, tensor_result)
 from .reference import gossip_merge as reference_merge  # taken now: rebinding it changes nothing
 
 
@@ -37,18 +37,13 @@ def gossip_merge(fn, *, time_limit_s=None):
     The passive thread of gossip learning: on receiving a model, average it in.
     Updating ``x_local`` in place is allowed; ``x_received`` must stay as it is.
     """
-    def hand_cases(fn):
-        hand = [(torch.tensor([0., 4.]), torch.tensor([2., 0.]), "two numbers"),
-                (torch.tensor([1., -3., 5.]), torch.tensor([3., 1., 5.]), "three numbers"),
-                (torch.tensor([[1., 2.], [3., 4.]]), torch.tensor([[5., 6.], [7., 8.]]),
-                 "a 2 x 2 weight matrix")]
-        for local, received, label in hand:
-            _merge_case(fn, local, received, label)
-        return f"{len(hand)} hand-worked cases"
+    hand = [(torch.tensor([0., 4.]), torch.tensor([2., 0.]), "two numbers"),
+            (torch.tensor([1., -3., 5.]), torch.tensor([3., 1., 5.]), "three numbers"),
+            (torch.tensor([[1., 2.], [3., 4.]]), torch.tensor([[5., 6.], [7., 8.]]),
+             "a 2 x 2 weight matrix")]
 
     def random_cases(fn):
-        rng = rng_for("gossip_merge")
-        gen = torch.Generator().manual_seed(int(rng.integers(0, 10**6)))
+        rng, gen = seeded("gossip_merge")
         for k in range(20):
             shape = tuple(int(s) for s in rng.integers(1, 6, int(rng.integers(1, 3))))
             dtype = (torch.float32, torch.float64)[k % 2]
@@ -61,12 +56,9 @@ def gossip_merge(fn, *, time_limit_s=None):
 
     def simulator(fn):
         def merge(own, received):
+            # Not on copies: the node's own model may be updated in place.
             case = "gossip learning: a node merges a model that arrived"
-            out = as_tensor(call(fn, case, own, received.clone()), case, own)
-            if out.shape != own.shape:
-                raise Failure(case, expected=own, actual=out, mistake="wrong shape",
-                              hint=f"return a model of shape {tuple(own.shape)}.")
-            return out
+            return shaped(call(fn, case, own, received.clone()), case, own)
 
         kw = dict(n_nodes=8, model="logreg", until=3.0, delay=0.9, eval_every=3.0,
                   batch_size=8, seed=3, progress=False)
@@ -85,8 +77,8 @@ def gossip_merge(fn, *, time_limit_s=None):
                 f"Push-only does not keep the sum: in push-only averaging of 0 .. 15 it went "
                 f"from {drift[0]:.0f} to {drift[-1]:.1f} in 10 cycles")
 
-    return run("gossip_merge", fn, [("hand", hand_cases), ("random", random_cases),
-                                    ("simulator", simulator)], time_limit_s=time_limit_s)
+    return stages("gossip_merge", fn, each(_merge_case, hand), random_cases, simulator,
+                  time_limit_s=time_limit_s)
 
 
 def _handlers(on_push, on_reply):
@@ -187,6 +179,5 @@ def push_pull(on_push, on_reply, *, time_limit_s=None):
                 f"{values.sum():.6g} in every cycle and the variance fell from "
                 f"{ours.variance[0]:.3g} to {ours.variance[-1]:.2g}")
 
-    return run("push_pull", (on_push, on_reply), [("hand", hand_cases), ("random", random_cases),
-                                             ("simulator", simulator)],
-               time_limit_s=time_limit_s)
+    return stages("push_pull", (on_push, on_reply), hand_cases, random_cases, simulator,
+                  time_limit_s=time_limit_s)

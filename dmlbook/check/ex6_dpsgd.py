@@ -8,8 +8,8 @@ import torch
 
 from ..dpsgd import run_dpsgd
 from ..topology import Topology, mixing_matrix
-from .harness import (Failure, args_text, as_int, as_tensor, call, call_tensors, ratio_hint,
-                      rng_for, run, short, tensor_result)
+from .harness import (Failure, args_text, as_int, call, call_shaped, call_tensors, each,
+                      ratio_hint, rng_for, seeded, short, stages, tensor_result)
 
 _MESSAGE_ARGS = ("n_nodes", "degree", "steps")
 
@@ -45,15 +45,11 @@ def _messages_case(fn, args, label, expected=None):
 
 def dpsgd_messages(fn, *, time_limit_s=None):
     """Check ``fn(n_nodes, degree, steps) -> int``: D-PSGD's messages, no all-reduce."""
-    def hand_cases(fn):
-        hand = [((128, 8, 50), "the sheet's case (before its all-reduce)"),
-                ((4, 2, 1), "one step on a ring of 4 nodes"),
-                ((10, 3, 7), "7 steps on a 3-regular graph"),
-                ((16, 15, 3), "3 steps on the complete graph of 16 nodes"),
-                ((12, 4, 0), "no steps: no messages")]
-        for args, label in hand:
-            _messages_case(fn, args, label)
-        return f"{len(hand)} hand-worked cases"
+    hand = [((128, 8, 50), "the sheet's case (before its all-reduce)"),
+            ((4, 2, 1), "one step on a ring of 4 nodes"),
+            ((10, 3, 7), "7 steps on a 3-regular graph"),
+            ((16, 15, 3), "3 steps on the complete graph of 16 nodes"),
+            ((12, 4, 0), "no steps: no messages")]
 
     def random_cases(fn):
         rng = rng_for("dpsgd_messages")
@@ -77,15 +73,15 @@ def dpsgd_messages(fn, *, time_limit_s=None):
         return (f"the counts equal the messages run_dpsgd sent in 3 runs "
                 f"({', '.join(map(str, counted))})")
 
-    return run("dpsgd_messages", fn, [("hand", hand_cases), ("random", random_cases),
-                                      ("simulator", simulator)], time_limit_s=time_limit_s)
+    return stages("dpsgd_messages", fn, each(_messages_case, hand), random_cases, simulator,
+                  time_limit_s=time_limit_s)
 
 
 def _round_case(fn, params, W, grads, lr, label):
+    stepped = params - lr * grads
     case = (f"dpsgd_round(params={short(params)}, W={short(W)}, grads={short(grads)}, "
             f"lr={lr}), {label}")
     out, changed = call_tensors(fn, case, params, W, grads, lr)
-    stepped = params - lr * grads
     candidates = [
         ("mixing before stepping", W @ params - lr * grads,
          "the sheet's order: first the local SGD step, then average the stepped models "
@@ -110,22 +106,17 @@ def dpsgd_round(fn, *, time_limit_s=None):
 
     The sheet's order: every node steps on its own gradient, then mixes.
     """
-    def hand_cases(fn):
-        W3 = torch.tensor([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.75, 0.25]])
-        hand = [(torch.tensor([[1., 2.], [3., 4.], [5., 6.]]), W3,
-                 torch.tensor([[2., 0.], [0., 2.], [4., -2.]]), 0.5,
-                 "3 nodes, a row-stochastic W that is not symmetric"),
-                (torch.tensor([[0.], [8.]]), torch.tensor([[0.5, 0.5], [0.5, 0.5]]),
-                 torch.tensor([[1.], [3.]]), 1.0, "2 nodes averaging fully"),
-                (torch.tensor([[1., 1., 1.], [2., 2., 2.]]), torch.eye(2),
-                 torch.tensor([[1., 0., -1.], [0., 2., 0.]]), 0.1, "W = I: plain local SGD")]
-        for params, W, grads, lr, label in hand:
-            _round_case(fn, params, W, grads, lr, label)
-        return f"{len(hand)} hand-worked cases"
+    W3 = torch.tensor([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.75, 0.25]])
+    hand = [(torch.tensor([[1., 2.], [3., 4.], [5., 6.]]), W3,
+             torch.tensor([[2., 0.], [0., 2.], [4., -2.]]), 0.5,
+             "3 nodes, a row-stochastic W that is not symmetric"),
+            (torch.tensor([[0.], [8.]]), torch.tensor([[0.5, 0.5], [0.5, 0.5]]),
+             torch.tensor([[1.], [3.]]), 1.0, "2 nodes averaging fully"),
+            (torch.tensor([[1., 1., 1.], [2., 2., 2.]]), torch.eye(2),
+             torch.tensor([[1., 0., -1.], [0., 2., 0.]]), 0.1, "W = I: plain local SGD")]
 
     def random_cases(fn):
-        rng = rng_for("dpsgd_round")
-        gen = torch.Generator().manual_seed(int(rng.integers(0, 10**6)))
+        rng, gen = seeded("dpsgd_round")
         for k in range(12):
             n, P = int(rng.integers(2, 9)), int(rng.integers(1, 8))
             W = torch.rand((n, n), generator=gen)
@@ -138,13 +129,7 @@ def dpsgd_round(fn, *, time_limit_s=None):
 
     def simulator(fn):
         def round_fn(params, W, grads, lr):
-            case = "a round of run_dpsgd"
-            out, _ = call_tensors(fn, case, params, W, grads, lr)
-            out = as_tensor(out, case, params)
-            if out.shape != params.shape:
-                raise Failure(case, expected=params, actual=out, mistake="wrong shape",
-                              hint="return one row of parameters per node.")
-            return out
+            return call_shaped(fn, "a round of run_dpsgd", params, params, W, grads, lr)
 
         kw = dict(n_nodes=8, topology="regular", degree=4, rounds=3, lr=0.1, batch_size=32,
                   seed=0, progress=False)
@@ -159,8 +144,8 @@ def dpsgd_round(fn, *, time_limit_s=None):
         return (f"3 rounds of dmlbook.dpsgd.run_dpsgd on 8 nodes with your round equal its own "
                 f"(max difference {float(diff.max()):.1e})")
 
-    return run("dpsgd_round", fn, [("hand", hand_cases), ("random", random_cases),
-                                   ("simulator", simulator)], time_limit_s=time_limit_s)
+    return stages("dpsgd_round", fn, each(_round_case, hand), random_cases, simulator,
+                  time_limit_s=time_limit_s)
 
 
 def _uneven_graph(rng, n):
@@ -201,10 +186,9 @@ def _weights_case(fn, graph, label):
 def metropolis_weights(fn, *, time_limit_s=None):
     """Check ``fn(adjacency (n, n) array) -> W (n, n)``: Metropolis-Hastings weights,
     then D-PSGD on an uneven graph with them inside :func:`run_dpsgd`."""
-    def hand_cases(fn):
-        _weights_case(fn, nx.star_graph(4), "a star of 5 nodes")
-        _weights_case(fn, nx.path_graph(3), "a path of 3 nodes")
-        return "a star and a path by hand"
+    hand = each(_weights_case, [(nx.star_graph(4), "a star of 5 nodes"),
+                                (nx.path_graph(3), "a path of 3 nodes")],
+                "a star and a path by hand")
 
     def random_cases(fn):
         rng = rng_for("metropolis_weights")
@@ -233,5 +217,5 @@ def metropolis_weights(fn, *, time_limit_s=None):
                 f"with your W match dmlbook.topology's; largest distance to the average model "
                 f"{spread:.3g}")
 
-    return run("metropolis_weights", fn, [("hand", hand_cases), ("random", random_cases),
-                                          ("simulator", simulator)], time_limit_s=time_limit_s)
+    return stages("metropolis_weights", fn, hand, random_cases, simulator,
+                  time_limit_s=time_limit_s)

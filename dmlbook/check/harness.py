@@ -19,7 +19,6 @@ import numbers
 import random
 import reprlib
 import signal
-import sys
 import threading
 import time
 import warnings
@@ -254,6 +253,27 @@ def run(name: str, fn, stages, *, time_limit_s: float | None = None) -> CheckRes
     return result
 
 
+def stages(name: str, fn, hand, random_cases, simulator, *, time_limit_s=None) -> CheckResult:
+    """:func:`run` with the three stages every check has: hand, random, simulator."""
+    return run(name, fn, [("hand", hand), ("random", random_cases), ("simulator", simulator)],
+               time_limit_s=time_limit_s)
+
+
+def each(case_fn, cases, summary: str | None = None):
+    """A stage that runs ``case_fn(fn, *case)`` for every case of ``cases``."""
+    def stage(fn):
+        for case in cases:
+            case_fn(fn, *case)
+        return summary or f"{len(cases)} hand-worked cases"
+    return stage
+
+
+def seeded(name: str):
+    """The seeded random draws of one check: a NumPy generator and a torch one."""
+    rng = rng_for(name)
+    return rng, torch.Generator().manual_seed(int(rng.integers(0, 10**6)))
+
+
 def call(fn, case: str, *args):
     """Call the student's function; its exception, exit or missing return is a failure."""
     try:
@@ -413,6 +433,21 @@ def tensor_result(case, actual, expected, inputs_changed, candidates, default_hi
                       hint=f"return a tensor of shape {tuple(expected.shape)}.")
     raise Failure(case, expected=expected, actual=actual, mistake="wrong value",
                   hint=default_hint)
+
+
+def call_shaped(fn, case, like: torch.Tensor, *args):
+    """The student's piece inside a simulator: called on copies, its tensor converted
+    to ``like``'s dtype and required to have ``like``'s shape."""
+    return shaped(call_tensors(fn, case, *args)[0], case, like)
+
+
+def shaped(out, case, like: torch.Tensor) -> torch.Tensor:
+    """``out`` as a tensor like ``like``: its dtype, and its shape or a failure."""
+    out = as_tensor(out, case, like)
+    if out.shape != like.shape:
+        raise Failure(case, expected=like, actual=out, mistake="wrong shape",
+                      hint=f"return a tensor of shape {tuple(like.shape)}.")
+    return out
 
 
 def call_tensors(fn, case, *args):
