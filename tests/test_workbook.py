@@ -18,6 +18,7 @@ from nbclient import NotebookClient
 
 from dmlbook import check
 from dmlbook.check import reference
+from dmlbook.sheet import EXERCISES
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "workbook").glob("ex*.md"))
@@ -35,10 +36,8 @@ def checks_on(text):
     return re.findall(r"^check\.(\w+)\(([\w, ]+)\)$", text, re.M)
 
 
-def test_six_pages_in_their_own_part_of_the_book():
-    assert [p.name for p in PAGES] == [
-        "ex1_participants.md", "ex2_download_cost.md", "ex3_ring_allreduce.md",
-        "ex4_fedavg.md", "ex5_gossip_merge.md", "ex6_dpsgd.md"]
+def test_one_page_per_exercise_in_their_own_part_of_the_book():
+    assert [f"workbook/{p.stem}" for p in PAGES] == [w for e in EXERCISES for w in e.workbook]
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     captions = [part["caption"] for part in toc["parts"]]
     workbook = toc["parts"][captions.index("Workbook")]["chapters"]

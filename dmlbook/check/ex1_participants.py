@@ -6,6 +6,7 @@ import math
 from fractions import Fraction
 
 from ..bandwidth import max_participants, transfer_times
+from ..sheet import SHEET
 from .harness import (Failure, args_text, as_float, as_int, call, close, each, ratio_hint,
                       rng_for, stages, unit_mistakes)
 
@@ -60,9 +61,12 @@ def _case(fn, args, label):
     return value
 
 
-HAND = [((85098, 32, 10**9, 60), "the sheet's download link (1 Gbit/s)"),
-        ((85098, 32, 10**8, 60), "the sheet's upload link (100 Mbit/s)"),
-        ((85098, 16, 10**8, 60), "16-bit parameters"),
+_SHEET_MODEL = (SHEET.lenet_params, SHEET.bits_per_param)
+_SHEET_LINKS = (int(SHEET.download_bps), int(SHEET.upload_bps))
+_SHEET_LIMIT = int(SHEET.time_limit_s)
+HAND = [((*_SHEET_MODEL, _SHEET_LINKS[0], _SHEET_LIMIT), "the sheet's download link (1 Gbit/s)"),
+        ((*_SHEET_MODEL, _SHEET_LINKS[1], _SHEET_LIMIT), "the sheet's upload link (100 Mbit/s)"),
+        ((SHEET.lenet_params, 16, _SHEET_LINKS[1], _SHEET_LIMIT), "16-bit parameters"),
         ((1000, 8, 16_000, 1), "a model that fits exactly twice"),
         ((10**6, 32, 10**6, 1), "a model too big for the link: 0")]
 
@@ -135,10 +139,10 @@ def _binding_case(fn, args, label):
 def binding_link(fn, *, time_limit_s=None):
     """Check ``fn(n_params, bits_per_param, download_bps, upload_bps, time_limit_s)
     -> (participants, "download" or "upload")`` against :func:`max_participants`."""
-    hand = [((85098, 32, 10**9, 10**8, 60), "the sheet's links"),
-            ((85098, 32, 10**8, 10**9, 60), "the links the other way round"),
+    hand = [((*_SHEET_MODEL, *_SHEET_LINKS, _SHEET_LIMIT), "the sheet's links"),
+            ((*_SHEET_MODEL, *_SHEET_LINKS[::-1], _SHEET_LIMIT), "the links the other way round"),
             ((1000, 8, 16_000, 16_000, 1), "two equal links: a tie"),
-            ((4_950_544, 16, 10**10, 10**9, 7), "a bigger model on faster links")]
+            ((SHEET.lstm_params, 16, 10**10, 10**9, 7), "a bigger model on faster links")]
 
     def random_cases(fn):
         rng = rng_for("binding_link")

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..costs import fl_cumulative_cost
 from ..federated import run_fedavg
+from ..sheet import SHEET
 from ..units import GIB
 from .harness import (Failure, args_text, as_float, call, close, each, ratio_hint, rng_for,
                       stages, unit_mistakes)
@@ -47,7 +48,9 @@ def download_cost(fn, *, time_limit_s=None):
 
     US dollars a cloud bills for FL's model downloads (the price is per GiB).
     """
-    hand = [((4_950_544, 1000, 200, 0.03, 4), "the sheet's case (about 110.65 $)"),
+    hand = [((SHEET.lstm_params, SHEET.lstm_rounds, SHEET.lstm_clients_per_round,
+              SHEET.usd_per_gib, SHEET.lstm_bytes_per_param),
+             f"the sheet's case (about {SHEET.ex2_usd} $)"),
             ((2**28, 1, 1, 1.0, 4), "one GiB at 1 $/GiB: 1 $"),
             ((1000, 10, 5, 0.09, 2), "16-bit parameters")]
 

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..dpsgd import run_dpsgd
+from ..sheet import SHEET
 from ..topology import Topology, mixing_matrix
 from .harness import (Failure, args_text, as_int, call, call_shaped, call_tensors, each,
                       ratio_hint, rng_for, seeded, short, stages, tensor_result)
@@ -45,7 +46,8 @@ def _messages_case(fn, args, label, expected=None):
 
 def dpsgd_messages(fn, *, time_limit_s=None):
     """Check ``fn(n_nodes, degree, steps) -> int``: D-PSGD's messages, no all-reduce."""
-    hand = [((128, 8, 50), "the sheet's case (before its all-reduce)"),
+    hand = [((SHEET.dpsgd_nodes, SHEET.dpsgd_degree, SHEET.dpsgd_steps),
+             "the sheet's case (before its all-reduce)"),
             ((4, 2, 1), "one step on a ring of 4 nodes"),
             ((10, 3, 7), "7 steps on a 3-regular graph"),
             ((16, 15, 3), "3 steps on the complete graph of 16 nodes"),
