@@ -32,10 +32,12 @@ the student's function, is reported as the check's error, not the student's.
 the notebook's own process (no fork: PyTorch's thread pool does not survive
 one), inside :func:`~dmlbook.check.harness.isolated`:
 
-* a time limit, :data:`~dmlbook.check.harness.TIME_LIMIT_S` = 10 s per check
-  by default (``time_limit_s=`` changes it, 0 turns it off): a SIGALRM timer
-  raises in the student's code, and the report says "✗ your function did not
-  return within 10 s"; the kernel stays usable and Ctrl-C still interrupts;
+* a time limit, :data:`~dmlbook.check.harness.TIME_LIMIT_S` = 10 s of
+  computing (the process's CPU time, so that a busy machine does not fail a
+  right solution) or 60 s of waiting, per check by default (``time_limit_s=``
+  changes it, 0 turns it off): interval timers (SIGPROF, SIGALRM) raise in
+  the student's code, and the report says "✗ your function did not return
+  within 10 s"; the kernel stays usable and Ctrl-C still interrupts;
 * the student's printed output (stdout, stderr) and warnings are captured;
   the report shows the first 600 characters;
 * ``sys.exit`` becomes feedback; so does any exception;
@@ -50,7 +52,7 @@ one), inside :func:`~dmlbook.check.harness.isolated`:
 ``BaseException`` (a bare ``except:``) in a loop can outlast the limit (the
 timer fires again every 0.2 s, and Ctrl-C still works); a single long C call
 (one huge tensor operation) is only stopped when it returns; there is no time
-limit off the main thread or on Windows (no SIGALRM). Changes to the
+limit off the main thread or on Windows (no interval timers). Changes to the
 kernel's other state (global variables, files, environment variables, other
 modules' attributes, or ``dmlbook.check``'s own internals) are not undone, and
 output written straight to the file descriptors bypasses the capture. Memory

@@ -27,8 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-#: Seconds a check may take before it answers "did not return within ... s".
+#: Seconds of computing (this process's CPU time) a check may take before it answers
+#: "did not return within ... s". CPU time, so that a busy machine does not fail a
+#: right solution; code that waits instead is stopped after WAIT_FACTOR times as long.
 TIME_LIMIT_S = 10.0
+WAIT_FACTOR = 6
 #: Characters of the student's printed output kept in a report.
 MAX_OUTPUT_CHARS = 600
 #: Characters of a value shown in a report.
@@ -159,9 +162,10 @@ def _restore(state) -> None:
 
 @contextlib.contextmanager
 def _time_limit(seconds: float):
-    """Raise :class:`TimeUp` in the main thread after ``seconds`` (and every 0.2 s
-    after that, should the student's code catch it). No limit off the main thread
-    or where the platform has no SIGALRM (Windows)."""
+    """Raise :class:`TimeUp` in the main thread after ``seconds`` of CPU time or
+    ``WAIT_FACTOR * seconds`` of wall time (and every 0.2 s after that, should the
+    student's code catch it). No limit off the main thread or where the platform
+    has no interval timers (Windows)."""
     usable = (seconds and hasattr(signal, "setitimer")
               and threading.current_thread() is threading.main_thread())
     if not usable:
@@ -171,13 +175,17 @@ def _time_limit(seconds: float):
     def alarm(signum, frame):
         raise TimeUp()
 
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds, 0.2)
+    timers = ((signal.SIGPROF, signal.ITIMER_PROF, seconds),
+              (signal.SIGALRM, signal.ITIMER_REAL, seconds * WAIT_FACTOR))
+    previous = [signal.signal(sig, alarm) for sig, _, _ in timers]
+    for _, timer, limit in timers:
+        signal.setitimer(timer, limit, 0.2)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        for (sig, timer, _), handler in zip(timers, previous):
+            signal.setitimer(timer, 0)
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
@@ -239,8 +247,10 @@ def run(name: str, fn, stages, *, time_limit_s: float | None = None) -> CheckRes
                 result = CheckResult(name, True, f"✓ {name}: passed. " + "; ".join(done) + ".")
         except TimeUp:
             result = CheckResult(name, False, f"✗ {name}: your function did not return within "
-                                 f"{limit:g} s (the check's time limit), so the check stopped "
-                                 f"it. Look for a loop that never ends.", "time limit")
+                                 f"{limit:g} s (the check's time limit: {limit:g} s of "
+                                 f"computing, or {limit * WAIT_FACTOR:g} s of waiting), so the "
+                                 f"check stopped it. Look for a loop that never ends.",
+                                 "time limit")
         except Exception as err:  # raised by the check itself, not by the student's code
             result = CheckResult(name, False, (
                 f"✗ {name}: the check itself failed ({type(err).__name__}: {short(str(err))}) "
