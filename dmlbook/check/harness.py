@@ -172,20 +172,33 @@ def _time_limit(seconds: float):
         yield
         return
 
+    armed = [True]
+
     def alarm(signum, frame):
-        raise TimeUp()
+        if armed[0]:
+            raise TimeUp()
 
     timers = ((signal.SIGPROF, signal.ITIMER_PROF, seconds),
               (signal.SIGALRM, signal.ITIMER_REAL, seconds * WAIT_FACTOR))
     previous = [signal.signal(sig, alarm) for sig, _, _ in timers]
     for _, timer, limit in timers:
         signal.setitimer(timer, limit, 0.2)
-    try:
-        yield
-    finally:
+
+    def disarm():
+        armed[0] = False
         for (sig, timer, _), handler in zip(timers, previous):
             signal.setitimer(timer, 0)
             signal.signal(sig, handler)
+
+    try:
+        yield
+    finally:
+        while True:  # a last alarm may interrupt the disarming: then disarm again
+            try:
+                disarm()
+                break
+            except TimeUp:
+                continue
 
 
 @contextlib.contextmanager
@@ -232,35 +245,44 @@ def run(name: str, fn, stages, *, time_limit_s: float | None = None) -> CheckRes
                            f"check.{name}(my_function), not {short(fn)}.", "not a function")
     done: list[str] = []
     started = time.perf_counter()
-    result = None
-    with isolated(limit) as capture:
-        try:
-            for label, stage in stages:
-                try:
-                    summary = stage(fn)
-                except Failure as failure:
-                    result = CheckResult(name, False, report_failure(name, failure, done),
-                                         failure.mistake)
-                    break
-                done.append(summary or label)
-            else:
-                result = CheckResult(name, True, f"✓ {name}: passed. " + "; ".join(done) + ".")
-        except TimeUp:
-            result = CheckResult(name, False, f"✗ {name}: your function did not return within "
-                                 f"{limit:g} s (the check's time limit: {limit:g} s of "
-                                 f"computing, or {limit * WAIT_FACTOR:g} s of waiting), so the "
-                                 f"check stopped it. Look for a loop that never ends.",
-                                 "time limit")
-        except Exception as err:  # raised by the check itself, not by the student's code
-            result = CheckResult(name, False, (
-                f"✗ {name}: the check itself failed ({type(err).__name__}: {short(str(err))}) "
-                f"while judging your function. This is an error in dmlbook.check, not "
-                f"yours; please report it."), "the check's error")
+    result, capture = None, _Capture()
+    try:
+        with isolated(limit) as capture:
+            result = _stages(name, fn, stages, done, limit)
+    except TimeUp:  # the limit ran out just as the stages ended
+        result = result or _timed_out(name, limit)
     printed = capture.summary()
     if printed:
         result.feedback += "\n" + printed
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _timed_out(name: str, limit: float) -> CheckResult:
+    return CheckResult(name, False, f"✗ {name}: your function did not return within "
+                       f"{limit:g} s (the check's time limit: {limit:g} s of computing, or "
+                       f"{limit * WAIT_FACTOR:g} s of waiting), so the check stopped it. "
+                       f"Look for a loop that never ends.", "time limit")
+
+
+def _stages(name, fn, stages, done, limit) -> CheckResult:
+    """The stages in order, up to the first failure."""
+    try:
+        for label, stage in stages:
+            try:
+                summary = stage(fn)
+            except Failure as failure:
+                return CheckResult(name, False, report_failure(name, failure, done),
+                                   failure.mistake)
+            done.append(summary or label)
+    except TimeUp:
+        return _timed_out(name, limit)
+    except Exception as err:  # raised by the check itself, not by the student's code
+        return CheckResult(name, False, (
+            f"✗ {name}: the check itself failed ({type(err).__name__}: {short(str(err))}) "
+            f"while judging your function. This is an error in dmlbook.check, not "
+            f"yours; please report it."), "the check's error")
+    return CheckResult(name, True, f"✓ {name}: passed. " + "; ".join(done) + ".")
 
 
 def stages(name: str, fn, hand, random_cases, simulator, *, time_limit_s=None) -> CheckResult:
