@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dmlbook import allreduce, dpsgd, federated, gossip
+from dmlbook import allreduce, collectives, dpsgd, federated, gossip
 from dmlbook.check import reference
 
 
@@ -24,11 +24,11 @@ def test_hooks_are_keyword_only_and_default_to_none(fn, hook):
 def test_train_data_parallel_with_its_own_ring_passed_is_bit_identical():
     kw = dict(n_workers=3, rounds=2, lr=0.2, batch_size=8, model="logreg", progress=False)
     plain = allreduce.train_data_parallel("ring", **kw)
-    hooked = allreduce.train_data_parallel("ring", allreduce=allreduce._ring_allreduce, **kw)
+    hooked = allreduce.train_data_parallel("ring", allreduce=collectives.ring_allreduce, **kw)
     assert all(torch.equal(a, b) for a, b in zip(plain.params, hooked.params))
     assert plain.ledger.totals() == hooked.ledger.totals()
     with pytest.raises(ValueError, match="allreduce"):
-        allreduce.train_data_parallel("naive", allreduce=allreduce._ring_allreduce, **kw)
+        allreduce.train_data_parallel("naive", allreduce=collectives.ring_allreduce, **kw)
 
 
 def test_run_fedavg_with_the_plain_mean_passed_is_bit_identical():
