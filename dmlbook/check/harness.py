@@ -94,7 +94,10 @@ def short(value) -> str:
     try:
         if isinstance(value, _Tensor):
             with torch.no_grad():
-                head = _as_subclass(value, _Tensor).detach().reshape(-1)[:8].cpu().double()
+                head = _as_subclass(value, _Tensor).detach()
+                while head.dim() > 1:  # views only: a large result is never copied
+                    head = head[0]
+                head = head.reshape(-1)[:8].cpu().double()
             text = np.array2string(head.numpy(), precision=4, suppress_small=True)
             more = " ..." if value.numel() > 8 else ""
             return f"tensor of shape {tuple(value.shape)}: {' '.join(text.split())}{more}"
