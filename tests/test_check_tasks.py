@@ -88,6 +88,30 @@ def bill_uploads(ledger, server, rounds, usd_per_gib):
     return reference.cumulative_bill(swapped, server, rounds, usd_per_gib)
 
 
+@wrong("quantize", "2**bits steps")
+def quantize_too_many_steps(x, bits):
+    lo, step = x.min(), (x.max() - x.min()) / 2**bits
+    return lo + torch.round((x - lo) / step) * step
+
+
+@wrong("quantize", "floor instead of round")
+def quantize_floor(x, bits):
+    lo, step = x.min(), (x.max() - x.min()) / (2**bits - 1)
+    return lo + torch.floor((x - lo) / step) * step
+
+
+@wrong("quantize", "codes instead of values")
+def quantize_codes(x, bits):
+    lo, step = x.min(), (x.max() - x.min()) / (2**bits - 1)
+    return torch.round((x - lo) / step)
+
+
+@wrong("quantize", "changed its inputs in place")
+def quantize_in_place(x, bits):
+    lo, step = x.min(), (x.max() - x.min()) / (2**bits - 1)
+    return x.sub_(lo).div_(step).round_().mul_(step).add_(lo)
+
+
 @wrong("server_step", "forgot the weights")
 def step_unweighted(server_params, payloads, n_examples, send):
     average = payloads.mean(0)

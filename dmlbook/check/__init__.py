@@ -67,7 +67,7 @@ from . import reference
 from .ex1_participants import binding_link, participants
 from .ex2_download_cost import cumulative_bill, download_cost
 from .ex3_ring_allreduce import ring_allreduce
-from .ex4_fedavg import fedavg, server_step
+from .ex4_fedavg import fedavg, quantize, server_step
 from .ex5_gossip_merge import gossip_merge, push_pull
 from .ex6_dpsgd import dpsgd_messages, dpsgd_round, metropolis_weights
 from .harness import TIME_LIMIT_S, CheckResult
@@ -80,7 +80,7 @@ CHECKS = {
     "participants": ("participants",), "binding_link": ("binding_link",),
     "download_cost": ("download_cost",), "cumulative_bill": ("cumulative_bill",),
     "ring_allreduce": ("ring_allreduce",),
-    "fedavg": ("fedavg",), "server_step": ("server_step",),
+    "fedavg": ("fedavg",), "server_step": ("server_step",), "quantize": ("quantize",),
     "gossip_merge": ("gossip_merge",), "push_pull": ("on_push", "on_reply"),
     "dpsgd_messages": ("dpsgd_messages",), "dpsgd_round": ("dpsgd_round",),
     "metropolis_weights": ("metropolis_weights",),
@@ -114,5 +114,5 @@ def reference_args(name: str):
 
 __all__ = ["CHECKS", "TIME_LIMIT_S", "CheckResult", "Message", "Network", "binding_link",
            "cumulative_bill", "download_cost", "dpsgd_messages", "dpsgd_round", "fedavg",
-           "gossip_merge", "metropolis_weights", "participants", "push_pull", "recording",
+           "gossip_merge", "metropolis_weights", "participants", "push_pull", "quantize", "recording",
            "reference", "ring_allreduce", "send", "server_step", "solution"]

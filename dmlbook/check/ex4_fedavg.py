@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..compression import quantize as package_quantize
 from ..federated import run_fedavg
 from .harness import (Failure, call_shaped, call_tensors, each, seeded, short, stages,
                       tensor_result)
@@ -158,3 +159,62 @@ def server_step(fn, *, time_limit_s=None):
 
     return stages("server_step", fn, hand_cases, random_cases, simulator,
                   time_limit_s=time_limit_s)
+
+
+def _quantize_case(fn, x, bits, label):
+    case = f"quantize(x={short(x)}, bits={bits}), {label}"
+    out, changed = call_tensors(fn, case, x, bits)
+    lo, hi = x.min(), x.max()
+    candidates = [
+        ("2**bits steps", lo + torch.round((x - lo) / ((hi - lo) / 2**bits)) * (hi - lo) / 2**bits,
+         "2**bits levels from min to max make 2**bits - 1 steps between them."),
+        ("floor instead of round", lo + torch.floor((x - lo) / ((hi - lo) / (2**bits - 1)))
+         * (hi - lo) / (2**bits - 1), "go to the nearest level: round, not floor."),
+        ("codes instead of values", torch.round((x - lo) / ((hi - lo) / (2**bits - 1))),
+         "return what the receiver reconstructs: min + code * step, not the code."),
+        ("range from zero", torch.round(x / (hi.abs().max(lo.abs()) / (2**bits - 1)))
+         * (hi.abs().max(lo.abs()) / (2**bits - 1)), "the levels span min .. max of x.")]
+    expected = package_quantize(x, bits).values
+    candidates = [c for c in candidates if not torch.allclose(c[1], expected, atol=1e-6)]
+    return tensor_result(case, out, expected, ["x"] if changed else [], candidates,
+                         "levels lo + k * step, k = 0 .. 2**bits - 1, step = (max - min) / "
+                         "(2**bits - 1); each entry to the nearest level.",
+                         atol=float(hi - lo) * 1e-6 + 1e-7)
+
+
+def quantize(fn, *, time_limit_s=None):
+    """Check ``fn(x (P,), bits) -> reconstruction (P,)``, min-max uniform quantization,
+    against :func:`dmlbook.compression.quantize`; then FedAvg whose server averages the
+    clients' quantized updates or parameters, and the two step errors compared."""
+    hand = [(torch.tensor([0., 1., 2., 3.]), 2, "four values on the four levels of 2 bits"),
+            (torch.tensor([0., 0.4, 0.6, 3.]), 1, "1 bit: each entry to min or max"),
+            (torch.tensor([-1., -0.2, 0.7, 2.]), 2, "a range that does not start at 0"),
+            (torch.tensor([5., 5., 5.]), 3, "all equal: nothing to quantize")]
+
+    def random_cases(fn):
+        rng, gen = seeded("quantize")
+        for k in range(20):
+            P, bits = int(rng.integers(2, 200)), int(rng.integers(1, 9))
+            x = torch.randn(P, generator=gen) * float(10 ** rng.uniform(-3, 2)) \
+                + float(rng.normal(0, 5))
+            _quantize_case(fn, x, bits, f"random case {k + 1} of 20")
+        return "20 seeded random vectors, 1 to 8 bits"
+
+    def simulator(fn):
+        errors = {}
+        for send in ("update", "parameters"):
+            def aggregate(server, payloads, n_examples, send=send):
+                sent = torch.stack([_quantize_case(fn, row, 4, f"client {k}'s {send}, 4 bits")
+                                    for k, row in enumerate(payloads)])
+                return server + sent.mean(0) if send == "update" else sent.mean(0)
+
+            kw = dict(n_clients=4, rounds=2, local_steps=2, model="logreg", send=send,
+                      progress=False)
+            errors[send] = float(torch.tensor(run_fedavg(aggregate=aggregate, **kw)
+                                              .step_error).mean())
+        return (f"inside dmlbook.federated.run_fedavg with 4-bit payloads the server's step "
+                f"is off by {errors['update']:.2g} of its length when clients send updates, "
+                f"{errors['parameters']:.2g} when they send parameters")
+
+    return stages("quantize", fn, each(_quantize_case, hand, "4 hand-worked cases"),
+                  random_cases, simulator, time_limit_s=time_limit_s)

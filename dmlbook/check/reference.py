@@ -10,6 +10,7 @@ dropdown. Tests check each one against the package's own implementation.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def participants(n_params, bits_per_param, link_bps, time_limit_s) -> int:
@@ -113,6 +114,20 @@ def server_step(server_params, payloads, n_examples, send):
     return average
 
 
+def quantize(x, bits):
+    """Uniform quantization between the minimum and the maximum (Exercise 4).
+
+    ``2**bits`` levels from ``x.min()`` to ``x.max()``, a step of
+    ``(max - min) / (2**bits - 1)``; every entry goes to the nearest level.
+    Returns what the receiver reconstructs.
+    """
+    lo, hi = x.min(), x.max()
+    step = (hi - lo) / (2**bits - 1)
+    if step == 0:
+        return x.clone()
+    return lo + torch.round((x - lo) / step) * step
+
+
 def gossip_merge(x_local, x_received):
     """Gossip learning's passive thread: average the received model in (Exercise 5)."""
     return (x_local + x_received) / 2
@@ -168,5 +183,5 @@ def metropolis_weights(adjacency):
 
 
 __all__ = ["participants", "binding_link", "download_cost", "cumulative_bill",
-           "ring_allreduce", "fedavg", "server_step", "gossip_merge", "on_push", "on_reply",
+           "ring_allreduce", "fedavg", "server_step", "quantize", "gossip_merge", "on_push", "on_reply",
            "dpsgd_messages", "dpsgd_round", "metropolis_weights"]
