@@ -186,8 +186,8 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
         len(x), delta, jitter, delay, drop_prob, sampling)
     cycles = check_int("cycles", cycles)
     protocol = check_choice("protocol", protocol, PROTOCOLS)
-    if handlers is not None and (protocol != "push-pull" or len(handlers) != 2
-                                 or not all(map(callable, handlers))):
+    if handlers is not None and (protocol != "push-pull" or not isinstance(handlers, tuple)
+                                 or len(handlers) != 2 or not all(map(callable, handlers))):
         raise ValueError("handlers must be None, or (on_push, on_reply) with protocol='push-pull'")
     rng = np.random.default_rng([check_int("seed", seed, minimum=0), 1])
     sampler = PeerSampler(n, sampling, rng, seed)

@@ -88,6 +88,26 @@ def bill_uploads(ledger, server, rounds, usd_per_gib):
     return reference.cumulative_bill(swapped, server, rounds, usd_per_gib)
 
 
+@wrong("ring_messages", "one phase only")
+def ring_messages_one_phase(n_nodes):
+    return n_nodes * (n_nodes - 1)
+
+
+@wrong("ring_messages", "per node, not in all")
+def ring_messages_per_node(n_nodes):
+    return 2 * (n_nodes - 1)
+
+
+@wrong("ring_messages", "off by one in the steps")
+def ring_messages_n_steps(n_nodes):
+    return 2 * n_nodes * n_nodes
+
+
+@wrong("ring_messages", "not a whole number")
+def ring_messages_float(n_nodes):
+    return 2.0 * n_nodes * (n_nodes - 1)
+
+
 @wrong("quantize", "2**bits steps")
 def quantize_too_many_steps(x, bits):
     lo, step = x.min(), (x.max() - x.min()) / 2**bits

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from ..allreduce import train_data_parallel
-from .harness import Failure, call, each, rng_for, short, stages
+from ..messages import allreduce_messages
+from .harness import Failure, as_int, call, each, rng_for, short, stages
 from .network import recording
 
 #: What the marking network adds to every value it carries (exact in float32).
@@ -244,3 +245,42 @@ def ring_allreduce(fn, *, torch_distributed: bool = False, time_limit_s=None):
 
     return stages("ring_allreduce", fn, hand, random_cases, simulator,
                   time_limit_s=0 if torch_distributed else time_limit_s)
+
+
+def _messages_case(fn, n, label, expected=None):
+    case = f"ring_messages(n_nodes={n}), {label}"
+    expected = 2 * n * (n - 1) if expected is None else expected
+    actual = as_int(call(fn, case, n), case, expected, "the number of messages")
+    if actual == expected:
+        return
+    known = {n * (n - 1): ("one phase only", "reduce-scatter and all-gather each take n - 1 "
+                                             "steps of n messages."),
+             2 * (n - 1): ("per node, not in all", "every one of the n nodes sends "
+                                                   "2 (n - 1) messages."),
+             2 * n * n: ("off by one in the steps", "each phase has n - 1 steps, not n.")}
+    mistake, hint = known.get(actual, ("wrong value", "2 phases x (n - 1) steps x n messages."))
+    raise Failure(case, expected=expected, actual=actual, mistake=mistake, hint=hint)
+
+
+def ring_messages(fn, *, time_limit_s=None):
+    """Check ``fn(n_nodes) -> int``: the messages of one ring all-reduce, ``2 n (n - 1)``."""
+    def random_cases(fn):
+        rng = rng_for("ring_messages")
+        for k in range(30):
+            n = int(rng.integers(2, 10**6))
+            _messages_case(fn, n, f"random case {k + 1} of 30",
+                           allreduce_messages(n, "ring"))
+        return "30 seeded random rings agree with dmlbook.messages.allreduce_messages"
+
+    def simulator(fn):
+        run = train_data_parallel("ring", n_workers=5, rounds=2, model="logreg",
+                                  progress=False)
+        _messages_case(fn, 5, "the messages of 2 rounds of train_data_parallel's ring / 2",
+                       run.ledger.totals().sent // 2)
+        return (f"train_data_parallel's ring on 5 workers sent {run.ledger.totals().sent} "
+                f"messages in 2 rounds")
+
+    return stages("ring_messages", fn, each(_messages_case, [(4, "four nodes"),
+                                                             (2, "two nodes"),
+                                                             (128, "128 nodes")]),
+                  random_cases, simulator, time_limit_s=time_limit_s)

@@ -64,6 +64,11 @@ def cumulative_bill(ledger, server, rounds, usd_per_gib):
     return list(np.cumsum(dollars))
 
 
+def ring_messages(n_nodes):
+    """Messages of one ring all-reduce of n_nodes nodes (Exercise 3)."""
+    return 2 * n_nodes * (n_nodes - 1)
+
+
 def ring_allreduce(chunks):
     """Ring all-reduce of ``chunks[i][j]``, node i's chunk j (Exercise 3).
 
@@ -183,5 +188,5 @@ def metropolis_weights(adjacency):
 
 
 __all__ = ["participants", "binding_link", "download_cost", "cumulative_bill",
-           "ring_allreduce", "fedavg", "server_step", "quantize", "gossip_merge", "on_push", "on_reply",
+           "ring_messages", "ring_allreduce", "fedavg", "server_step", "quantize", "gossip_merge", "on_push", "on_reply",
            "dpsgd_messages", "dpsgd_round", "metropolis_weights"]
