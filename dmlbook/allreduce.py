@@ -58,9 +58,9 @@ import torch
 from .engine import Nodes, check_batch_size, prepare, progress_bar, seeded_generator
 from .faults import NO_FAULTS, Faults, check_faults
 from .ledger import Ledger
-from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LR, MAX_NODES,
-                    MAX_NODE_STEPS, MAX_ROUNDS, check_choice, check_diverged, check_int,
-                    check_number, check_product, check_seed)
+from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LEDGER_RECORDS, MAX_LR,
+                    MAX_NODE_STEPS, MAX_NODES, MAX_ROUNDS, check_choice, check_diverged,
+                    check_int, check_number, check_product, check_seed)
 
 SCHEMES = ("ps", "naive", "ring")
 SCHEME_NAMES = {"ps": "parameter server", "naive": "naive all-reduce", "ring": "ring all-reduce"}
@@ -118,35 +118,76 @@ def _ring_allreduce(grads: torch.Tensor, ring: list[int], *, round: int, ledger:
     ``grads`` is ``(n, P)``; members are worker ids in ring order. A chunk
     that does not arrive (dead receiver or sender, or a lost message) stalls
     the ring: the members notice and abandon the round after that step.
+
+    Each step is one tensor operation for all members at once: the members'
+    copies of the ``m`` chunks (``torch.tensor_split``'s, zero-padded to one
+    length) form an ``(m, m, c)`` tensor, and member ``k`` adds (or, in the
+    all-gather, takes) what member ``k - 1`` sends, in the same order of
+    additions as one member at a time would.
     """
     m = len(ring)
     if m == 1:
         return grads[ring[0]].clone()
-    # chunks[k][c]: member k's current copy of chunk c.
-    chunks = [list(torch.tensor_split(grads[w].clone(), m)) for w in ring]
+    P = grads.shape[1]
+    sizes = torch.tensor([len(c) for c in torch.tensor_split(torch.empty(P), m)])
+    starts = torch.cumsum(sizes, 0) - sizes
+    width = max(1, int(sizes.max()))
+    offsets = torch.arange(width)
+    index = torch.where(offsets < sizes[:, None], starts[:, None] + offsets, P)  # P: a zero
+    padded = torch.cat([grads[torch.as_tensor(ring)], grads.new_zeros(m, 1)], 1)
+    chunks = padded[:, index]  # (member, chunk, width)
+    nbytes = (sizes * grads.element_size()).numpy()
+    members = np.arange(m)
+    ring_ids = np.asarray(ring, dtype=np.int64)
+    senders, receivers = ring_ids, np.roll(ring_ids, -1)
+    live = alive[senders]
+    k = torch.arange(m, device=grads.device)
     step = 0
     for phase in ("reduce-scatter", "all-gather"):
         for s in range(m - 1):
-            # Every member sends at once; use the state from before this step.
             offset = -s if phase == "reduce-scatter" else 1 - s
-            outgoing = [(k, (k + offset) % m) for k in range(m)]
-            payloads = [chunks[k][c].clone() for k, c in outgoing]
-            senders = np.array([ring[k] for k, _ in outgoing])
-            receivers = np.array([ring[(k + 1) % m] for k, _ in outgoing])
-            live = alive[senders]
+            c = (members + offset) % m
             delivered = live & _arrives(faults, round, receivers, alive, STREAM_RING + step)
             step += 1
-            ledger.record(round, senders[live], receivers[live],
-                          [payloads[i].numel() * payloads[i].element_size()
-                           for i in np.flatnonzero(live)], delivered[live])
+            ledger.record(round, senders[live], receivers[live], nbytes[c][live],
+                          delivered[live])
             if not delivered.all():
                 return None  # a chunk never arrives: the ring stalls
-            for (k, c), payload in zip(outgoing, payloads):
-                if phase == "reduce-scatter":
-                    chunks[(k + 1) % m][c] = chunks[(k + 1) % m][c] + payload
-                else:
-                    chunks[(k + 1) % m][c] = payload
-    return torch.cat(chunks[0])
+            ct = torch.from_numpy(c).to(grads.device)
+            payload = chunks[k, ct]
+            to = (k + 1) % m
+            chunks[to, ct] = chunks[to, ct] + payload if phase == "reduce-scatter" else payload
+    return chunks[0].reshape(-1)[(offsets < sizes[:, None]).reshape(-1)]
+
+
+def _naive_messages(sending: np.ndarray, members: np.ndarray):
+    """Senders and receivers of a naive all-reduce: each sender to every other member, in order."""
+    grid = np.broadcast_to(members, (len(sending), len(members)))
+    dst = grid[grid != sending[:, None]]
+    return np.repeat(sending, len(members) - 1), dst
+
+
+def _naive_means(grads: torch.Tensor, sending: np.ndarray, src: np.ndarray, dst: np.ndarray,
+                 ok: np.ndarray) -> torch.Tensor:
+    """Each sender's mean of its own gradient and those that reached it: ``(len(sending), P)``.
+
+    Every member sends to every other, so a receiver's sum is the sum over
+    all senders less the messages lost on the way to it: one sum, and one
+    ``index_add`` over the lost messages (in blocks, to bound memory).
+    """
+    total = grads[torch.from_numpy(sending)].sum(0)
+    row = np.full(int(sending.max()) + 1, -1, dtype=np.int64)
+    row[sending] = np.arange(len(sending))
+    lost = np.flatnonzero(~ok)
+    sums = total.expand(len(sending), -1).clone()
+    counts = torch.full((len(sending), 1), float(len(sending)), dtype=grads.dtype)
+    block = max(1, 2**22 // max(1, grads.shape[1]))
+    for start in range(0, len(lost), block):
+        part = lost[start:start + block]
+        rows = torch.from_numpy(row[dst[part]])
+        sums.index_add_(0, rows, grads[torch.from_numpy(src[part])], alpha=-1)
+        counts.index_add_(0, rows, torch.full((len(part), 1), -1.0, dtype=grads.dtype))
+    return sums / counts
 
 
 def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr: float = 0.1,
@@ -154,7 +195,8 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                         faults: Faults | None = None, detect_rounds: int = 0,
                         ring_rebuild_rounds: int = 3, failover: bool = False,
                         failover_rounds: int = 1, seed: int = 0, device="cpu",
-                        progress: bool | None = None) -> DataParallelResult:
+                        progress: bool | None = None,
+                        counts_only: bool = False) -> DataParallelResult:
     """Synchronous data-parallel SGD with one of :data:`SCHEMES`.
 
     Args:
@@ -171,6 +213,9 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
             without its crashed members (an assumption, in rounds).
         failover: ``"ps"`` only: whether a worker takes over a crashed server.
         failover_rounds: rounds without progress before the takeover.
+        counts_only: keep a counts-only ledger (:class:`~dmlbook.ledger.Ledger`):
+            needed when the run's messages would pass ``MAX_LEDGER_RECORDS``,
+            which is checked before the first round.
     """
     scheme = check_choice("scheme", scheme, SCHEMES)
     n = check_int("n_workers", n_workers, maximum=MAX_NODES)
@@ -186,6 +231,12 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
     if not isinstance(failover, (bool, np.bool_)):
         raise ValueError(f"failover must be True or False, got {failover!r}")
     seed = check_seed(seed)
+    check_choice("counts_only", counts_only, (False, True))
+    per_round = {"ps": 2 * n, "naive": n * (n - 1), "ring": 2 * n * (n - 1)}[scheme]
+    if not counts_only and rounds * per_round > MAX_LEDGER_RECORDS:
+        raise ValueError(f"rounds x messages per round must be at most {MAX_LEDGER_RECORDS:,} "
+                         f"(MAX_LEDGER_RECORDS) for a full ledger, got {rounds:,} x "
+                         f"{per_round:,}; pass counts_only=True to keep counts only")
     total_nodes = n + (scheme == "ps")
     faults = check_faults(faults, total_nodes)
     if faults.straggler_prob > 0:
@@ -196,7 +247,8 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
         model, n, dataset=dataset, split=split, seed=seed, device=device)
     workers = Nodes(module, n, device=device)
     server = n if scheme == "ps" else None
-    result = DataParallelResult(scheme, n, ledger=Ledger(total_nodes), server=server)
+    result = DataParallelResult(scheme, n, ledger=Ledger(total_nodes, counts_only=counts_only),
+                                server=server)
     model_params = workers.params[0].clone()  # the server's copy ("ps")
     nbytes = workers.payload_bytes
     generator = seeded_generator(seed)
@@ -258,15 +310,11 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                     workers.params[others[down]] = model_params  # a lost reply: no change
                     updated = True
         elif scheme == "naive":
-            src = np.repeat(sending, len(members) - 1)
-            dst = np.array([d for s in sending for d in members if d != s], dtype=np.int64)
+            src, dst = _naive_messages(sending, np.asarray(members, dtype=np.int64))
             ok = _arrives(faults, r, dst, alive, STREAM_NAIVE)
             result.ledger.record(r, src, dst, nbytes, ok)
             if not waiting:
-                new = {int(w): workers.params[w] - lr * grads[
-                    np.concatenate([[w], src[ok & (dst == w)]])].mean(0) for w in sending}
-                for w, p in new.items():
-                    workers.params[w] = p
+                workers.params[sending] -= lr * _naive_means(grads, sending, src, dst, ok)
                 updated = True
         else:
             summed = _ring_allreduce(grads, members, round=r, ledger=result.ledger,
