@@ -56,7 +56,8 @@ import numpy as np
 import torch
 
 from .engine import Nodes, check_batch_size, prepare, progress_bar, seeded_generator
-from .faults import NO_FAULTS, Faults, check_faults
+from .collectives import naive_means, naive_messages, ring_allreduce
+from .faults import STREAM_DOWN, STREAM_NAIVE, STREAM_UP, Faults, check_faults
 from .ledger import Ledger
 from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LEDGER_RECORDS, MAX_LR,
                     MAX_NODE_STEPS, MAX_NODES, MAX_ROUNDS, check_choice, check_diverged,
@@ -64,22 +65,6 @@ from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LEDGER_RECORDS,
 
 SCHEMES = ("ps", "naive", "ring")
 SCHEME_NAMES = {"ps": "parameter server", "naive": "naive all-reduce", "ring": "ring all-reduce"}
-
-# Independent random streams for message loss, one per kind of exchange (and
-# per ring step), so that e.g. a lost gradient says nothing about its reply.
-STREAM_UP, STREAM_DOWN, STREAM_NAIVE, STREAM_RING = 11, 12, 13, 100
-
-
-def _arrives(faults: Faults, round: int, receivers, alive: np.ndarray,
-             stream: int) -> np.ndarray:
-    """Which messages to ``receivers`` arrive: receiver alive and the message not lost."""
-    receivers = np.asarray(receivers, dtype=np.int64)
-    ok = alive[receivers].copy()
-    if faults.drop_prob > 0 and len(receivers):
-        draw = np.random.default_rng([faults.seed, round, stream]).random(len(receivers))
-        ok &= draw >= faults.drop_prob
-    return ok
-
 
 @dataclass
 class DataParallelResult:
@@ -109,85 +94,6 @@ class DataParallelResult:
     @property
     def final(self) -> torch.Tensor:
         return self.params[-1]
-
-
-def _ring_allreduce(grads: torch.Tensor, ring: list[int], *, round: int, ledger: Ledger,
-                    alive: np.ndarray, faults: Faults = NO_FAULTS) -> torch.Tensor | None:
-    """Sum ``grads[ring]`` by reduce-scatter + all-gather; ``None`` if the ring stalls.
-
-    ``grads`` is ``(n, P)``; members are worker ids in ring order. A chunk
-    that does not arrive (dead receiver or sender, or a lost message) stalls
-    the ring: the members notice and abandon the round after that step.
-
-    Each step is one tensor operation for all members at once: the members'
-    copies of the ``m`` chunks (``torch.tensor_split``'s, zero-padded to one
-    length) form an ``(m, m, c)`` tensor, and member ``k`` adds (or, in the
-    all-gather, takes) what member ``k - 1`` sends, in the same order of
-    additions as one member at a time would.
-    """
-    m = len(ring)
-    if m == 1:
-        return grads[ring[0]].clone()
-    P = grads.shape[1]
-    sizes = torch.tensor([len(c) for c in torch.tensor_split(torch.empty(P), m)])
-    starts = torch.cumsum(sizes, 0) - sizes
-    width = max(1, int(sizes.max()))
-    offsets = torch.arange(width)
-    index = torch.where(offsets < sizes[:, None], starts[:, None] + offsets, P)  # P: a zero
-    padded = torch.cat([grads[torch.as_tensor(ring)], grads.new_zeros(m, 1)], 1)
-    chunks = padded[:, index]  # (member, chunk, width)
-    nbytes = (sizes * grads.element_size()).numpy()
-    members = np.arange(m)
-    ring_ids = np.asarray(ring, dtype=np.int64)
-    senders, receivers = ring_ids, np.roll(ring_ids, -1)
-    live = alive[senders]
-    k = torch.arange(m, device=grads.device)
-    step = 0
-    for phase in ("reduce-scatter", "all-gather"):
-        for s in range(m - 1):
-            offset = -s if phase == "reduce-scatter" else 1 - s
-            c = (members + offset) % m
-            delivered = live & _arrives(faults, round, receivers, alive, STREAM_RING + step)
-            step += 1
-            ledger.record(round, senders[live], receivers[live], nbytes[c][live],
-                          delivered[live])
-            if not delivered.all():
-                return None  # a chunk never arrives: the ring stalls
-            ct = torch.from_numpy(c).to(grads.device)
-            payload = chunks[k, ct]
-            to = (k + 1) % m
-            chunks[to, ct] = chunks[to, ct] + payload if phase == "reduce-scatter" else payload
-    return chunks[0].reshape(-1)[(offsets < sizes[:, None]).reshape(-1)]
-
-
-def _naive_messages(sending: np.ndarray, members: np.ndarray):
-    """Senders and receivers of a naive all-reduce: each sender to every other member, in order."""
-    grid = np.broadcast_to(members, (len(sending), len(members)))
-    dst = grid[grid != sending[:, None]]
-    return np.repeat(sending, len(members) - 1), dst
-
-
-def _naive_means(grads: torch.Tensor, sending: np.ndarray, src: np.ndarray, dst: np.ndarray,
-                 ok: np.ndarray) -> torch.Tensor:
-    """Each sender's mean of its own gradient and those that reached it: ``(len(sending), P)``.
-
-    Every member sends to every other, so a receiver's sum is the sum over
-    all senders less the messages lost on the way to it: one sum, and one
-    ``index_add`` over the lost messages (in blocks, to bound memory).
-    """
-    total = grads[torch.from_numpy(sending)].sum(0)
-    row = np.full(int(sending.max()) + 1, -1, dtype=np.int64)
-    row[sending] = np.arange(len(sending))
-    lost = np.flatnonzero(~ok)
-    sums = total.expand(len(sending), -1).clone()
-    counts = torch.full((len(sending), 1), float(len(sending)), dtype=grads.dtype)
-    block = max(1, 2**22 // max(1, grads.shape[1]))
-    for start in range(0, len(lost), block):
-        part = lost[start:start + block]
-        rows = torch.from_numpy(row[dst[part]])
-        sums.index_add_(0, rows, grads[torch.from_numpy(src[part])], alpha=-1)
-        counts.index_add_(0, rows, torch.full((len(part), 1), -1.0, dtype=grads.dtype))
-    return sums / counts
 
 
 def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr: float = 0.1,
@@ -295,7 +201,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                 model_params = workers.params[server].clone()
                 result.server, result.failover_round = server, r
             others = sending[sending != server]
-            up = _arrives(faults, r, np.full(len(others), server), alive, STREAM_UP)
+            up = faults.arrives(r, np.full(len(others), server), alive, STREAM_UP)
             result.ledger.record(r, others, server, nbytes, up)
             if not alive[server]:
                 server_waited += 1
@@ -305,19 +211,19 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                     model_params -= lr * grads[arrived].mean(0)
                     if server < n:
                         workers.params[server] = model_params
-                    down = _arrives(faults, r, others, alive, STREAM_DOWN)
+                    down = faults.arrives(r, others, alive, STREAM_DOWN)
                     result.ledger.record(r, server, others, nbytes, down)
                     workers.params[others[down]] = model_params  # a lost reply: no change
                     updated = True
         elif scheme == "naive":
-            src, dst = _naive_messages(sending, np.asarray(members, dtype=np.int64))
-            ok = _arrives(faults, r, dst, alive, STREAM_NAIVE)
+            src, dst = naive_messages(sending, np.asarray(members, dtype=np.int64))
+            ok = faults.arrives(r, dst, alive, STREAM_NAIVE)
             result.ledger.record(r, src, dst, nbytes, ok)
             if not waiting:
-                workers.params[sending] -= lr * _naive_means(grads, sending, src, dst, ok)
+                workers.params[sending] -= lr * naive_means(grads, sending, src, dst, ok)
                 updated = True
         else:
-            summed = _ring_allreduce(grads, members, round=r, ledger=result.ledger,
+            summed = ring_allreduce(grads, members, round=r, ledger=result.ledger,
                                      alive=alive, faults=faults)
             if summed is not None:
                 workers.params[members] -= lr * summed / len(members)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dmlbook import allreduce
+from dmlbook import allreduce, collectives
 from dmlbook.faults import Faults
 from dmlbook.ledger import Ledger
 from dmlbook.units import MAX_LEDGER_RECORDS
@@ -42,8 +42,8 @@ def test_ring_is_the_member_by_member_ring(n, P, ring):
     grads = torch.randn(n, P, generator=torch.Generator().manual_seed(n * P))
     want, messages = ring_by_members(grads, ring)
     ledger = Ledger(n)
-    got = allreduce._ring_allreduce(grads, ring, round=1, ledger=ledger,
-                                    alive=np.ones(n, bool))
+    got = collectives.ring_allreduce(grads, ring, round=1, ledger=ledger,
+                                     alive=np.ones(n, bool))
     assert torch.equal(got, want)
     c = ledger.columns()
     assert list(zip(c["sender"], c["receiver"], c["nbytes"])) == messages
@@ -52,8 +52,9 @@ def test_ring_is_the_member_by_member_ring(n, P, ring):
 def test_ring_stalls_on_a_lost_chunk_at_the_same_step():
     grads = torch.randn(6, 30)
     ledger = Ledger(6)
-    out = allreduce._ring_allreduce(grads, list(range(6)), round=2, ledger=ledger,
-                                    alive=np.ones(6, bool), faults=Faults(drop_prob=0.3, seed=1))
+    out = collectives.ring_allreduce(grads, list(range(6)), round=2, ledger=ledger,
+                                     alive=np.ones(6, bool),
+                                     faults=Faults(drop_prob=0.3, seed=1))
     assert out is None
     c = ledger.columns()
     assert len(c["sender"]) % 6 == 0 and not c["delivered"][-6:].all()
@@ -64,9 +65,9 @@ def test_naive_means_are_each_receivers_own_mean():
     g = torch.Generator().manual_seed(0)
     grads = torch.randn(9, 17, generator=g, dtype=torch.float64)
     sending = np.array([0, 2, 3, 5, 8])
-    src, dst = allreduce._naive_messages(sending, sending)
+    src, dst = collectives.naive_messages(sending, sending)
     ok = np.random.default_rng(0).random(len(src)) > 0.4
-    got = allreduce._naive_means(grads, sending, src, dst, ok)
+    got = collectives.naive_means(grads, sending, src, dst, ok)
     for row, w in enumerate(sending):
         arrived = np.concatenate([[w], src[ok & (dst == w)]])
         torch.testing.assert_close(got[row], grads[arrived].mean(0))
@@ -75,7 +76,7 @@ def test_naive_means_are_each_receivers_own_mean():
 def test_naive_messages_in_the_original_order():
     members = np.array([4, 1, 7, 2])
     sending = np.array([4, 7, 2])
-    src, dst = allreduce._naive_messages(sending, members)
+    src, dst = collectives.naive_messages(sending, members)
     assert src.tolist() == [s for s in sending for d in members if d != s]
     assert dst.tolist() == [d for s in sending for d in members if d != s]
 
