@@ -2,7 +2,9 @@
 
 ``dmlbook.units`` promises that a run at a bound finishes on a 2-core laptop
 in minutes and within about 1 GiB. Each case below runs in a fresh process
-(peak resident memory from ``ru_maxrss``) and prints one table row; the table
+(peak resident memory from ``ru_maxrss``; CPU seconds of the whole process,
+start-up included, which a busy machine inflates less than wall-clock
+seconds) and prints one table row; the table
 in benchmarks/README.md is this script's output.
 
     python benchmarks/bounds.py            # every case (several minutes on 2 cores)
@@ -59,8 +61,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
           f"{args.threads} torch threads")
-    print(f"| {'case':<70} | {'seconds':>8} | {'peak GiB':>8} |")
-    print(f"|{'-' * 72}|{'-' * 9}:|{'-' * 9}:|")
+    print(f"| {'case':<70} | {'seconds':>8} | {'CPU s':>8} | {'peak GiB':>8} |")
+    print(f"|{'-' * 72}|{'-' * 9}:|{'-' * 9}:|{'-' * 9}:|")
     for name, (code, quick) in CASES.items():
         if args.quick and not quick:
             continue
@@ -68,7 +70,8 @@ def main(argv=None) -> None:
         if "error" in out:
             print(f"| {name:<70} | failed: {out['error']} |", flush=True)
             continue
-        print(f"| {name:<70} | {out['seconds']:8.1f} | {out['peak_GiB']:8.2f} |", flush=True)
+        print(f"| {name:<70} | {out['seconds']:8.1f} | {out['cpu_s']:8.1f} | "
+              f"{out['peak_GiB']:8.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -47,23 +47,18 @@ def lenet():
 out = {{}}
 """
 
+DPSGD = """
+from dmlbook.dpsgd import run_dpsgd
+data = cifar_shaped({n} * 8)
+run = run_dpsgd(n_nodes={n}, degree=8, rounds={{rounds}}, eval_every={{rounds}}, model=lenet(),
+                dataset=data, batch_size=32, lr=0.05, progress=False)
+out["seconds_per_round"] = run.history.train_seconds / {{rounds}}
+out["strategy"] = run.nodes.strategy
+"""
+
 CASES = {
-    "D-PSGD, 128 LeNet nodes": """
-from dmlbook.dpsgd import run_dpsgd
-data = cifar_shaped(128 * 8)
-run = run_dpsgd(n_nodes=128, degree=8, rounds={rounds}, eval_every={rounds}, model=lenet(),
-                dataset=data, batch_size=32, lr=0.05, progress=False)
-out["seconds_per_round"] = run.history.train_seconds / {rounds}
-out["strategy"] = run.nodes.strategy
-""",
-    "D-PSGD, 1,024 LeNet nodes": """
-from dmlbook.dpsgd import run_dpsgd
-data = cifar_shaped(1024 * 8)
-run = run_dpsgd(n_nodes=1024, degree=8, rounds={rounds}, eval_every={rounds}, model=lenet(),
-                dataset=data, batch_size=32, lr=0.05, progress=False)
-out["seconds_per_round"] = run.history.train_seconds / {rounds}
-out["strategy"] = run.nodes.strategy
-""",
+    "D-PSGD, 128 LeNet nodes": DPSGD.format(n=128),
+    "D-PSGD, 1,024 LeNet nodes": DPSGD.format(n=1024),
     "FedAvg, 1,000 LeNet clients (50 points, 5 steps of 10)": """
 from dmlbook.federated import run_fedavg
 data = cifar_shaped(1000 * 50)
@@ -78,7 +73,9 @@ DATA = """
 out["data_GiB"] = data.X_train.numel() * 4 / 2**30
 """
 FOOTER = """
-out["peak_GiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+usage = resource.getrusage(resource.RUSAGE_SELF)
+out["peak_GiB"] = usage.ru_maxrss / 2**20
+out["cpu_s"] = usage.ru_utime + usage.ru_stime  # the whole process, start-up included
 print(json.dumps(out))
 """
 
@@ -102,7 +99,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
           f"{args.threads} torch threads, {args.rounds} round(s) a case")
-    print(f"{'case':<58} {'s/round':>9} {'peak GiB':>9} {'data GiB':>9}")
+    print(f"{'case':<58} {'s/round':>9} {'peak GiB':>9} {'data GiB':>9} {'CPU s':>7}")
     for name, body in CASES.items():
         if args.quick and "128" not in name:
             continue
@@ -110,7 +107,7 @@ def main(argv=None) -> None:
         if "error" in out:
             print(f"{name:<58} failed: {out['error']}", flush=True)
             continue
-        print(f"{name:<58} {out['seconds_per_round']:9.2f} {out['peak_GiB']:9.2f} {out['data_GiB']:9.2f}"
+        print(f"{name:<58} {out['seconds_per_round']:9.2f} {out['peak_GiB']:9.2f} {out['data_GiB']:9.2f} {out['cpu_s']:7.1f}"
               + (f"  ({out['strategy']})" if "strategy" in out else ""), flush=True)
 
 
