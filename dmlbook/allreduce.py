@@ -49,14 +49,16 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .engine import Nodes, check_batch_size, prepare, progress_bar, seeded_generator
+from . import pinned_threads
 from .collectives import naive_means, naive_messages, ring_allreduce
+from .compute import time_calls
+from .data import summarize_split
 from .faults import STREAM_DOWN, STREAM_NAIVE, STREAM_UP, Faults, check_faults
 from .ledger import Ledger
 from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LEDGER_RECORDS, MAX_LR,
@@ -85,7 +87,6 @@ class DataParallelResult:
     params: list[torch.Tensor] = field(default_factory=list)
     updated: list[bool] = field(default_factory=list)
     ledger: Ledger = field(default_factory=Ledger)
-    gradient_seconds: float = 0.0  # compute: the workers' gradient steps
     server: int | None = None      # the server's node id (``"ps"`` only)
     worker_params: torch.Tensor | None = None
     stopped: str | None = None
@@ -149,8 +150,8 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
         raise ValueError("faults.straggler_prob must be 0 for train_data_parallel: a "
                          "synchronous round only waits for a straggler, and this simulator "
                          f"counts rounds, not seconds (got {faults.straggler_prob})")
-    module, _, node_data, X_test, y_test = prepare(
-        model, n, dataset=dataset, split=split, seed=seed, device=device)
+    setup = prepare(model, n, dataset=dataset, split=split, seed=seed, device=device)
+    module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     workers = Nodes(module, n, device=device)
     server = n if scheme == "ps" else None
     result = DataParallelResult(scheme, n, ledger=Ledger(total_nodes, counts_only=counts_only),
@@ -186,9 +187,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
             result.stopped = f"every worker had crashed by round {r}; the run ends there"
             break
         X, y = node_data.batch(generator, batch_size)
-        start = time.perf_counter()
         grads = workers.gradients(X, y)
-        result.gradient_seconds += time.perf_counter() - start
         # A crashed member holds the round up until the timeout; then it is left out.
         if any(not alive[w] for w in members) and waited >= timeout:
             members, waited = [w for w in members if alive[w]], 0
@@ -382,13 +381,7 @@ class ComputeProfile:
 
 
 def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(time_calls(fn, repeats, warmup=1))
 
 
 def compute_profile(worker_counts=(2, 8, 32, 128, 512), *, model="mlp", batch_size: int = 32,
@@ -405,12 +398,10 @@ def compute_profile(worker_counts=(2, 8, 32, 128, 512), *, model="mlp", batch_si
     repeats = check_int("repeats", repeats)
     if repeats > 100:
         raise ValueError(f"repeats must be at most 100, got {repeats}")
-    module, _, node_data, _, _ = prepare(model, 1, seed=seed)
-    worker = Nodes(module, 1)
-    X, y = node_data.batch(seeded_generator(seed), check_int("batch_size", batch_size))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    setup = prepare(model, 1, seed=seed)
+    worker = Nodes(setup.module, 1)
+    X, y = setup.node_data.batch(seeded_generator(seed), check_int("batch_size", batch_size))
+    with pinned_threads(1):
         grad_s = _median_seconds(lambda: worker.gradients(X, y), repeats)
         grad = worker.gradients(X, y)
         params = worker.params[0].clone()
@@ -418,8 +409,6 @@ def compute_profile(worker_counts=(2, 8, 32, 128, 512), *, model="mlp", batch_si
         for k in counts:
             grads = grad.expand(k, -1).contiguous()
             agg.append(_median_seconds(lambda: params.sub(grads.mean(0), alpha=0.1), repeats))
-    finally:
-        torch.set_num_threads(threads)
     return ComputeProfile(counts, tuple([grad_s] * len(counts)), tuple(agg))
 
 
@@ -430,12 +419,13 @@ def setup_summary(n_workers: int, *, model="mlp", split: str = "iid", seed: int 
     "classes_min", "classes_max"}`` (examples and classes per worker).
     """
     n = check_int("n_workers", n_workers, maximum=MAX_NODES)
-    module, dataset, node_data, X_test, _ = prepare(model, n, split=split, seed=seed)
-    sizes = node_data.sizes.tolist()
-    classes = [len(torch.unique(node_data.y[o:o + s]))
-               for o, s in zip(node_data.offsets.tolist(), sizes)]
+    setup = prepare(model, n, split=split, seed=seed)
+    module, node_data, X_test = setup.module, setup.node_data, setup.X_test
+    parts = [range(o, o + s) for o, s in zip(node_data.offsets.tolist(),
+                                             node_data.sizes.tolist())]
+    split_ = summarize_split(node_data.y.cpu().numpy(), parts)
     return {"model": type(module).__name__ if not isinstance(model, str) else model,
             "n_params": sum(p.numel() for p in module.parameters()),
-            "train": len(node_data.y), "test": len(X_test),
-            "examples_min": min(sizes), "examples_max": max(sizes),
-            "classes_min": min(classes), "classes_max": max(classes)}
+            "train": split_.n_train, "test": len(X_test),
+            "examples_min": split_.min_examples, "examples_max": split_.max_examples,
+            "classes_min": split_.min_classes, "classes_max": split_.max_classes}

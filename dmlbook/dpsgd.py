@@ -108,9 +108,9 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
         raise ValueError("final_allreduce must be None or 'naive' when faults are given "
                          "(the ring all-reduce here models reliable nodes only)")
     topology = resolve_topology(topology, n_nodes, degree=degree, seed=seed)
-    module, _, node_data, X_test, y_test = prepare(
-        model, n_nodes, dataset=dataset, split=split, seed=seed, alpha=alpha,
-        shards_per_node=shards_per_node, device=device)
+    setup = prepare(model, n_nodes, dataset=dataset, split=split, seed=seed, alpha=alpha,
+                    shards_per_node=shards_per_node, device=device)
+    module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     nodes = Nodes(module, n_nodes, device=device)
     history = History(ledger=Ledger(n_nodes, counts_only=counts_only))
     generator = seeded_generator(seed)
@@ -160,27 +160,11 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
     return RunResult(history, topology, nodes, history.ledger)
 
 
-@dataclass(frozen=True)
-class DataPerNode:
-    """How a split shares the training examples: sizes and classes per node."""
-
-    n_train: int
-    min_examples: int
-    max_examples: int
-    min_classes: int
-    max_classes: int
-    n_classes: int
-
-
 def data_per_node(n_nodes: int, *, split: str = "iid", seed: int = 0, dataset=None,
-                  alpha: float = 0.5, shards_per_node: int = 2) -> DataPerNode:
+                  alpha: float = 0.5, shards_per_node: int = 2) -> data_mod.SplitSummary:
     """Examples and distinct classes per node for the split a run with these arguments uses."""
     n_nodes = check_int("n_nodes", n_nodes, minimum=2)
     dataset = data_mod.dataset_or_digits(dataset, seed=seed)
-    y = dataset.y_train.numpy()
     parts = data_mod.split(dataset.y_train, n_nodes, kind=split, seed=seed, alpha=alpha,
                            shards_per_node=shards_per_node)
-    sizes = np.array([len(p) for p in parts])
-    classes = np.array([len(np.unique(y[np.asarray(p, dtype=np.int64)])) for p in parts])
-    return DataPerNode(len(y), int(sizes.min()), int(sizes.max()), int(classes.min()),
-                       int(classes.max()), int(len(np.unique(y))))
+    return data_mod.summarize_split(dataset.y_train.numpy(), parts)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -388,8 +389,19 @@ class History:
                 for i in range(len(loss))]
 
 
+class Setup(NamedTuple):
+    """What :func:`prepare` builds for a run: the model, the data set, every node's
+    training data, and the test tensors (on the run's device)."""
+
+    module: nn.Module
+    dataset: "data_mod.Dataset"
+    node_data: NodeData
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+
+
 def prepare(model, n_nodes, *, dataset=None, split="iid", seed=0, alpha=0.5,
-            shards_per_node=2, device="cpu"):
+            shards_per_node=2, device="cpu") -> Setup:
     """Model, dataset, per-node data and test tensors for a run of any algorithm.
 
     ``model`` is a name (sized for the dataset, initialised from ``seed``) or a
@@ -407,7 +419,7 @@ def prepare(model, n_nodes, *, dataset=None, split="iid", seed=0, alpha=0.5,
                            alpha=alpha, shards_per_node=shards_per_node)
     node_data = NodeData(dataset.X_train, dataset.y_train, parts, device=device)
     dev = resolve_device(device)
-    return module, dataset, node_data, dataset.X_test.to(dev), dataset.y_test.to(dev)
+    return Setup(module, dataset, node_data, dataset.X_test.to(dev), dataset.y_test.to(dev))
 
 
 def progress_bar(total: int, enabled: bool | None, desc: str):

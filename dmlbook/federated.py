@@ -26,7 +26,6 @@ from .topology import Topology, resolve_topology
 from .units import (MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS, check_choice,
                     check_diverged, check_int, check_number, check_product)
 
-SEND_FL = ("update", "parameters", "gradients")
 SEND_DL = ("parameters", "gradients")
 
 
@@ -107,8 +106,8 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         compression.compress(torch.ones(2), method, level)  # checks level for method
     if sample_round is not None:
         sample_round = check_int("sample_round", sample_round, maximum=rounds)
-    module, _, node_data, X_test, y_test = prepare(
-        model, n, dataset=dataset, split=split, seed=seed)
+    setup = prepare(model, n, dataset=dataset, split=split, seed=seed)
+    module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     clients = Nodes(module, n)
     server = clients.params[0].clone()
     result = FLResult(ledger=Ledger(n + 1))
@@ -192,7 +191,8 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
     batch_size = check_batch_size(batch_size, n)
     check_choice("model", model, ("logreg", "mlp", "cnn"))
     topology = resolve_topology(topology, n, degree=degree, seed=seed, default_degree=4)
-    module, _, node_data, X_test, y_test = prepare(model, n, split=split, seed=seed)
+    setup = prepare(model, n, split=split, seed=seed)
+    module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     nodes = Nodes(module, n)
     if init == "own":
         nodes.params = torch.stack([

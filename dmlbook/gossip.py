@@ -317,8 +317,8 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     if not isinstance(batch_steps, (bool, np.bool_)):
         raise ValueError(f"batch_steps must be True or False, got {batch_steps!r}")
     started = time.perf_counter()
-    module, dataset, node_data, _, _ = prepare(model, n, dataset=dataset, split=split,
-                                               seed=seed)
+    setup = prepare(model, n, dataset=dataset, split=split, seed=seed)
+    module, dataset, node_data = setup.module, setup.dataset, setup.node_data
     nodes = Nodes(module, n)
     rng = np.random.default_rng([seed, 2])
     batch_gen = torch.Generator().manual_seed(seed)
