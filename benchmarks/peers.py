@@ -1,6 +1,6 @@
 """dmlbook side by side with real peers, on the same tasks, in one run.
 
-    make bench-peers-env          # once: .venv-peers with dmlbook, gossipy-dfl, flwr[simulation]
+    make bench-peers-env          # once: .venv-peers with dmlbook, gossipy-dfl, flwr[simulation], pfl
     make bench-peers              # all sizes;  .venv-peers/bin/python benchmarks/peers.py --quick
 
 Three comparisons, each printed as one line (task, size, both wall times,
