@@ -1,4 +1,4 @@
-"""dmlbook: the tested code behind the book's six exercises.
+"""dmlbook: the tested code behind the book's exercises (:data:`dmlbook.sheet.EXERCISES`).
 
 One module per concept; the chapters import these and narrate.
 

@@ -206,39 +206,34 @@ def _watch(procs, logs, *, start: float, timeout_s: float, stall_s: float) -> No
     """
     world_size = len(procs)
     stalls = _StallWatch(world_size, stall_s)
+
+    def fail(error, rank: int, what: str, exit_code=None):
+        tail = _tail(logs[rank])
+        _stop(procs)
+        raise error(f"{what} Last output of rank {rank}:\n{tail.rstrip()}", rank=rank,
+                    exit_code=exit_code, output_tail=tail)
+
     while True:
         failure = _first_failure(procs, logs)
         if failure is not None:
             rank, code = failure
-            tail = _tail(logs[rank])
-            _stop(procs)
-            raise DistributedRunError(
-                f"rank {rank} of {world_size} failed after "
-                f"{time.monotonic() - start:.1f} s: {_describe_exit(code)}; the other "
-                f"ranks were stopped. Last output of rank {rank}:\n{tail.rstrip()}",
-                rank=rank, exit_code=code, output_tail=tail)
+            fail(DistributedRunError, rank,
+                 f"rank {rank} of {world_size} failed after {time.monotonic() - start:.1f} s: "
+                 f"{_describe_exit(code)}; the other ranks were stopped.", code)
         if all(_exit_code(proc) == 0 for proc in procs):
             return
         now = time.monotonic()
         stall = stalls.stalled(procs, now)
         if stall is not None:
             rank, state = stall
-            tail = _tail(logs[rank])
-            _stop(procs)
-            raise DistributedStallError(
-                f"rank {rank} of {world_size} made no progress for {stall_s:g} s: it was "
-                f"{STALLED_STATES[state]} (process state {state}); every rank was stopped. "
-                f"Last output of rank {rank}:\n{tail.rstrip()}",
-                rank=rank, exit_code=None, output_tail=tail)
+            fail(DistributedStallError, rank,
+                 f"rank {rank} of {world_size} made no progress for {stall_s:g} s: it was "
+                 f"{STALLED_STATES[state]} (process state {state}); every rank was stopped.")
         if now - start > timeout_s:
             running = [r for r, proc in enumerate(procs) if _exit_code(proc) is None]
-            tail = _tail(logs[running[0]])
-            _stop(procs)
-            raise DistributedTimeoutError(
-                f"the run took longer than timeout_s={timeout_s:g} s; rank(s) "
-                f"{', '.join(map(str, running))} of {world_size} still running were "
-                f"stopped. Last output of rank {running[0]}:\n{tail.rstrip()}",
-                rank=running[0], exit_code=None, output_tail=tail)
+            fail(DistributedTimeoutError, running[0],
+                 f"the run took longer than timeout_s={timeout_s:g} s; rank(s) "
+                 f"{', '.join(map(str, running))} of {world_size} still running were stopped.")
         time.sleep(POLL_INTERVAL_S)
 
 
