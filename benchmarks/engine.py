@@ -8,8 +8,15 @@ D-PSGD on a random 8-regular graph, digits, the MLP:
   (c) the bare batched gradient computation alone (Nodes.gradients), same batches.
 
 (a) and (b) draw the same batches and must end with the same parameters.
-Prints node-steps per second, the ratio b/a and the overhead a/c, then the
-time of 1,024 nodes for 50 rounds.
+The three are interleaved (a, b, c, a, b, c, ...) and each reports its
+minimum over the repeats, so that a busy moment of the machine hits all of
+them alike. Prints node-steps per second, the ratio b/a and the overhead
+a/c, then the time of 1,024 nodes for 50 rounds.
+
+Then the LeNet rows (the sheet's 85,098-parameter model, 3x32x32 inputs,
+batch 32): one SGD step for 10 and 128 nodes by the engine's automatic
+strategy, by the vmapped strategy, and by the best per-client loop (one
+``nn.Module`` and optimizer per client), interleaved, minima.
 
     python benchmarks/engine.py                  # CPU, the issue's sizes
     python benchmarks/engine.py --device cuda --large-nodes 10000 --large-rounds 100
@@ -18,6 +25,7 @@ time of 1,024 nodes for 50 rounds.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -26,7 +34,7 @@ import torch
 from dmlbook import data
 from dmlbook.dpsgd import run_dpsgd
 from dmlbook.engine import NodeData, Nodes, seeded_generator
-from dmlbook.models import make_model
+from dmlbook.models import LeNet, make_model
 from dmlbook.topology import make_topology
 
 
@@ -100,6 +108,53 @@ def bare_gradients(n, rounds, *, batch_size=32, seed=0, device="cpu"):
     return time.perf_counter() - start
 
 
+def lenet_rows(n, *, repeats=3, batch_size=32, lr=0.01, seed=0, device="cpu"):
+    """One LeNet SGD step on ``n`` nodes: engine (auto), engine (vmap), per-client loop."""
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, batch_size, 3, 32, 32, generator=gen, device=device)
+    y = torch.randint(0, 10, (n, batch_size), generator=gen).to(device)
+    torch.manual_seed(seed)
+    template = LeNet().to(device)
+    auto = Nodes(template, n, device=device)
+    vmapped = Nodes(template, n, device=device, strategy="vmap")
+    models = [LeNet().to(device) for _ in range(n)]
+    for m in models:
+        m.load_state_dict(template.state_dict())
+    optims = [torch.optim.SGD(m.parameters(), lr=lr) for m in models]
+
+    def loop():
+        for i, (m, opt) in enumerate(zip(models, optims)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(m(X[i]), y[i]).backward()
+            opt.step()
+
+    def timed(fn):
+        start = time.perf_counter()
+        fn()
+        if device != "cpu":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    fns = {"engine": lambda: auto.sgd_step(X, y, lr), "vmap": lambda: vmapped.sgd_step(X, y, lr),
+           "loop": loop}
+    for fn in fns.values():  # warm-up, and the same number of steps on each side
+        fn()
+    best = {k: timed(fn) for k, fn in fns.items()}
+    for _ in range(repeats - 1):
+        for k, fn in fns.items():
+            best[k] = min(best[k], timed(fn))
+    diff = (auto.params.cpu() - torch.stack([
+        torch.nn.utils.parameters_to_vector(m.parameters()).detach().cpu()
+        for m in models])).abs().max().item()
+    print(f"LeNet (85,098 parameters), {n} nodes, one step of batch {batch_size}, minimum of "
+          f"{repeats}: engine ({auto.strategy}) {best['engine'] * 1e3:8.1f} ms, "
+          f"vmap {best['vmap'] * 1e3:8.1f} ms, per-client loop {best['loop'] * 1e3:8.1f} ms")
+    ratio = best["loop"] / best["engine"]
+    print(f"    loop/engine {ratio:5.2f}x (target >= 1.0), vmap/engine "
+          f"{best['vmap'] / best['engine']:5.2f}x, largest parameter difference {diff:.1e}")
+    return ratio >= 1.0 and diff < 1e-4
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=128)
@@ -109,23 +164,29 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-loop", action="store_true", help="skip (b), e.g. on a GPU")
+    parser.add_argument("--lenet-nodes", type=int, nargs="*", default=[10, 128])
+    parser.add_argument("--lenet-repeats", type=int, default=3)
     args = parser.parse_args(argv)
     n, rounds = args.nodes, args.rounds
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     engine_run(n, 2, device=args.device)  # warm-up: imports, data, graph
     # Best of several runs for each, (a) and (c) interleaved so that a busy
     # moment of the machine affects both alike.
-    runs, bare = [], []
+    runs, bare, loops = [], [], []
     for _ in range(args.repeats):
         runs.append(engine_run(n, rounds, device=args.device))
+        if not args.skip_loop:
+            loops.append(module_loop(n, rounds))
         bare.append(bare_gradients(n, rounds, device=args.device))
     t_a, result = min(runs, key=lambda run: run[0])
     t_c = min(bare)
     steps = n * rounds
+    print(f"MLP 64-32-10 (2,410 parameters), {n} nodes x {rounds} rounds, "
+          f"minimum of {args.repeats} interleaved repeats")
     print(f"(a) stacked engine:   {t_a:7.3f} s  {steps / t_a:10,.0f} node-steps/s")
     ok = True
     if not args.skip_loop:
-        loops = [module_loop(n, rounds) for _ in range(max(1, args.repeats - 1))]
         t_b, loop_params = min(loops, key=lambda run: run[0])
         diff = (loop_params - result.nodes.params.cpu()).abs().max().item()
         print(f"(b) nn.Module loop:   {t_b:7.3f} s  {steps / t_b:10,.0f} node-steps/s")
@@ -139,6 +200,8 @@ def main(argv=None):
         ok &= t_a / t_c <= 1.5
     else:  # the targets are set for the CPU; on a GPU small runs are launch-bound
         print(f"overhead a/c:                 {t_a / t_c:6.2f}x   (no target on a GPU)")
+    for n_lenet in args.lenet_nodes:
+        ok &= lenet_rows(n_lenet, repeats=args.lenet_repeats, device=args.device)
     big, big_rounds = args.large_nodes, args.large_rounds
     if args.device != "cpu":
         engine_run(big, 2, device=args.device)  # warm-up of the kernels at this size

@@ -1,6 +1,6 @@
 """dmlbook side by side with real peers, on the same tasks, in one run.
 
-    make bench-peers-env          # once: .venv-peers with dmlbook, gossipy-dfl, flwr[simulation]
+    make bench-peers-env          # once: .venv-peers with dmlbook, gossipy-dfl, flwr[simulation], pfl
     make bench-peers              # all sizes;  .venv-peers/bin/python benchmarks/peers.py --quick
 
 Three comparisons, each printed as one line (task, size, both wall times,
@@ -20,6 +20,15 @@ ratio, both accuracies):
    client. Same model, split, local steps, learning rate and batch.
 3. D-PSGD in the stacked engine against ``dmlbook.distributed``: the same
    run as real gloo processes on this machine.
+4. FedAvg against **pfl** (pfl-research 0.6.0, its PyTorch backend): pfl's
+   ``FederatedAveraging`` with a ``SimulatedBackend``, every client in the
+   cohort, ``local_num_steps`` local SGD steps, the server's SGD at learning
+   rate 1 on the mean update (``WeightByUser``): FedAvg as dmlbook runs it.
+   Same MLP and initial model, split, steps, learning rate and batch size.
+   What differs: pfl takes a client's batches in order from its data, dmlbook
+   draws them with replacement, so the two runs see different batches.
+
+Every comparison trains the digits MLP (64-32-10, 2,410 parameters).
 
 The last line is ``peers: min speed-up N.N× over K comparisons``.
 """
@@ -27,7 +36,9 @@ The last line is ``peers: min speed-up N.N× over K comparisons``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import io
 import logging
 import os
 import platform
@@ -56,8 +67,9 @@ GOSSIP = dict(cycles=30, lr=0.5, batch_size=32, delay_fraction=0.1, steps_per_cy
 TO_80_CYCLES = 60
 FEDAVG = dict(rounds=30, local_steps=5, lr=0.1, batch_size=32)
 DPSGD = dict(rounds=50, lr=0.5, batch_size=16, topology="ring", degree=2)
-FULL_SIZES = {"gossip": (128, 512, 1024), "fedavg": (10, 100), "dpsgd": (4, 8, 16)}
-QUICK_SIZES = {"gossip": (128,), "fedavg": (10,), "dpsgd": (4,)}
+FULL_SIZES = {"gossip": (128, 512, 1024), "fedavg": (10, 100), "dpsgd": (4, 8, 16),
+              "pfl": (10, 100, 1000)}
+QUICK_SIZES = {"gossip": (128,), "fedavg": (10,), "dpsgd": (4,), "pfl": (10,)}
 
 
 def line(task, size, ours_s, peer_name, peer_s, ours_acc, peer_acc, extra=""):
@@ -281,6 +293,83 @@ def compare_fedavg(n_clients: int) -> float:
                 ours.test_acc[-1], peer["accuracy"], extra)
 
 
+# --------------------------------------------------------------------------- pfl
+
+def pfl_run(n_clients: int) -> dict:
+    """FedAvg in pfl: FederatedAveraging on a SimulatedBackend, the whole cohort each round."""
+    from pfl.aggregate.simulate import SimulatedBackend
+    from pfl.aggregate.weighting import WeightByUser
+    from pfl.algorithm import FederatedAveraging, NNAlgorithmParams
+    from pfl.data.dataset import Dataset
+    from pfl.data.federated_dataset import FederatedDataset
+    from pfl.data.sampling import get_user_sampler
+    from pfl.hyperparam import NNEvalHyperParams, NNTrainHyperParams
+    from pfl.metrics import Weighted
+    from pfl.model.pytorch import PyTorchModel
+
+    logging.getLogger("pfl").setLevel(logging.WARNING)
+    cfg = FEDAVG
+    module, dataset, node_data, X_test, y_test = engine.prepare("mlp", n_clients, seed=SEED)
+    net = copy.deepcopy(module)
+    loss_fn = torch.nn.functional.cross_entropy
+
+    def loss(self, x, y, eval=False):
+        return loss_fn(self(x), y)
+
+    @torch.no_grad()
+    def metrics(self, x, y, eval=True):
+        return {"loss": Weighted(float(loss_fn(self(x), y, reduction="sum")), len(y))}
+
+    net.loss = types.MethodType(loss, net)
+    net.metrics = types.MethodType(metrics, net)
+    users = {}
+    for i in range(n_clients):
+        rows = slice(int(node_data.offsets[i]), int(node_data.offsets[i] + node_data.sizes[i]))
+        users[i] = [node_data.X[rows], node_data.y[rows]]
+    federated = FederatedDataset(lambda u: Dataset(users[u], user_id=u),
+                                 get_user_sampler("minimize_reuse", list(range(n_clients))))
+    params = [p for p in net.parameters() if p.requires_grad]
+    model = PyTorchModel(model=net, local_optimizer_create=torch.optim.SGD,
+                         central_optimizer=torch.optim.SGD(params, 1.0))
+    backend = SimulatedBackend(training_data=federated, val_data=None,
+                               postprocessors=[WeightByUser()])
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # pfl prints every iteration's metrics
+        _pfl_fedavg(FederatedAveraging, NNAlgorithmParams, NNTrainHyperParams,
+                    NNEvalHyperParams, backend, model, n_clients, len(y_test))
+    wall = time.perf_counter() - start
+    with torch.no_grad():
+        acc = float((net(X_test).argmax(1) == y_test).float().mean())
+    return {"wall_s": wall, "accuracy": acc}
+
+
+def _pfl_fedavg(FederatedAveraging, NNAlgorithmParams, NNTrainHyperParams, NNEvalHyperParams,
+                backend, model, n_clients, n_test):
+    cfg = FEDAVG
+    FederatedAveraging().run(
+        algorithm_params=NNAlgorithmParams(central_num_iterations=cfg["rounds"],
+                                           evaluation_frequency=cfg["rounds"],
+                                           train_cohort_size=n_clients, val_cohort_size=0),
+        backend=backend, model=model,
+        model_train_params=NNTrainHyperParams(local_num_epochs=None,
+                                              local_learning_rate=cfg["lr"],
+                                              local_batch_size=cfg["batch_size"],
+                                              local_num_steps=cfg["local_steps"]),
+        model_eval_params=NNEvalHyperParams(local_batch_size=n_test), callbacks=[])
+
+
+def compare_pfl(n_clients: int) -> float:
+    cfg = FEDAVG
+    start = time.perf_counter()
+    ours = federated.run_fedavg(n_clients=n_clients, rounds=cfg["rounds"],
+                                local_steps=cfg["local_steps"], lr=cfg["lr"],
+                                batch_size=cfg["batch_size"], seed=SEED, progress=False)
+    ours_s = time.perf_counter() - start
+    peer = pfl_run(n_clients)
+    return line("pfl FedAvg", n_clients, ours_s, "pfl", peer["wall_s"], ours.test_acc[-1],
+                peer["accuracy"])
+
+
 # --------------------------------------------------------------------------- gloo
 
 def compare_dpsgd(n_nodes: int) -> float:
@@ -310,12 +399,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="only the smallest size of each comparison")
-    parser.add_argument("--only", choices=("gossip", "fedavg", "dpsgd"), action="append",
+    parser.add_argument("--only", choices=("gossip", "fedavg", "dpsgd", "pfl"), action="append",
                         help="run only these comparisons (repeatable)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
-    tasks = args.only or ["gossip", "fedavg", "dpsgd"]
+    tasks = args.only or ["gossip", "fedavg", "dpsgd", "pfl"]
     os.environ.setdefault("TQDM_DISABLE", "1")
     # One thread per process on both sides (Ray's workers read OMP_NUM_THREADS):
     # on a 2-core machine more threads only contend.
@@ -334,6 +423,8 @@ def main(argv=None) -> None:
         ratios += [compare_fedavg(n) for n in sizes["fedavg"]]
     if "dpsgd" in tasks:
         ratios += [compare_dpsgd(n) for n in sizes["dpsgd"]]
+    if "pfl" in tasks:
+        ratios += [compare_pfl(n) for n in sizes["pfl"]]
     print(f"peers: min speed-up {min(ratios):.1f}× over {len(ratios)} comparisons")
 
 

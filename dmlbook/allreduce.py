@@ -56,14 +56,14 @@ import torch
 
 from .engine import Nodes, check_batch_size, prepare, progress_bar, seeded_generator
 from . import pinned_threads
-from .collectives import ring_allreduce
+from .collectives import naive_means, naive_messages, ring_allreduce
 from .compute import time_calls
 from .data import summarize_split
 from .faults import STREAM_DOWN, STREAM_NAIVE, STREAM_UP, Faults, check_faults
 from .ledger import Ledger
-from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LR, MAX_NODES,
-                    MAX_NODE_STEPS, MAX_ROUNDS, check_choice, check_diverged, check_int,
-                    check_number, check_product, check_seed)
+from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LEDGER_RECORDS, MAX_LR,
+                    MAX_NODE_STEPS, MAX_NODES, MAX_ROUNDS, check_choice, check_diverged,
+                    check_int, check_number, check_product, check_seed)
 
 SCHEMES = ("ps", "naive", "ring")
 SCHEME_NAMES = {"ps": "parameter server", "naive": "naive all-reduce", "ring": "ring all-reduce"}
@@ -102,7 +102,8 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                         faults: Faults | None = None, detect_rounds: int = 0,
                         ring_rebuild_rounds: int = 3, failover: bool = False,
                         failover_rounds: int = 1, seed: int = 0, device="cpu",
-                        progress: bool | None = None, allreduce=None) -> DataParallelResult:
+                        progress: bool | None = None, allreduce=None,
+                        counts_only: bool = False) -> DataParallelResult:
     """Synchronous data-parallel SGD with one of :data:`SCHEMES`.
 
     Args:
@@ -124,6 +125,9 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
             ledger, alive, faults``) that returns the members' summed gradient and
             records its messages; the workbook's check passes the student's ring here.
             ``None``: the package's own ring.
+        counts_only: keep a counts-only ledger (:class:`~dmlbook.ledger.Ledger`):
+            needed when the run's messages would pass ``MAX_LEDGER_RECORDS``,
+            which is checked before the first round.
     """
     scheme = check_choice("scheme", scheme, SCHEMES)
     n = check_int("n_workers", n_workers, maximum=MAX_NODES)
@@ -139,6 +143,12 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
     if not isinstance(failover, (bool, np.bool_)):
         raise ValueError(f"failover must be True or False, got {failover!r}")
     seed = check_seed(seed)
+    check_choice("counts_only", counts_only, (False, True))
+    per_round = {"ps": 2 * n, "naive": n * (n - 1), "ring": 2 * n * (n - 1)}[scheme]
+    if not counts_only and rounds * per_round > MAX_LEDGER_RECORDS:
+        raise ValueError(f"rounds x messages per round must be at most {MAX_LEDGER_RECORDS:,} "
+                         f"(MAX_LEDGER_RECORDS) for a full ledger, got {rounds:,} x "
+                         f"{per_round:,}; pass counts_only=True to keep counts only")
     total_nodes = n + (scheme == "ps")
     faults = check_faults(faults, total_nodes)
     if allreduce is not None and (scheme != "ring" or not faults.none or not callable(allreduce)):
@@ -152,7 +162,8 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     workers = Nodes(module, n, device=device)
     server = n if scheme == "ps" else None
-    result = DataParallelResult(scheme, n, ledger=Ledger(total_nodes), server=server)
+    result = DataParallelResult(scheme, n, ledger=Ledger(total_nodes, counts_only=counts_only),
+                                server=server)
     model_params = workers.params[0].clone()  # the server's copy ("ps")
     nbytes = workers.payload_bytes
     generator = seeded_generator(seed)
@@ -212,15 +223,11 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                     workers.params[others[down]] = model_params  # a lost reply: no change
                     updated = True
         elif scheme == "naive":
-            src = np.repeat(sending, len(members) - 1)
-            dst = np.array([d for s in sending for d in members if d != s], dtype=np.int64)
+            src, dst = naive_messages(sending, np.asarray(members, dtype=np.int64))
             ok = faults.arrives(r, dst, alive, STREAM_NAIVE)
             result.ledger.record(r, src, dst, nbytes, ok)
             if not waiting:
-                new = {int(w): workers.params[w] - lr * grads[
-                    np.concatenate([[w], src[ok & (dst == w)]])].mean(0) for w in sending}
-                for w, p in new.items():
-                    workers.params[w] = p
+                workers.params[sending] -= lr * naive_means(grads, sending, src, dst, ok)
                 updated = True
         else:
             summed = ring_sum(grads, members, round=r, ledger=result.ledger,

@@ -7,6 +7,11 @@
   members); exercise 3 shows it.
 * :func:`ring_allreduce_models` — every node's model replaced by the average
   of all, with a ring all-reduce (D-PSGD's optional final all-reduce).
+* :func:`naive_messages`, :func:`naive_means` — the data-parallel naive
+  all-reduce's messages and each receiver's mean, for all members at once.
+
+Each step of a collective is a few tensor operations over all members, and
+the ledger is recorded from index arrays (#27.3): no Python loop over nodes.
 
 Each records every message in a :class:`~dmlbook.ledger.Ledger`; message loss
 and crashes come from :class:`~dmlbook.faults.Faults`. ``nodes`` is the
@@ -27,7 +32,8 @@ from .units import check_diverged
 if TYPE_CHECKING:  # the engine's node stack; only its type is needed here
     from .engine import Nodes
 
-__all__ = ["naive_allreduce", "ring_allreduce", "ring_allreduce_models"]
+__all__ = ["naive_allreduce", "naive_means", "naive_messages", "ring_allreduce",
+           "ring_allreduce_models"]
 
 
 def naive_allreduce(nodes: Nodes, *, round: int, ledger: Ledger,
@@ -73,35 +79,79 @@ def ring_allreduce(grads: torch.Tensor, ring: list[int], *, round: int, ledger: 
     ``grads`` is ``(n, P)``; members are worker ids in ring order. A chunk
     that does not arrive (dead receiver or sender, or a lost message) stalls
     the ring: the members notice and abandon the round after that step.
+
+    Each step is one tensor operation for all members at once: the members'
+    copies of the ``m`` chunks (``torch.tensor_split``'s, zero-padded to one
+    length) form an ``(m, m, c)`` tensor, and member ``k`` adds (or, in the
+    all-gather, takes) what member ``k - 1`` sends, in the same order of
+    additions as one member at a time would.
     """
     m = len(ring)
     if m == 1:
         return grads[ring[0]].clone()
-    # chunks[k][c]: member k's current copy of chunk c.
-    chunks = [list(torch.tensor_split(grads[w].clone(), m)) for w in ring]
+    P = grads.shape[1]
+    sizes = torch.tensor([len(c) for c in torch.tensor_split(torch.empty(P), m)])
+    starts = torch.cumsum(sizes, 0) - sizes
+    width = max(1, int(sizes.max()))
+    offsets = torch.arange(width)
+    index = torch.where(offsets < sizes[:, None], starts[:, None] + offsets, P)  # P: a zero
+    padded = torch.cat([grads[torch.as_tensor(ring)], grads.new_zeros(m, 1)], 1)
+    chunks = padded[:, index]  # (member, chunk, width)
+    nbytes = (sizes * grads.element_size()).numpy()
+    members = np.arange(m)
+    ring_ids = np.asarray(ring, dtype=np.int64)
+    senders, receivers = ring_ids, np.roll(ring_ids, -1)
+    live = alive[senders]
+    k = torch.arange(m, device=grads.device)
     step = 0
     for phase in ("reduce-scatter", "all-gather"):
         for s in range(m - 1):
-            # Every member sends at once; use the state from before this step.
             offset = -s if phase == "reduce-scatter" else 1 - s
-            outgoing = [(k, (k + offset) % m) for k in range(m)]
-            payloads = [chunks[k][c].clone() for k, c in outgoing]
-            senders = np.array([ring[k] for k, _ in outgoing])
-            receivers = np.array([ring[(k + 1) % m] for k, _ in outgoing])
-            live = alive[senders]
+            c = (members + offset) % m
             delivered = live & faults.arrives(round, receivers, alive, STREAM_RING + step)
             step += 1
-            ledger.record(round, senders[live], receivers[live],
-                          [payloads[i].numel() * payloads[i].element_size()
-                           for i in np.flatnonzero(live)], delivered[live])
+            ledger.record(round, senders[live], receivers[live], nbytes[c][live],
+                          delivered[live])
             if not delivered.all():
                 return None  # a chunk never arrives: the ring stalls
-            for (k, c), payload in zip(outgoing, payloads):
-                if phase == "reduce-scatter":
-                    chunks[(k + 1) % m][c] = chunks[(k + 1) % m][c] + payload
-                else:
-                    chunks[(k + 1) % m][c] = payload
-    return torch.cat(chunks[0])
+            ct = torch.from_numpy(c).to(grads.device)
+            payload = chunks[k, ct]
+            to = (k + 1) % m
+            chunks[to, ct] = chunks[to, ct] + payload if phase == "reduce-scatter" else payload
+    return chunks[0].reshape(-1)[(offsets < sizes[:, None]).reshape(-1)]
+
+
+def naive_messages(sending: np.ndarray, members: np.ndarray):
+    """Senders and receivers of a naive all-reduce: each sender to every other member, in order.
+
+    ``sending`` are the members that send (each one of ``members``).
+    """
+    grid = np.broadcast_to(members, (len(sending), len(members)))
+    dst = grid[grid != sending[:, None]]
+    return np.repeat(sending, len(members) - 1), dst
+
+
+def naive_means(grads: torch.Tensor, sending: np.ndarray, src: np.ndarray, dst: np.ndarray,
+                 ok: np.ndarray) -> torch.Tensor:
+    """Each sender's mean of its own gradient and those that reached it: ``(len(sending), P)``.
+
+    Every member sends to every other, so a receiver's sum is the sum over
+    all senders less the messages lost on the way to it: one sum, and one
+    ``index_add`` over the lost messages (in blocks, to bound memory).
+    """
+    total = grads[torch.from_numpy(sending)].sum(0)
+    row = np.full(int(sending.max()) + 1, -1, dtype=np.int64)
+    row[sending] = np.arange(len(sending))
+    lost = np.flatnonzero(~ok)
+    sums = total.expand(len(sending), -1).clone()
+    counts = torch.full((len(sending), 1), float(len(sending)), dtype=grads.dtype)
+    block = max(1, 2**22 // max(1, grads.shape[1]))
+    for start in range(0, len(lost), block):
+        part = lost[start:start + block]
+        rows = torch.from_numpy(row[dst[part]])
+        sums.index_add_(0, rows, grads[torch.from_numpy(src[part])], alpha=-1)
+        counts.index_add_(0, rows, torch.full((len(part), 1), -1.0, dtype=grads.dtype))
+    return sums / counts
 
 
 def ring_allreduce_models(nodes: Nodes, *, round: int, ledger: Ledger) -> None:

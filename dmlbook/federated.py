@@ -137,14 +137,18 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         raw = updates if send == "update" else clients.params
         if r == sample_round:
             result.payloads = {"update": updates.clone(), "parameters": clients.params.clone()}
-        sent, nbytes = compression.compress_rows(
-            raw, method, level, sizes=clients.flat.sizes,
-            reference=server if send == "parameters" else None)
+        if method == "none":  # sent as it is: no copy, and no error to measure
+            sent, nbytes = raw, clients.payload_bytes
+            result.rel_error.append(0.0)
+            result.client_step_error.append(0.0)
+        else:
+            sent, nbytes = compression.compress_rows(
+                raw, method, level, sizes=clients.flat.sizes,
+                reference=server if send == "parameters" else None)
+            result.rel_error.append(float(compression.relative_errors(raw, sent).double().mean()))
+            result.client_step_error.append(float(
+                ((sent - raw).norm(dim=1) / updates.norm(dim=1).clamp_min(1e-30)).mean()))
         result.ledger.record(r, np.arange(n), n, nbytes)
-        result.rel_error.append(float(np.mean([compression.relative_error(a, b)
-                                                for a, b in zip(raw, sent)])))
-        result.client_step_error.append(float(
-            ((sent - raw).norm(dim=1) / updates.norm(dim=1).clamp_min(1e-30)).mean()))
         exact = clients.params.mean(0)
         if aggregate is None:
             new = server + sent.mean(0) if send == "update" else sent.mean(0)

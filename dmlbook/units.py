@@ -10,8 +10,11 @@ Conventions used throughout the book:
 
 Every count a public function takes has an upper bound, one constant below
 each. The bounds of the simulations are sized so that a run at the bound
-finishes on a 2-core laptop in minutes and within about 1 GiB of memory; the
-bounds of the closed-form formulas only keep every result a finite number.
+finishes on a 2-core laptop in minutes and within about 1 GiB of memory (the
+measured time and peak memory of runs at the bounds are the table of
+benchmarks/README.md, from ``benchmarks/bounds.py``, which also lists the
+bounds whose runs do not fit yet); the bounds of the closed-form formulas only
+keep every result a finite number.
 Numbers may be Python or NumPy scalars (``np.float32(2.5)``, ``np.int64(8)``);
 the checkers return plain Python ``int`` / ``float``.
 """
