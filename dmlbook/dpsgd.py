@@ -99,9 +99,9 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
                   "n_nodes x rounds x local_steps (MAX_NODE_STEPS)")
     eval_every = check_int("eval_every", eval_every, maximum=MAX_ROUNDS)
     seed = check_seed(seed)
-    check_choice("final_allreduce", final_allreduce, FINAL_ALLREDUCES)
+    final_allreduce = check_choice("final_allreduce", final_allreduce, FINAL_ALLREDUCES)
     order = check_choice("order", order, ORDERS)
-    check_choice("counts_only", counts_only, (False, True))
+    counts_only = check_choice("counts_only", counts_only, (False, True))
     faults = check_faults(faults, n_nodes)
     if final_allreduce == "ring" and not faults.none:
         raise ValueError("final_allreduce must be None or 'naive' when faults are given "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 BITS_PER_BYTE = 8
 KBIT = 10**3
@@ -158,16 +159,40 @@ def check_fraction(name: str, value) -> float:
     return float(value)
 
 
-def check_choice(name: str, value, choices) -> str:
-    """Return ``value`` if it is one of ``choices``."""
-    try:
-        ok = any(value is c or (type(value) is type(c) and value == c) for c in choices)
-    except (TypeError, ValueError):  # arrays and other values without a plain ==
-        ok = False
-    if not ok:
-        options = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {options}, got {value!r}")
-    return value
+def _same_kind(value, choice) -> bool:
+    """Whether ``value`` may stand for ``choice``: the same kind of Python value.
+
+    A NumPy string, integer or boolean stands for a ``str``, ``int`` or
+    ``bool`` choice (``np.str_("ring")``, ``np.int64(3)``, ``np.bool_(True)``);
+    a bool never stands for an int, nor a float for an int.
+    """
+    import numpy as np
+
+    if choice is None or isinstance(choice, (bool, np.bool_)):
+        return isinstance(value, (bool, np.bool_)) or value is None and choice is None
+    if isinstance(choice, str):
+        return isinstance(value, str)
+    if isinstance(choice, numbers.Integral):
+        return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    if isinstance(choice, float):
+        return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    return type(value) is type(choice)
+
+
+def check_choice(name: str, value, choices):
+    """Return the one of ``choices`` that ``value`` equals (the choice itself).
+
+    NumPy scalars stand for the Python value they hold (see ``_same_kind``),
+    and the plain choice is returned, never the caller's raw value.
+    """
+    for c in choices:
+        try:
+            if value is c or (_same_kind(value, c) and bool(value == c)):
+                return c
+        except (TypeError, ValueError):  # arrays and other values without a plain ==
+            pass
+    options = ", ".join(repr(c) for c in choices)
+    raise ValueError(f"{name} must be one of {options}, got {value!r}")
 
 
 def check_product(name: str, value: int, maximum: int, what: str) -> int:
@@ -215,16 +240,31 @@ def bits_to_bytes(bits: float) -> float:
     return bits / BITS_PER_BYTE
 
 
+#: Largest size or speed the formatters take (the largest float64).
+MAX_FORMATTED = sys.float_info.max
+
+
 def format_bytes(n_bytes: float) -> str:
-    """Human-readable size in binary units: ``'18.9 MiB'``."""
-    for unit, size in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
-        if n_bytes >= size:
-            return f"{n_bytes / size:.1f} {unit}"
+    """Human-readable size in binary units: ``'18.9 MiB'``, ``'3.0 PiB'``.
+
+    ``n_bytes`` is a finite number >= 0 (at most :data:`MAX_FORMATTED`).
+    """
+    n_bytes = float(check_number("n_bytes", n_bytes, allow_zero=True, maximum=MAX_FORMATTED))
+    for unit, power in (("EiB", 60), ("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20),
+                        ("KiB", 10)):
+        if n_bytes >= 2**power:
+            scaled = n_bytes / 2**power
+            return f"{scaled:.1f} {unit}" if scaled < 1e6 else f"{scaled:.3g} {unit}"
     return f"{n_bytes:.0f} B"
 
 
 def format_bps(bits_per_s: float) -> str:
-    """Human-readable speed in decimal units: ``'100 Mbit/s'``."""
+    """Human-readable speed in decimal units: ``'100 Mbit/s'``.
+
+    ``bits_per_s`` is a finite number >= 0 (at most :data:`MAX_FORMATTED`).
+    """
+    bits_per_s = float(check_number("bits_per_s", bits_per_s, allow_zero=True,
+                                    maximum=MAX_FORMATTED))
     for unit, size in (("Gbit/s", GBIT), ("Mbit/s", MBIT), ("kbit/s", KBIT)):
         if bits_per_s >= size:
             return f"{bits_per_s / size:g} {unit}"
