@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Mutation testing (issue #27 part 5): `make mutants`, never part of `make test`.
+#
+# mutmut 2 (pinned in .venv-mutants, its own environment: the book's .venv is
+# not touched) rewrites the module under test in place, one mutant at a time,
+# and runs the given fast test files against it with the book's .venv. It
+# works on a scratch copy of the repository, so the working tree is never
+# left mutated. One module per line of MODULES below: "module.py: test files".
+# Prints, per module, the run time and the counts of killed / survived /
+# timed-out / suspicious mutants, and keeps each module's survivors as a diff
+# under $OUT (default _build/mutants).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$ROOT/_build/mutants}
+PY=${PY:-$ROOT/.venv/bin/python}
+MUTMUT=${MUTMUT:-$ROOT/.venv-mutants/bin/mutmut}
+MODULES=${MODULES:-"units.py: tests/test_units.py tests/test_hostile_values.py
+ledger.py: tests/test_ledger.py tests/test_hostile_survivors.py
+faults.py: tests/test_faults.py tests/test_hostile_survivors.py"}
+
+mkdir -p "$OUT"
+echo "module | mutants | killed | survived | timeout | suspicious | score | minutes" > "$OUT/summary.md"
+while IFS= read -r line; do
+    [ -z "$line" ] && continue
+    module=${line%%:*}
+    tests=${line#*:}
+    work=$(mktemp -d)
+    # The tracked files as they are now (committed or not), plus the venv link.
+    (cd "$ROOT" && git ls-files -co --exclude-standard | grep -v -e '^\.venv' -e '^_vendor' \
+        | while IFS= read -r f; do [ -f "$f" ] && cp --parents "$f" "$work"; done)
+    ln -s "$ROOT/.venv" "$work/.venv"
+    start=$(date +%s)
+    (cd "$work" && PYTHONPATH="$work" "$MUTMUT" run --paths-to-mutate "dmlbook/$module" \
+        --runner "$PY -m pytest -x -q -p no:cacheprovider $tests" \
+        --no-progress --simple-output > "$OUT/${module%.py}.log" 2>&1 || true)
+    minutes=$(( ($(date +%s) - start + 30) / 60 ))
+    (cd "$work" && "$MUTMUT" results > "$OUT/${module%.py}.results" 2>&1 || true
+     for id in $("$MUTMUT" result-ids survived 2>/dev/null); do "$MUTMUT" show "$id"; done \
+        > "$OUT/${module%.py}.survivors.diff" 2>&1 || true)
+    "$PY" - "$work" "$module" "$minutes" >> "$OUT/summary.md" <<'PYEOF'
+import sqlite3, sys
+work, module, minutes = sys.argv[1:]
+db = sqlite3.connect(f"{work}/.mutmut-cache")
+rows = dict(db.execute("select status, count(*) from Mutant group by status").fetchall())
+killed, survived = rows.get("ok_killed", 0), rows.get("bad_survived", 0)
+timeout, suspicious = rows.get("bad_timeout", 0), rows.get("ok_suspicious", 0)
+total = sum(rows.values())
+caught = killed + timeout + suspicious
+score = f"{100 * caught / total:.0f} %" if total else "-"
+print(f"{module} | {total} | {killed} | {survived} | {timeout} | {suspicious} | {score} | {minutes}")
+PYEOF
+    rm -rf "$work"
+done <<< "$MODULES"
+cat "$OUT/summary.md"
