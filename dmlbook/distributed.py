@@ -291,6 +291,7 @@ def _is_loopback(host: str) -> bool:
 
 def _listen(host: str, port: int) -> socket.socket:
     """A socket listening on ``host:port`` only (never on every interface)."""
+    port = int(port) if hasattr(port, "__index__") and not isinstance(port, bool) else port
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 2**16:
         raise ValueError(f"master_port must be a whole number in [0, 65535] (0: a free one), "
                          f"got {port!r}")

@@ -255,7 +255,9 @@ def choice(check_id: str, question: str, options) -> SelfCheck:
     check_id = _check_id(check_id)
     question = _text("question", question)
     try:
-        options = [(str(t), c, str(w)) for t, c, w in options]
+        # A NumPy bool stands for its Python bool (other values are refused below).
+        options = [(str(t), bool(c) if type(c).__name__ == "bool" else c, str(w))
+                   for t, c, w in options]
     except (TypeError, ValueError):
         raise ValueError("options must be a list of (text, correct, explanation) triples, "
                          f"got {options!r}") from None

@@ -71,6 +71,12 @@ MAX_BITS_PER_PARAM = 64
 MAX_BYTES_PER_PARAM = 8
 #: Link speeds in bit/s (1 Pbit/s).
 MAX_BPS = 10**15
+#: Slowest link speed in bit/s a formula divides by (1 bit/s).
+MIN_BPS = 1
+#: Shortest duration in seconds a formula divides by (1 ns).
+MIN_SECONDS = 1e-9
+#: Largest budget in US dollars.
+MAX_USD = 10**15
 #: Durations in seconds (about 31.7 years).
 MAX_SECONDS = 10**9
 #: Prices in US dollars per GiB.
@@ -100,10 +106,12 @@ def _real(name: str, value, what: str):
     return value
 
 
-def check_number(name: str, value, *, allow_zero: bool = False, maximum=None):
+def check_number(name: str, value, *, allow_zero: bool = False, maximum=None, minimum=None):
     """Return ``value`` if it is a finite real number > 0 (>= 0 with ``allow_zero``).
 
-    ``maximum`` (inclusive) bounds it from above. Booleans, strings, None,
+    ``maximum`` (inclusive) bounds it from above, ``minimum`` (inclusive, > 0)
+    from below, for a divisor whose tiny values would overflow a quotient
+    (``5e-324`` bit/s). Booleans, strings, None,
     NaN and infinities are rejected with a ``ValueError`` that names the
     parameter and what it accepts. Returns a Python ``int`` or ``float``.
     """
@@ -113,8 +121,10 @@ def check_number(name: str, value, *, allow_zero: bool = False, maximum=None):
         bound = f"{maximum:g}" if abs(maximum) < 1e300 else f"{float(maximum):g}" \
             if abs(maximum) < 1.7e308 else "the largest float"
         what += f" and <= {bound}"
+    if minimum is not None:
+        what = what.replace(" > 0", f" >= {minimum:g}", 1)
     value = _real(name, value, what)
-    if value < 0 or (value == 0 and not allow_zero):
+    if value < 0 or (value == 0 and not allow_zero) or (minimum is not None and value < minimum):
         raise ValueError(f"{name} must be {what}, got {value!r}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be {what}, got {value!r}")
