@@ -205,4 +205,5 @@ def affordable_rounds(budget_usd: float, n_params: int, *, clients_per_round: in
     budget_usd = check_number("budget_usd", budget_usd, maximum=MAX_USD)
     bill = fl_bill(n_params, rounds=1, clients_per_round=clients_per_round,
                    usd_per_gib=usd_per_gib, bits_per_param=bits_per_param)
+    usd_per_gib = _price("usd_per_gib", usd_per_gib)  # checked by fl_bill: a plain number
     return math.floor(Fraction(budget_usd) * GIB / (bill.bytes * Fraction(usd_per_gib)))
