@@ -12,8 +12,18 @@ Every count a public function takes has an upper bound, one constant below
 each. The bounds of the simulations are sized so that a run at the bound
 finishes on a 2-core laptop in minutes and within about 1 GiB of memory; the
 bounds of the closed-form formulas only keep every result a finite number.
-Numbers may be Python or NumPy scalars (``np.float32(2.5)``, ``np.int64(8)``);
-the checkers return plain Python ``int`` / ``float``.
+Numbers may be Python or NumPy scalars (``np.float32(2.5)``, ``np.int64(8)``,
+``np.uint8(200)``) or ``fractions.Fraction``; the checkers return plain Python
+``int`` / ``float``, and every public callable computes with the checked value,
+never the raw one (so a ``uint8`` or ``int16`` never wraps around). A choice
+(:func:`check_choice`) takes a NumPy string, integer or boolean for the Python
+value it holds and returns the plain choice. Everything else (booleans where a
+number is asked for, numeric strings, ``complex``, ``Decimal``, 0-d arrays and
+tensors, NaN, infinities, a value outside its bounds) is a ``ValueError`` that
+names the caller's parameter and what it accepts. Divisors have lower bounds
+too (:data:`MIN_BPS`, :data:`MIN_SECONDS`), so that ``5e-324`` cannot overflow a
+quotient. ``tests/test_hostile_values.py`` checks these promises over the
+public API.
 """
 
 from __future__ import annotations
