@@ -34,7 +34,7 @@ while IFS= read -r line; do
     ln -s "$ROOT/.venv" "$work/.venv"
     start=$(date +%s)
     (cd "$work" && PYTHONPATH="$work" "$MUTMUT" run --paths-to-mutate "dmlbook/$module" \
-        --runner "$PY -m pytest -x -q -p no:cacheprovider $tests || exit 1" \
+        --runner "bash -c '$PY -m pytest -x -q -p no:cacheprovider $tests || exit 1'" \
         --no-progress --simple-output > "$OUT/${module%.py}.log" 2>&1 || true)
     minutes=$(( ($(date +%s) - start + 30) / 60 ))
     (cd "$work" && "$MUTMUT" results > "$OUT/${module%.py}.results" 2>&1 || true

@@ -233,3 +233,20 @@ def test_topology_refuses_a_multigraph():
     simple.remove_edges_from(list(nx.selfloop_edges(simple)))
     if nx.is_connected(simple):
         assert topology.from_graph(simple).doubly_stochastic
+
+
+@pytest.mark.parametrize("n_bytes, text", [
+    (0, "0 B"), (5e-324, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"),
+    (2**20, "1.0 MiB"), (2**30 * 5, "5.0 GiB"), (2**40 * 3, "3.0 TiB"), (2**50, "1.0 PiB"),
+    (2**60 * 2, "2.0 EiB"), (2.0**90, "1.07e+09 EiB"), (1e308, "8.67e+289 EiB"),
+    (np.uint8(200), "200 B"), (Fraction(3, 2), "2 B")])
+def test_format_bytes_at_each_unit(n_bytes, text):
+    assert units.format_bytes(n_bytes) == text
+
+
+@pytest.mark.parametrize("bps, text", [
+    (0, "0 bit/s"), (999, "999 bit/s"), (1000, "1 kbit/s"), (1500, "1.5 kbit/s"),
+    (10**6, "1 Mbit/s"), (2.5e6, "2.5 Mbit/s"), (10**9, "1 Gbit/s"), (1e12, "1000 Gbit/s"),
+    (np.float32(2e6), "2 Mbit/s")])
+def test_format_bps_at_each_unit(bps, text):
+    assert units.format_bps(bps) == text
