@@ -16,10 +16,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/_build/mutants}
 PY=${PY:-$ROOT/.venv/bin/python}
 MUTMUT=${MUTMUT:-$ROOT/.venv-mutants/bin/mutmut}
-S=tests/test_hostile_survivors.py
-MODULES=${MODULES:-"faults.py: tests/test_faults.py $S::test_straggler_probability_is_the_share_that_straggles $S::test_loss_and_straggler_draws_are_independent_streams
+S=tests/test_hostile_survivors.py V=tests/test_hostile_values.py
+MODULES=${MODULES:-"faults.py: tests/test_faults.py $S::test_straggler_probability_is_the_share_that_straggles $S::test_loss_and_straggler_draws_are_independent_streams $S::test_faults_default_seed_is_zero
 ledger.py: tests/test_ledger.py $S::test_counts_only_ledger_extend_keeps_the_per_node_counts $S::test_gossip_received_per_cycle_counts_delivered_messages_only
-units.py: tests/test_units.py tests/test_hostile_values.py"}
+units.py: tests/test_units.py $V::test_format_bytes_at_each_unit $V::test_format_bps_at_each_unit $V::test_choices_take_numpy_values_and_return_the_plain_choice $V::test_choices_refuse_other_kinds $V::test_checkers_return_plain_python_numbers $S::test_a_bounds_maximum_is_inclusive"}
 
 mkdir -p "$OUT"
 echo "module | mutants | killed | survived | timeout | suspicious | score | minutes" > "$OUT/summary.md"
