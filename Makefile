@@ -12,7 +12,7 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 # -n checks every reference, --all rebuilds from scratch (no stale outputs).
 JB_FLAGS := --all -W -n --keep-going
 
-.PHONY: book handout test lab clean venv
+.PHONY: book handout test test-fast lab clean venv
 
 venv: $(STAMP) $(VENDOR)
 
@@ -50,6 +50,11 @@ handout: $(STAMP) $(VENDOR)
 # Builds the book and the handout (tests/test_book.py, tests/test_handout.py).
 test: $(STAMP) $(VENDOR)
 	$(BIN)/python -m pytest
+
+# Every test but the end-to-end ones marked slow (book build, browser, JupyterLab,
+# Binder environment, handout, launcher): the tests to run while working.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 # JupyterLab at the repository root (chapters/ and workbook/), MyST pages opening as notebooks.
 lab: $(STAMP)

@@ -1,4 +1,4 @@
-"""dmlbook: the tested code behind the book's six exercises.
+"""dmlbook: the tested code behind the book's exercises (:data:`dmlbook.sheet.EXERCISES`).
 
 One module per concept; the chapters import these and narrate.
 
@@ -11,6 +11,7 @@ every step slower, not faster.
 
 import numbers
 import os
+from contextlib import contextmanager
 
 __version__ = "0.1.0"
 
@@ -72,3 +73,23 @@ def configure_threads(threads: int | None = None) -> int:
     except RuntimeError:  # torch already ran parallel work in this process
         pass
     return n
+
+
+@contextmanager
+def pinned_threads(threads: int = 1):
+    """Run a block on ``threads`` torch intra-op threads, then restore the count.
+
+    The package's one thread-pinning helper: timings and the live panels run
+    their small models on one thread, whatever the kernel was set to.
+    """
+    if (isinstance(threads, bool) or not isinstance(threads, int)
+            or not 1 <= threads <= MAX_THREADS):
+        raise ValueError(f"threads must be a whole number in [1, {MAX_THREADS}], got {threads!r}")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -49,14 +49,17 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .engine import Nodes, check_batch_size, prepare, progress_bar, seeded_generator
-from .faults import NO_FAULTS, Faults, check_faults
+from . import pinned_threads
+from .collectives import ring_allreduce
+from .compute import time_calls
+from .data import summarize_split
+from .faults import STREAM_DOWN, STREAM_NAIVE, STREAM_UP, Faults, check_faults
 from .ledger import Ledger
 from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LR, MAX_NODES,
                     MAX_NODE_STEPS, MAX_ROUNDS, check_choice, check_diverged, check_int,
@@ -64,22 +67,6 @@ from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LR, MAX_NODES,
 
 SCHEMES = ("ps", "naive", "ring")
 SCHEME_NAMES = {"ps": "parameter server", "naive": "naive all-reduce", "ring": "ring all-reduce"}
-
-# Independent random streams for message loss, one per kind of exchange (and
-# per ring step), so that e.g. a lost gradient says nothing about its reply.
-STREAM_UP, STREAM_DOWN, STREAM_NAIVE, STREAM_RING = 11, 12, 13, 100
-
-
-def _arrives(faults: Faults, round: int, receivers, alive: np.ndarray,
-             stream: int) -> np.ndarray:
-    """Which messages to ``receivers`` arrive: receiver alive and the message not lost."""
-    receivers = np.asarray(receivers, dtype=np.int64)
-    ok = alive[receivers].copy()
-    if faults.drop_prob > 0 and len(receivers):
-        draw = np.random.default_rng([faults.seed, round, stream]).random(len(receivers))
-        ok &= draw >= faults.drop_prob
-    return ok
-
 
 @dataclass
 class DataParallelResult:
@@ -100,7 +87,6 @@ class DataParallelResult:
     params: list[torch.Tensor] = field(default_factory=list)
     updated: list[bool] = field(default_factory=list)
     ledger: Ledger = field(default_factory=Ledger)
-    gradient_seconds: float = 0.0  # compute: the workers' gradient steps
     server: int | None = None      # the server's node id (``"ps"`` only)
     worker_params: torch.Tensor | None = None
     stopped: str | None = None
@@ -109,44 +95,6 @@ class DataParallelResult:
     @property
     def final(self) -> torch.Tensor:
         return self.params[-1]
-
-
-def _ring_allreduce(grads: torch.Tensor, ring: list[int], *, round: int, ledger: Ledger,
-                    alive: np.ndarray, faults: Faults = NO_FAULTS) -> torch.Tensor | None:
-    """Sum ``grads[ring]`` by reduce-scatter + all-gather; ``None`` if the ring stalls.
-
-    ``grads`` is ``(n, P)``; members are worker ids in ring order. A chunk
-    that does not arrive (dead receiver or sender, or a lost message) stalls
-    the ring: the members notice and abandon the round after that step.
-    """
-    m = len(ring)
-    if m == 1:
-        return grads[ring[0]].clone()
-    # chunks[k][c]: member k's current copy of chunk c.
-    chunks = [list(torch.tensor_split(grads[w].clone(), m)) for w in ring]
-    step = 0
-    for phase in ("reduce-scatter", "all-gather"):
-        for s in range(m - 1):
-            # Every member sends at once; use the state from before this step.
-            offset = -s if phase == "reduce-scatter" else 1 - s
-            outgoing = [(k, (k + offset) % m) for k in range(m)]
-            payloads = [chunks[k][c].clone() for k, c in outgoing]
-            senders = np.array([ring[k] for k, _ in outgoing])
-            receivers = np.array([ring[(k + 1) % m] for k, _ in outgoing])
-            live = alive[senders]
-            delivered = live & _arrives(faults, round, receivers, alive, STREAM_RING + step)
-            step += 1
-            ledger.record(round, senders[live], receivers[live],
-                          [payloads[i].numel() * payloads[i].element_size()
-                           for i in np.flatnonzero(live)], delivered[live])
-            if not delivered.all():
-                return None  # a chunk never arrives: the ring stalls
-            for (k, c), payload in zip(outgoing, payloads):
-                if phase == "reduce-scatter":
-                    chunks[(k + 1) % m][c] = chunks[(k + 1) % m][c] + payload
-                else:
-                    chunks[(k + 1) % m][c] = payload
-    return torch.cat(chunks[0])
 
 
 def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr: float = 0.1,
@@ -192,8 +140,8 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
         raise ValueError("faults.straggler_prob must be 0 for train_data_parallel: a "
                          "synchronous round only waits for a straggler, and this simulator "
                          f"counts rounds, not seconds (got {faults.straggler_prob})")
-    module, _, node_data, X_test, y_test = prepare(
-        model, n, dataset=dataset, split=split, seed=seed, device=device)
+    setup = prepare(model, n, dataset=dataset, split=split, seed=seed, device=device)
+    module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     workers = Nodes(module, n, device=device)
     server = n if scheme == "ps" else None
     result = DataParallelResult(scheme, n, ledger=Ledger(total_nodes), server=server)
@@ -228,9 +176,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
             result.stopped = f"every worker had crashed by round {r}; the run ends there"
             break
         X, y = node_data.batch(generator, batch_size)
-        start = time.perf_counter()
         grads = workers.gradients(X, y)
-        result.gradient_seconds += time.perf_counter() - start
         # A crashed member holds the round up until the timeout; then it is left out.
         if any(not alive[w] for w in members) and waited >= timeout:
             members, waited = [w for w in members if alive[w]], 0
@@ -243,7 +189,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                 model_params = workers.params[server].clone()
                 result.server, result.failover_round = server, r
             others = sending[sending != server]
-            up = _arrives(faults, r, np.full(len(others), server), alive, STREAM_UP)
+            up = faults.arrives(r, np.full(len(others), server), alive, STREAM_UP)
             result.ledger.record(r, others, server, nbytes, up)
             if not alive[server]:
                 server_waited += 1
@@ -253,14 +199,14 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                     model_params -= lr * grads[arrived].mean(0)
                     if server < n:
                         workers.params[server] = model_params
-                    down = _arrives(faults, r, others, alive, STREAM_DOWN)
+                    down = faults.arrives(r, others, alive, STREAM_DOWN)
                     result.ledger.record(r, server, others, nbytes, down)
                     workers.params[others[down]] = model_params  # a lost reply: no change
                     updated = True
         elif scheme == "naive":
             src = np.repeat(sending, len(members) - 1)
             dst = np.array([d for s in sending for d in members if d != s], dtype=np.int64)
-            ok = _arrives(faults, r, dst, alive, STREAM_NAIVE)
+            ok = faults.arrives(r, dst, alive, STREAM_NAIVE)
             result.ledger.record(r, src, dst, nbytes, ok)
             if not waiting:
                 new = {int(w): workers.params[w] - lr * grads[
@@ -269,7 +215,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                     workers.params[w] = p
                 updated = True
         else:
-            summed = _ring_allreduce(grads, members, round=r, ledger=result.ledger,
+            summed = ring_allreduce(grads, members, round=r, ledger=result.ledger,
                                      alive=alive, faults=faults)
             if summed is not None:
                 workers.params[members] -= lr * summed / len(members)
@@ -428,13 +374,7 @@ class ComputeProfile:
 
 
 def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(time_calls(fn, repeats, warmup=1))
 
 
 def compute_profile(worker_counts=(2, 8, 32, 128, 512), *, model="mlp", batch_size: int = 32,
@@ -451,12 +391,10 @@ def compute_profile(worker_counts=(2, 8, 32, 128, 512), *, model="mlp", batch_si
     repeats = check_int("repeats", repeats)
     if repeats > 100:
         raise ValueError(f"repeats must be at most 100, got {repeats}")
-    module, _, node_data, _, _ = prepare(model, 1, seed=seed)
-    worker = Nodes(module, 1)
-    X, y = node_data.batch(seeded_generator(seed), check_int("batch_size", batch_size))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    setup = prepare(model, 1, seed=seed)
+    worker = Nodes(setup.module, 1)
+    X, y = setup.node_data.batch(seeded_generator(seed), check_int("batch_size", batch_size))
+    with pinned_threads(1):
         grad_s = _median_seconds(lambda: worker.gradients(X, y), repeats)
         grad = worker.gradients(X, y)
         params = worker.params[0].clone()
@@ -464,8 +402,6 @@ def compute_profile(worker_counts=(2, 8, 32, 128, 512), *, model="mlp", batch_si
         for k in counts:
             grads = grad.expand(k, -1).contiguous()
             agg.append(_median_seconds(lambda: params.sub(grads.mean(0), alpha=0.1), repeats))
-    finally:
-        torch.set_num_threads(threads)
     return ComputeProfile(counts, tuple([grad_s] * len(counts)), tuple(agg))
 
 
@@ -476,12 +412,13 @@ def setup_summary(n_workers: int, *, model="mlp", split: str = "iid", seed: int 
     "classes_min", "classes_max"}`` (examples and classes per worker).
     """
     n = check_int("n_workers", n_workers, maximum=MAX_NODES)
-    module, dataset, node_data, X_test, _ = prepare(model, n, split=split, seed=seed)
-    sizes = node_data.sizes.tolist()
-    classes = [len(torch.unique(node_data.y[o:o + s]))
-               for o, s in zip(node_data.offsets.tolist(), sizes)]
+    setup = prepare(model, n, split=split, seed=seed)
+    module, node_data, X_test = setup.module, setup.node_data, setup.X_test
+    parts = [range(o, o + s) for o, s in zip(node_data.offsets.tolist(),
+                                             node_data.sizes.tolist())]
+    split_ = summarize_split(node_data.y.cpu().numpy(), parts)
     return {"model": type(module).__name__ if not isinstance(model, str) else model,
             "n_params": sum(p.numel() for p in module.parameters()),
-            "train": len(node_data.y), "test": len(X_test),
-            "examples_min": min(sizes), "examples_max": max(sizes),
-            "classes_min": min(classes), "classes_max": max(classes)}
+            "train": split_.n_train, "test": len(X_test),
+            "examples_min": split_.min_examples, "examples_max": split_.max_examples,
+            "classes_min": split_.min_classes, "classes_max": split_.max_classes}

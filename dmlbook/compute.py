@@ -39,6 +39,21 @@ def sgd_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, lr: float) -
     return float(loss.detach())
 
 
+def time_calls(fn, repeats: int, *, warmup: int = 1) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``fn()``, after ``warmup`` uncounted ones.
+
+    The package's one timing loop (``time.perf_counter`` around each call).
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def time_sgd_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *,
                   lr: float = 0.01, repeats: int = 20, warmup: int = 3) -> StepTiming:
     """Time ``repeats`` SGD steps of ``model`` on the mini-batch ``(X, y)``.
@@ -49,12 +64,6 @@ def time_sgd_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *,
     lr = float(check_number("lr", lr, maximum=MAX_LR))
     repeats = check_int("repeats", repeats, maximum=MAX_REPEATS)
     warmup = check_int("warmup", warmup, minimum=0, maximum=MAX_REPEATS)
-    for _ in range(warmup):
-        sgd_step(model, X, y, lr=lr)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        sgd_step(model, X, y, lr=lr)
-        times.append(time.perf_counter() - start)
+    times = time_calls(lambda: sgd_step(model, X, y, lr=lr), repeats, warmup=warmup)
     return StepTiming(statistics.median(times), min(times), repeats, len(y),
                       torch.get_num_threads())

@@ -248,3 +248,27 @@ def dataset_or_digits(dataset: Dataset | None, *, seed: int = 0) -> Dataset:
         raise ValueError(f"dataset must be a dmlbook.data.Dataset or None, "
                          f"got {type(dataset).__name__}")
     return dataset if dataset is not None else load_digits(seed=seed)
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    """How a split shares the training examples: sizes and classes per node."""
+
+    n_train: int
+    min_examples: int
+    max_examples: int
+    min_classes: int
+    max_classes: int
+    n_classes: int
+
+
+def summarize_split(y, parts) -> SplitSummary:
+    """The package's one summary of a split: examples and distinct classes per node.
+
+    ``y`` holds the labels; ``parts`` one sequence of indices into ``y`` per node.
+    """
+    y = np.asarray(y)
+    sizes = np.array([len(p) for p in parts])
+    classes = np.array([len(np.unique(y[np.asarray(p, dtype=np.int64)])) for p in parts])
+    return SplitSummary(len(y), int(sizes.min()), int(sizes.max()), int(classes.min()),
+                        int(classes.max()), int(len(np.unique(y))))

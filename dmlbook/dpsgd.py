@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from . import data as data_mod
-from .allreduce import _ring_allreduce
-from .engine import (History, Nodes, check_batch_size, gossip, naive_allreduce, prepare,
-                     progress_bar, seeded_generator)
+from .collectives import naive_allreduce, ring_allreduce_models
+from .engine import (History, Nodes, check_batch_size, gossip, prepare, progress_bar,
+                     seeded_generator)
 from .faults import Faults, check_faults
 from .ledger import Ledger
 from .topology import Topology, resolve_topology
@@ -73,7 +73,8 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
         final_allreduce: ``None``, ``"naive"`` or ``"ring"``: one all-reduce
             after the last round. The ring cuts each model into ``n_nodes``
             chunks and sends ``2 n (n - 1)`` messages of one chunk each
-            (reduce-scatter, then all-gather), :func:`ring_allreduce_models`.
+            (reduce-scatter, then all-gather),
+            :func:`~dmlbook.collectives.ring_allreduce_models`.
         eval_every: evaluate every node on the test set every this many rounds.
         seed: seed of the model, the split, the graph and the batches.
         device: ``"cpu"`` (default) or ``"cuda"``.
@@ -107,9 +108,9 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
         raise ValueError("final_allreduce must be None or 'naive' when faults are given "
                          "(the ring all-reduce here models reliable nodes only)")
     topology = resolve_topology(topology, n_nodes, degree=degree, seed=seed)
-    module, _, node_data, X_test, y_test = prepare(
-        model, n_nodes, dataset=dataset, split=split, seed=seed, alpha=alpha,
-        shards_per_node=shards_per_node, device=device)
+    setup = prepare(model, n_nodes, dataset=dataset, split=split, seed=seed, alpha=alpha,
+                    shards_per_node=shards_per_node, device=device)
+    module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     nodes = Nodes(module, n_nodes, device=device)
     history = History(ledger=Ledger(n_nodes, counts_only=counts_only))
     generator = seeded_generator(seed)
@@ -159,42 +160,11 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
     return RunResult(history, topology, nodes, history.ledger)
 
 
-def ring_allreduce_models(nodes: Nodes, *, round: int, ledger: Ledger) -> None:
-    """Replace every node's model by the average of all, with a ring all-reduce.
-
-    Node ``i`` passes chunks to node ``i + 1``: ``n - 1`` reduce-scatter steps
-    and ``n - 1`` all-gather steps, each node sending one chunk (about
-    ``1/n`` of a model) per step: ``2 n (n - 1)`` messages, ``2 (n - 1)``
-    models' worth of bytes in all. Every message goes into ``ledger``. Faults
-    are not modelled here (the sheet's nodes are reliable).
-    """
-    n = nodes.n
-    total = _ring_allreduce(nodes.params, list(range(n)), round=round, ledger=ledger,
-                            alive=np.ones(n, dtype=bool))
-    nodes.params = (total / n).expand(n, -1).clone()
-
-
-@dataclass(frozen=True)
-class DataPerNode:
-    """How a split shares the training examples: sizes and classes per node."""
-
-    n_train: int
-    min_examples: int
-    max_examples: int
-    min_classes: int
-    max_classes: int
-    n_classes: int
-
-
 def data_per_node(n_nodes: int, *, split: str = "iid", seed: int = 0, dataset=None,
-                  alpha: float = 0.5, shards_per_node: int = 2) -> DataPerNode:
+                  alpha: float = 0.5, shards_per_node: int = 2) -> data_mod.SplitSummary:
     """Examples and distinct classes per node for the split a run with these arguments uses."""
     n_nodes = check_int("n_nodes", n_nodes, minimum=2)
     dataset = data_mod.dataset_or_digits(dataset, seed=seed)
-    y = dataset.y_train.numpy()
     parts = data_mod.split(dataset.y_train, n_nodes, kind=split, seed=seed, alpha=alpha,
                            shards_per_node=shards_per_node)
-    sizes = np.array([len(p) for p in parts])
-    classes = np.array([len(np.unique(y[np.asarray(p, dtype=np.int64)])) for p in parts])
-    return DataPerNode(len(y), int(sizes.min()), int(sizes.max()), int(classes.min()),
-                       int(classes.max()), int(len(np.unique(y))))
+    return data_mod.summarize_split(dataset.y_train.numpy(), parts)

@@ -26,7 +26,6 @@ from .topology import Topology, resolve_topology
 from .units import (MAX_LR, MAX_NODES, MAX_SEED, MAX_NODE_STEPS, MAX_ROUNDS, check_choice,
                     check_diverged, check_int, check_number, check_product, check_seed)
 
-SEND_FL = ("update", "parameters", "gradients")
 SEND_DL = ("parameters", "gradients")
 
 
@@ -106,8 +105,8 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     level = compression.check_level(method, level)
     if sample_round is not None:
         sample_round = check_int("sample_round", sample_round, maximum=rounds)
-    module, _, node_data, X_test, y_test = prepare(
-        model, n, dataset=dataset, split=split, seed=seed)
+    setup = prepare(model, n, dataset=dataset, split=split, seed=seed)
+    module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     clients = Nodes(module, n)
     server = clients.params[0].clone()
     result = FLResult(ledger=Ledger(n + 1))
@@ -188,7 +187,8 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
     model = check_choice("model", model, ("logreg", "mlp", "cnn"))
     seed = check_seed(seed)
     topology = resolve_topology(topology, n, degree=degree, seed=seed, default_degree=4)
-    module, _, node_data, X_test, y_test = prepare(model, n, split=split, seed=seed)
+    setup = prepare(model, n, split=split, seed=seed)
+    module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     nodes = Nodes(module, n)
     if init == "own":
         nodes.params = torch.stack([

@@ -27,6 +27,7 @@ import torch
 
 from .centralized import train_centralized
 from .engine import Nodes, check_batch_size, prepare, progress_bar
+from .faults import lost
 from .ledger import Ledger
 from .units import (MAX_GOSSIP_EVENTS, MAX_LR, MAX_NODES, MAX_ROUNDS, check_choice,
                     check_diverged, check_int, check_number, check_probability, check_seed)
@@ -201,7 +202,7 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
 
     def send(t, src, dst, kind, payload):
         arrival = t + delay
-        ok = rng.random() >= drop_prob
+        ok = not lost(rng, drop_prob)
         # A push that arrives after the end is never answered: not delivered.
         # A reply already on its way still lands (see below).
         delivered = ok and (kind == "reply" or arrival < end)
@@ -330,8 +331,8 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     if not isinstance(batch_steps, (bool, np.bool_)):
         raise ValueError(f"batch_steps must be True or False, got {batch_steps!r}")
     started = time.perf_counter()
-    module, dataset, node_data, _, _ = prepare(model, n, dataset=dataset, split=split,
-                                               seed=seed)
+    setup = prepare(model, n, dataset=dataset, split=split, seed=seed)
+    module, dataset, node_data = setup.module, setup.dataset, setup.node_data
     nodes = Nodes(module, n)
     rng = np.random.default_rng([seed, 2])
     batch_gen = torch.Generator().manual_seed(seed)
@@ -397,7 +398,7 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
             peer = sampler.next(i)
             arrival = b.time + delay
             # Delivered: not lost, and there before the run ends.
-            delivered = bool(rng.random() >= drop_prob) and arrival < until
+            delivered = not lost(rng, drop_prob) and arrival < until
             records.add(int(arrival // delta), i, peer, delivered)
             if delivered:
                 queue.push(arrival, "receive", peer, nodes.params[i].clone(), sender=i)

@@ -417,12 +417,6 @@ class LivePanel(W.VBox):
 # ---------------------------------------------------------------- static face
 
 
-def _option_label(spec: PanelSpec, name: str, value, first_values) -> str:
-    if name in spec.grid_labels:
-        return spec.grid_labels[name][value] if isinstance(value, int) else str(value)
-    return spec.control(name).format(value)
-
-
 def static_explorer(spec: PanelSpec) -> W.VBox:
     """Two dropdowns over ``spec.grid``, switching precomputed results without a kernel.
 

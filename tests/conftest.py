@@ -12,6 +12,34 @@ import dmlbook  # noqa: E402
 # as the chapters do (importing dmlbook changes nothing by itself).
 dmlbook.configure_threads()
 
+# End-to-end tests, marked ``slow``: `make test-fast` (pytest -m "not slow") leaves them
+# out, `make test` runs them. Whole modules: the book build, the browser, JupyterLab,
+# the Binder environment, the handout, the launcher's real gloo runs.
+SLOW_MODULES = {"test_book", "test_browser", "test_explorers_browser", "test_lab",
+                "test_binder_env", "test_handout", "test_claims_build", "test_distributed"}
+# Single tests elsewhere that start real gloo worker processes: found by what they call.
+SLOW_CALLS = ("run_dpsgd_distributed(", "torch_distributed=True")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: an end-to-end test (book build, browser, "
+                            "JupyterLab, Binder environment, handout, launcher); "
+                            "`make test-fast` leaves it out")
+
+
+def pytest_collection_modifyitems(config, items):
+    import inspect
+
+    for item in items:
+        try:
+            source = inspect.getsource(item.function)
+        except (AttributeError, OSError, TypeError):
+            source = ""
+        if (item.path.stem in SLOW_MODULES or any(call in source for call in SLOW_CALLS)
+                or "built_book" in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 BAD_NUMBERS = [0, -1, -0.5, float("nan"), float("inf"), float("-inf"), "10", None, True, [1]]
 
 

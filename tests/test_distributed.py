@@ -21,11 +21,14 @@ import pytest
 import torch
 
 from dmlbook import distributed
+from dmlbook.distributed import launcher as launcher_module
 from dmlbook.distributed import (DistributedRunError, DistributedTimeoutError,
                                  max_world_size, run_dpsgd_distributed)
 from dmlbook.dpsgd import run_dpsgd
 from dmlbook.units import GIB
 from proc_tree import descendants
+
+LONG = distributed.MAX_DISTRIBUTED_ROUNDS  # rounds of a run that a test ends itself
 
 
 def simulate(n, topology, degree, **kw):
@@ -73,10 +76,12 @@ def test_four_processes_match_the_simulator(topology, degree):
     (4, {"timeout_s": 10**9}, "timeout_s"),
     (4, {"master_port": 70000}, "master_port"),
     (4, {"batchsize": 8}, "batchsize"),
+    (4, {"interface": "bogus0"}, "interface"),
+    (4, {"stall_s": 0}, "stall_s"),
 ])
 def test_bad_configuration_is_refused_before_spawning(world_size, config, name, monkeypatch):
     spawned = []
-    monkeypatch.setattr(distributed.subprocess, "Popen",
+    monkeypatch.setattr(launcher_module.subprocess, "Popen",
                         lambda *a, **k: spawned.append(a) or pytest.fail("a worker started"))
     with pytest.raises(ValueError) as info:
         run_dpsgd_distributed(world_size, **config)
@@ -174,7 +179,7 @@ class Run(threading.Thread):
 
 def test_killed_rank_is_named_and_nothing_is_left(tmp_path):
     world = 3
-    run = Run(world, topology="ring", rounds=distributed.MAX_ROUNDS, timeout_s=120,
+    run = Run(world, topology="ring", rounds=LONG, timeout_s=120,
               work_dir=tmp_path)
     run.start()
     _wait_for(lambda: _all_training(tmp_path, world), 60, "every rank to train")
@@ -200,7 +205,7 @@ def test_killed_rank_is_named_and_nothing_is_left(tmp_path):
 
 
 def test_time_out_stops_every_worker(tmp_path):
-    run = Run(2, topology="complete", rounds=distributed.MAX_ROUNDS, timeout_s=4.0,
+    run = Run(2, topology="complete", rounds=LONG, timeout_s=4.0,
               work_dir=tmp_path)
     started = time.monotonic()
     run.start()
@@ -243,9 +248,9 @@ def test_keyboard_interrupt_leaves_no_worker(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         real_sleep(seconds)
 
-    monkeypatch.setattr(distributed.time, "sleep", interrupt_once_training)
+    monkeypatch.setattr(launcher_module.time, "sleep", interrupt_once_training)
     with pytest.raises(KeyboardInterrupt):
-        run_dpsgd_distributed(2, topology="complete", rounds=distributed.MAX_ROUNDS,
+        run_dpsgd_distributed(2, topology="complete", rounds=LONG,
                               timeout_s=120, work_dir=tmp_path)
     assert len(seen) == 2
     for pid in seen:
@@ -330,7 +335,7 @@ def _is_loopback(address: str) -> bool:
 def test_only_loopback_listens_during_a_run(tmp_path, monkeypatch):
     monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
     world = 3
-    run = Run(world, topology="ring", rounds=distributed.MAX_ROUNDS, timeout_s=120,
+    run = Run(world, topology="ring", rounds=LONG, timeout_s=120,
               work_dir=tmp_path)
     run.start()
     try:

@@ -195,7 +195,7 @@ def test_choices_refuse_other_kinds(value):
 
 def test_numpy_integers_where_python_ints_were_required():
     from dmlbook import configure_threads, selfcheck
-    from dmlbook.distributed import _listen
+    from dmlbook.distributed.net import listen as _listen
 
     assert series_style(np.int64(1)) == series_style(1)
     assert selfcheck.for_exercise(np.int64(1)).check_id == selfcheck.for_exercise(1).check_id

@@ -4,6 +4,7 @@ import matplotlib.colors as mcolors
 import pytest
 
 from dmlbook import plotting
+from dmlbook.sheet import keys
 
 
 def test_colors_keep_their_keys_and_come_from_okabe_ito():
@@ -63,8 +64,8 @@ def test_every_figure_function_takes_ax_and_returns_its_figure():
     import importlib
 
     names = [n for n in plotting.__all__ if n.startswith("plot_")]
-    defined = {n for k in range(1, 7) for n in vars(importlib.import_module(
-        f"dmlbook.plotting.ex{k}")) if n.startswith("plot_")}
+    defined = {n for key in keys() for n in vars(importlib.import_module(
+        f"dmlbook.plotting.{key}")) if n.startswith("plot_")}
     assert set(names) == defined and len(names) == len(defined)
     for name in names:
         assert "ax" in inspect.signature(getattr(plotting, name)).parameters, name
