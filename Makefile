@@ -81,3 +81,20 @@ $(PEERS_STAMP): benchmarks/requirements-peers.txt benchmarks/constraints-peers.t
 
 bench-peers: $(PEERS_STAMP)
 	$(PEERS_VENV)/bin/python benchmarks/peers.py $(PEERS_ARGS)
+
+# Mutation testing (issue #27 part 5), outside `make test`: mutmut, pinned, in its
+# own environment (.venv-mutants; the book's .venv is not touched), on a scratch
+# copy of the tree. MODULES="units.py: tests/test_units.py ..." picks modules and
+# their fast test files (scripts/mutants.sh lists the default; run `make venv` first); the summary and
+# each module's surviving mutants are written to _build/mutants/.
+MUTANTS_VENV := .venv-mutants
+
+.PHONY: mutants
+
+$(MUTANTS_VENV)/.installed:
+	test -x $(MUTANTS_VENV)/bin/python || $(PYTHON) -m venv $(MUTANTS_VENV)
+	$(MUTANTS_VENV)/bin/python -m pip install --quiet mutmut==2.5.1
+	touch $@
+
+mutants: $(MUTANTS_VENV)/.installed
+	./scripts/mutants.sh

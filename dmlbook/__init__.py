@@ -9,6 +9,7 @@ are small, and on a busy 2-core machine more threads than free cores make
 every step slower, not faster.
 """
 
+import numbers
 import os
 from contextlib import contextmanager
 
@@ -55,6 +56,8 @@ def configure_threads(threads: int | None = None) -> int:
     before its first parallel work). Returns the thread count set.
     """
     n = thread_count() if threads is None else threads
+    if isinstance(n, numbers.Integral) and not isinstance(n, bool):
+        n = int(n)  # a NumPy integer too
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
         raise ValueError(f"threads must be a whole number in [1, {MAX_THREADS}], got {n!r}")
     import sys

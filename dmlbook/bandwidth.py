@@ -19,11 +19,17 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .units import (FLOAT32_BITS, MAX_BITS_PER_PARAM, MAX_BPS, MAX_COUNT, MAX_SECONDS,
-                    check_int, check_number)
+                    MIN_BPS, MIN_SECONDS, check_int, check_number)
 
 
 def _bps(name, value):
-    return check_number(name, value, maximum=MAX_BPS)
+    """A link speed: :data:`~dmlbook.units.MIN_BPS` to :data:`~dmlbook.units.MAX_BPS`."""
+    return check_number(name, value, minimum=MIN_BPS, maximum=MAX_BPS)
+
+
+def _seconds(name, value):
+    """A duration: :data:`~dmlbook.units.MIN_SECONDS` to :data:`~dmlbook.units.MAX_SECONDS`."""
+    return check_number(name, value, minimum=MIN_SECONDS, maximum=MAX_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -98,8 +104,9 @@ def max_participants(
         time_limit_s: the longest a round's transfer in either direction may
             take, in seconds.
 
-    Speeds are at most :data:`~dmlbook.units.MAX_BPS`, the time limit at most
-    :data:`~dmlbook.units.MAX_SECONDS`.
+    Speeds are :data:`~dmlbook.units.MIN_BPS` to :data:`~dmlbook.units.MAX_BPS`,
+    the time limit :data:`~dmlbook.units.MIN_SECONDS` to
+    :data:`~dmlbook.units.MAX_SECONDS` (so is every speed and duration below).
 
     Returns:
         A :class:`ParticipantLimit`. The sheet's case
@@ -109,7 +116,7 @@ def max_participants(
     bits = model_bits(n_params, bits_per_param)
     download_bps = _bps("download_bps", download_bps)
     upload_bps = _bps("upload_bps", upload_bps)
-    time_limit_s = check_number("time_limit_s", time_limit_s, maximum=MAX_SECONDS)
+    time_limit_s = _seconds("time_limit_s", time_limit_s)
     n_down = _participants_within(time_limit_s, download_bps, bits)
     n_up = _participants_within(time_limit_s, upload_bps, bits)
     bottleneck = "upload" if n_up <= n_down else "download"
@@ -177,12 +184,10 @@ def max_participants_with_cdn(
     sheet's case gives ``n_max=22033`` with ``bottleneck="download"``.
     """
     bits = model_bits(n_params, bits_per_param)
-    download_bps = check_number("download_bps", download_bps)
-    upload_bps = check_number("upload_bps", upload_bps)
-    time_limit_s = check_number("time_limit_s", time_limit_s)
-    copies = check_int("server_copies", server_copies)
-    if copies > 10**9:
-        raise ValueError(f"server_copies must be at most 10**9, got {copies}")
+    download_bps = _bps("download_bps", download_bps)
+    upload_bps = _bps("upload_bps", upload_bps)
+    time_limit_s = _seconds("time_limit_s", time_limit_s)
+    copies = check_int("server_copies", server_copies, maximum=10**9)
     upload_s = copies * bits / upload_bps
     if Fraction(copies * bits) > Fraction(time_limit_s) * Fraction(upload_bps):
         return BroadcastLimit(0, "upload", upload_s)
@@ -215,14 +220,12 @@ def broadcast_tree(n_clients: int, n_params: int, *, fanout: int, upload_bps: fl
     forwards it to ``fanout`` new ones, all uploading at ``upload_bps`` bits/s.
     Level ``l`` adds ``fanout**l`` clients. At most 10**9 clients.
     """
-    n = check_int("n_clients", n_clients)
-    if n > 10**9:
-        raise ValueError(f"n_clients must be at most 10**9, got {n}")
-    fanout = check_int("fanout", fanout)
+    n = check_int("n_clients", n_clients, maximum=10**9)
+    fanout = check_int("fanout", fanout, maximum=10**9)
     if fanout < 2:
         raise ValueError(f"fanout must be at least 2 (a chain is not a tree), got {fanout}")
     bits = model_bits(n_params, bits_per_param)
-    upload_bps = check_number("upload_bps", upload_bps)
+    upload_bps = _bps("upload_bps", upload_bps)
     reached, level = [], 0
     while not reached or reached[-1] < n:
         level += 1
@@ -242,10 +245,10 @@ def local_steps_to_fit(n_participants: int, n_params: int, *, step_s: float,
     computed exactly. The sheet's 2,203 clients with 50 ms steps need 1,200.
     """
     bits = model_bits(n_params, bits_per_param)
-    n = check_int("n_participants", n_participants)
-    step_s = check_number("step_s", step_s)
-    download_bps = check_number("download_bps", download_bps)
-    upload_bps = check_number("upload_bps", upload_bps)
+    n = check_int("n_participants", n_participants, maximum=MAX_COUNT)
+    step_s = _seconds("step_s", step_s)
+    download_bps = _bps("download_bps", download_bps)
+    upload_bps = _bps("upload_bps", upload_bps)
     slowest = max(Fraction(n * bits) / Fraction(download_bps),
                   Fraction(n * bits) / Fraction(upload_bps))
     # The step time as written (0.05, not the binary float just below it).

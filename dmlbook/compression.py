@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .units import MAX_STACKED_PARAMS, check_choice, check_int, check_number, check_tensor
+from .units import MAX_COUNT, MAX_STACKED_PARAMS, check_choice, check_int, check_number, check_tensor
 
 METHODS = ("none", "quantize", "topk", "quantize_per_tensor", "topk_keep")
 BYTES_PER_KEPT_ENTRY = 4 + 4  # a float32 value and its int32 index
@@ -109,6 +109,7 @@ def top_k_keep(x: torch.Tensor, fraction: float = 0.01,
     sent = top_k(x, fraction)
     if reference is None:
         return sent
+    reference = check_tensor("reference", reference)
     if reference.shape != x.shape:
         raise ValueError(f"reference must have the shape of x {tuple(x.shape)}, "
                          f"got {tuple(reference.shape)}")
@@ -128,32 +129,35 @@ def compressed_bytes(n_entries: int, method: str = "none", level=None, *,
     quantization, whose codes are counted per tensor: exact when every
     tensor's ``size * bits`` is a multiple of 8); top-k 8 bytes per kept entry.
     """
-    n_entries = check_int("n_entries", n_entries)
-    n_tensors = check_int("n_tensors", n_tensors)
+    n_entries = check_int("n_entries", n_entries, maximum=MAX_COUNT)
+    n_tensors = check_int("n_tensors", n_tensors, maximum=n_entries)
     method = check_choice("method", method, METHODS)
+    level = check_level(method, level)
     if method in ("quantize", "quantize_per_tensor"):
-        bits = check_int("level", 8 if level is None else level)
         if method == "quantize":
             n_tensors = 1
-        return math.ceil(n_entries * bits / 8) + 8 * n_tensors
+        return math.ceil(n_entries * level / 8) + 8 * n_tensors
     if method in ("topk", "topk_keep"):
-        fraction = 0.01 if level is None else level
-        return max(1, int(round(fraction * n_entries))) * BYTES_PER_KEPT_ENTRY
+        return max(1, int(round(level * n_entries))) * BYTES_PER_KEPT_ENTRY
     return 4 * n_entries
 
 
-def _checked_level(method: str, level):
-    """``level`` checked for ``method`` (bits for quantization, a fraction for top-k)."""
-    if method == "none" and level is not None:
-        raise ValueError(f"level must be None for method 'none', got {level!r}")
-    if method == "quantize" and level is not None:
-        level = check_int("level (bits)", level, maximum=16)
-    if method == "topk" and level is not None:
-        level = check_number("level", level)
-        if level > 1:
-            raise ValueError(f"level is top-k's fraction: fraction must be in (0, 1], "
-                             f"got {level!r}")
-    return level
+def check_level(method: str, level):
+    """``level`` checked for ``method`` (its default for ``None``), named ``level``.
+
+    Quantization takes whole bits from 1 to 16 (default 8), top-k a fraction
+    in (0, 1] (default 0.01), ``"none"`` only ``None``.
+    """
+    method = check_choice("method", method, METHODS)
+    if method == "none":
+        if level is not None:
+            raise ValueError(f"level must be None for method 'none', got {level!r}")
+        return None
+    if method in ("quantize", "quantize_per_tensor"):
+        return 8 if level is None else check_int("level (bits)", level, maximum=16)
+    if level is None:
+        return 0.01
+    return float(check_number("level (top-k's fraction, in (0, 1])", level, maximum=1))
 
 
 def compress(x: torch.Tensor, method: str = "none", level: float | None = None, *,
@@ -165,15 +169,15 @@ def compress(x: torch.Tensor, method: str = "none", level: float | None = None, 
     """
     method = check_choice("method", method, METHODS)
     x = check_tensor("x", x)
-    level = _checked_level(method, level)
+    level = check_level(method, level)
     if method == "quantize":
-        return quantize(x, 8 if level is None else level)
+        return quantize(x, level)
     if method == "quantize_per_tensor":
-        return quantize_per_tensor(x, 8 if level is None else level, sizes)
+        return quantize_per_tensor(x, level, sizes)
     if method == "topk":
-        return top_k(x, 0.01 if level is None else level)
+        return top_k(x, level)
     if method == "topk_keep":
-        return top_k_keep(x, 0.01 if level is None else level, reference)
+        return top_k_keep(x, level, reference)
     return Compressed(x.clone(), x.numel() * x.element_size())
 
 
@@ -188,7 +192,8 @@ def compress_rows(X: torch.Tensor, method: str = "none", level=None, *, sizes=No
     if X.ndim != 2 or X.numel() > MAX_STACKED_PARAMS:
         raise ValueError(f"X must be a matrix (one row per node) of at most "
                          f"{MAX_STACKED_PARAMS:,} entries, got shape {tuple(X.shape)}")
-    level = _checked_level(method := check_choice("method", method, METHODS), level)
+    method = check_choice("method", method, METHODS)
+    level = check_level(method, level)
     if method == "none":
         return X.clone(), [X.shape[1] * X.element_size()] * len(X)
     if method == "quantize":

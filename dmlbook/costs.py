@@ -8,12 +8,14 @@ their own flat-rate connections, so no cloud bill arises.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
-from .units import (GIB, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_USD_PER_GIB, check_int,
-                    check_number)
+from .units import (GIB, MAX_BITS_PER_PARAM, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_USD,
+                    MAX_USD_PER_GIB, check_int, check_number)
 
 
 def _count(name, value):
@@ -111,8 +113,11 @@ def dl_download_bytes(n_params: int, *, rounds: int, nodes: int, degree: int,
     """Bytes all nodes receive in decentralized learning (degree models each per round)."""
     n_params = _count("n_params", n_params)
     rounds = _count("rounds", rounds)
-    nodes = _count("nodes", nodes)
+    nodes = check_int("nodes", nodes, minimum=2, maximum=MAX_COUNT)
     degree = _count("degree", degree)
+    if degree >= nodes:
+        raise ValueError(f"degree must be below nodes = {nodes} (a node's neighbours are the "
+                         f"other nodes), got {degree}")
     bytes_per_param = _bytes_per_param(bytes_per_param)
     return rounds * nodes * degree * n_params * bytes_per_param
 
@@ -140,7 +145,11 @@ def compare_download_costs(n_params: int, *, rounds: int, clients_per_round: int
     DL is run with ``clients_per_round`` nodes, each receiving ``dl_degree``
     models per round, priced at ``dl_usd_per_gib`` (0: flat-rate connections).
     """
+    clients = _count("clients_per_round", clients_per_round)
     dl_degree = _count("dl_degree", dl_degree)
+    if dl_degree >= clients:  # DL's nodes are the clients: at most clients - 1 neighbours
+        raise ValueError(f"dl_degree must be below clients_per_round = {clients} (DL runs on "
+                         f"that many nodes), got {dl_degree}")
     dl_usd_per_gib = _price("dl_usd_per_gib", dl_usd_per_gib, allow_zero=True)
     fl = fl_download_cost(n_params, rounds=rounds, clients_per_round=clients_per_round,
                           usd_per_gib=usd_per_gib, bytes_per_param=bytes_per_param)
@@ -176,15 +185,11 @@ def fl_bill(n_params: int, *, rounds: int, clients_per_round: int, usd_per_gib: 
     bounded (each at most 10**12) so the arithmetic stays exact.
     The sheet's case gives 110.65 dollars; 8 bits at 0.09 $/GiB gives 82.99.
     """
-    n_params = check_int("n_params", n_params)
-    rounds = check_int("rounds", rounds)
-    clients = check_int("clients_per_round", clients_per_round)
-    bits = check_int("bits_per_param", bits_per_param)
-    for name, value in (("n_params", n_params), ("rounds", rounds),
-                        ("clients_per_round", clients), ("bits_per_param", bits)):
-        if value > 10**12:
-            raise ValueError(f"{name} must be at most 10**12, got {value}")
-    usd_per_gib = check_number("usd_per_gib", usd_per_gib)
+    n_params = check_int("n_params", n_params, maximum=10**12)
+    rounds = check_int("rounds", rounds, maximum=10**12)
+    clients = check_int("clients_per_round", clients_per_round, maximum=10**12)
+    bits = check_int("bits_per_param", bits_per_param, maximum=MAX_BITS_PER_PARAM)
+    usd_per_gib = _price("usd_per_gib", usd_per_gib)
     model_bytes = -(-n_params * bits // 8)
     total = rounds * clients * model_bytes
     return Bill(total, total / GIB, total / GIB * usd_per_gib)
@@ -192,8 +197,13 @@ def fl_bill(n_params: int, *, rounds: int, clients_per_round: int, usd_per_gib: 
 
 def affordable_rounds(budget_usd: float, n_params: int, *, clients_per_round: int,
                       usd_per_gib: float, bits_per_param: int = 32) -> int:
-    """Whole rounds of FL downloads that a budget in US dollars pays for."""
-    budget_usd = check_number("budget_usd", budget_usd)
-    per_round = fl_bill(n_params, rounds=1, clients_per_round=clients_per_round,
-                        usd_per_gib=usd_per_gib, bits_per_param=bits_per_param).usd
-    return int(budget_usd // per_round)
+    """Whole rounds of FL downloads that a budget in US dollars pays for.
+
+    ``budget_usd`` is at most :data:`~dmlbook.units.MAX_USD`. Computed exactly
+    (a tiny price gives a large whole number, never ``inf``).
+    """
+    budget_usd = check_number("budget_usd", budget_usd, maximum=MAX_USD)
+    bill = fl_bill(n_params, rounds=1, clients_per_round=clients_per_round,
+                   usd_per_gib=usd_per_gib, bits_per_param=bits_per_param)
+    usd_per_gib = _price("usd_per_gib", usd_per_gib)  # checked by fl_bill: a plain number
+    return math.floor(Fraction(budget_usd) * GIB / (bill.bytes * Fraction(usd_per_gib)))

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .units import (MAX_BATCH_SIZE, MAX_NODES, MAX_WIDTH, check_choice, check_fraction,
-                    check_int, check_number, check_seed)
+                    check_int, check_number, check_seed, check_tensor)
 
 #: Examples :func:`synthetic_logistic` draws at most (x features: MAX_SYNTHETIC_VALUES).
 MAX_SAMPLES = 1_000_000
@@ -35,13 +35,46 @@ MAX_ALPHA = 1e6
 
 @dataclass
 class Dataset:
-    """Training and held-out test tensors (features float32, labels int64)."""
+    """Training and held-out test tensors (features float32, labels int64).
+
+    Checked when made: features are finite floating-point tensors (converted to
+    float32) with one row per example and the same shape per example in both
+    sets; labels are whole numbers (converted to int64) from 0 to
+    ``num_classes - 1``, one per row; each set holds at least one example;
+    ``num_classes`` is 2 to :data:`~dmlbook.units.MAX_WIDTH`.
+    """
 
     X_train: torch.Tensor
     y_train: torch.Tensor
     X_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+
+    def __post_init__(self):
+        self.num_classes = check_int("num_classes", self.num_classes, minimum=2,
+                                     maximum=MAX_WIDTH)
+        for part in ("train", "test"):
+            X = check_tensor(f"X_{part}", getattr(self, f"X_{part}"))
+            y = getattr(self, f"y_{part}")
+            if X.ndim < 2 or X.shape[0] == 0:
+                raise ValueError(f"X_{part} must hold at least one example (one row each, "
+                                 f"at least two dimensions), got shape {tuple(X.shape)}")
+            if (not isinstance(y, torch.Tensor) or y.dtype.is_floating_point
+                    or y.dtype.is_complex or y.dtype == torch.bool or y.ndim != 1):
+                raise ValueError(f"y_{part} must be a one-dimensional integer torch.Tensor, "
+                                 f"got {getattr(y, 'dtype', type(y).__name__)} of shape "
+                                 f"{tuple(getattr(y, 'shape', ()))}")
+            if len(y) != X.shape[0]:
+                raise ValueError(f"y_{part} must hold one label per row of X_{part} "
+                                 f"({X.shape[0]}), got {len(y)}")
+            if int(y.min()) < 0 or int(y.max()) >= self.num_classes:
+                raise ValueError(f"y_{part} must hold labels 0 .. num_classes - 1 = "
+                                 f"{self.num_classes - 1}, got {int(y.min())} .. {int(y.max())}")
+            setattr(self, f"X_{part}", X.float())
+            setattr(self, f"y_{part}", y.long())
+        if self.X_train.shape[1:] != self.X_test.shape[1:]:
+            raise ValueError(f"X_test must have X_train's shape per example "
+                             f"{tuple(self.X_train.shape[1:])}, got {tuple(self.X_test.shape[1:])}")
 
     @property
     def n_features(self) -> int:
@@ -85,6 +118,10 @@ def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     y = torch.tensor(labels, dtype=torch.int64)
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(y)))
     n_test = int(round(test_fraction * len(y)))
+    if not 0 < n_test < len(y):
+        raise ValueError(f"test_fraction must hold out at least one of the {len(y):,} images "
+                         f"and train on at least one, got {test_fraction!r} "
+                         f"({n_test:,} test images)")
     test, train = order[:n_test], order[n_test:]
     return Dataset(X[train], y[train], X[test], y[test], num_classes=10)
 

@@ -105,9 +105,9 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
                   "n_nodes x rounds x local_steps (MAX_NODE_STEPS)")
     eval_every = check_int("eval_every", eval_every, maximum=MAX_ROUNDS)
     seed = check_seed(seed)
-    check_choice("final_allreduce", final_allreduce, FINAL_ALLREDUCES)
+    final_allreduce = check_choice("final_allreduce", final_allreduce, FINAL_ALLREDUCES)
     order = check_choice("order", order, ORDERS)
-    check_choice("counts_only", counts_only, (False, True))
+    counts_only = check_choice("counts_only", counts_only, (False, True))
     faults = check_faults(faults, n_nodes)
     if round_fn is not None and (not callable(round_fn) or local_steps != 1
                                  or order != "step-then-mix" or not faults.none):

@@ -73,6 +73,9 @@ class FlatModel:
 
     def load_into(self, model: nn.Module, flat: torch.Tensor) -> nn.Module:
         """Copy ``flat`` into a real module's parameters."""
+        if flat.shape != (self.n_params,):
+            raise ValueError(f"flat must hold the model's {self.n_params:,} parameters, "
+                             f"got shape {tuple(flat.shape)}")
         torch.nn.utils.vector_to_parameters(flat.detach().clone(), model.parameters())
         return model
 
@@ -88,6 +91,8 @@ class NodeData:
         parts = [np.asarray(p, dtype=np.int64) for p in parts]
         if any(len(p) == 0 for p in parts):
             raise ValueError("parts must give every node at least one example")
+        if any(p.min() < 0 or p.max() >= len(y) for p in parts):  # no wrap-around
+            raise ValueError(f"parts must hold example indices in 0 .. {len(y) - 1}")
         order = torch.from_numpy(np.concatenate(parts))
         dev = resolve_device(device)
         self.X, self.y = X[order].to(dev), y[order].to(dev)

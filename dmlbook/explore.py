@@ -14,7 +14,7 @@ import numpy as np
 
 from . import bandwidth, costs, plotting
 from .sheet import SHEET
-from .units import MBIT, format_bytes
+from .units import MAX_COUNT, MBIT, check_int, format_bytes
 from .widgets import Choice, InputError, LivePanel, Number, PanelSpec, Result, static_explorer
 
 # The sheet's settings of exercises 1 and 2 (dmlbook.sheet), in the panels' units.
@@ -103,13 +103,23 @@ EX1 = PanelSpec(
 # ---------------------------------------------------------------- exercise 2
 
 
+def _dl_nodes(clients_per_round) -> int:
+    """DL's nodes in exercise 2's comparison: the clients of a round, 2 or more."""
+    return check_int("clients_per_round", clients_per_round, minimum=2, maximum=MAX_COUNT)
+
+
 def fl_cost_result(n_params, rounds, clients_per_round, usd_per_gib, bytes_per_param) -> Result:
     """FL's cloud download bill, with uploads billed too, and DL's, as a table and a figure."""
     kw = dict(rounds=rounds, clients_per_round=clients_per_round, usd_per_gib=usd_per_gib)
-    cmp = costs.compare_download_costs(n_params, bytes_per_param=bytes_per_param, **kw)
+    # DL on the same nodes: degree 8, or all the others when there are fewer.
+    cmp = costs.compare_download_costs(n_params, bytes_per_param=bytes_per_param,
+                                       dl_degree=min(8, _dl_nodes(clients_per_round) - 1), **kw)
+    # The checked values from here on (a uint8 product would wrap around).
+    per_client = costs.fl_download_bytes(n_params, rounds=1, clients_per_round=1,
+                                         bytes_per_param=bytes_per_param)
     both = costs.fl_cumulative_cost(n_params, bytes_per_param=bytes_per_param,
                                     upload_usd_per_gib=usd_per_gib, **kw)[-1]
-    rows = [("bytes per client per round", f"{n_params * bytes_per_param:,.0f} B"),
+    rows = [("bytes per client per round", f"{per_client:,.0f} B"),
             ("total downloaded from the cloud", format_bytes(cmp.fl_bytes)),
             ("FL download bill", f"${cmp.fl_usd:,.2f}"),
             ("FL bill if uploads were billed too", f"${both:,.2f}"),
@@ -117,7 +127,7 @@ def fl_cost_result(n_params, rounds, clients_per_round, usd_per_gib, bytes_per_p
             ("saving with DL", f"${cmp.saving_usd:,.2f}")]
     fig = plotting.plot_cumulative_cost(n_params, bytes_per_param=bytes_per_param,
                                         variants=False, layout="fixed", **kw)
-    alt = (f"Line chart of the cumulative cloud bill in US dollars over {rounds:,} rounds: "
+    alt = (f"Line chart of the cumulative cloud bill in US dollars over {int(rounds):,} rounds: "
            f"FL's download bill rises linearly to ${cmp.fl_usd:,.2f}; DL over flat-rate "
            "links stays at $0.00.")
     return Result(rows, fig, alt)
@@ -132,7 +142,7 @@ EX2 = PanelSpec(
         Number("rounds", "rounds", "", SHEET_EX2["rounds"], 1, 100_000, integer=True,
                why="the figure draws every round"),
         Number("clients_per_round", "clients per round", "",
-               SHEET_EX2["clients_per_round"], 1, 10**7, integer=True,
+               SHEET_EX2["clients_per_round"], 2, 10**7, integer=True,
                why=INSTANT),
         Number("usd_per_gib", "price of cloud download", "$/GiB",
                SHEET_EX2["usd_per_gib"], 0.001, 10,
@@ -304,6 +314,14 @@ EX4 = PanelSpec(
 # ---------------------------------------------------------------- exercise 5
 
 
+def _check_gossip(values):
+    delay, until = values["delay"], values["until"]
+    if delay > until:
+        raise InputError(f"message delay: “{delay:g}” s is longer than the simulated time of "
+                         f"{until:g} s, so no message would arrive. Choose a delay of at most "
+                         "the simulated time.")
+
+
 def gossip_result(n_nodes, delta, delay, drop_prob, sampling, until, *, seed=0) -> Result:
     """Exercise 5: gossip learning's accuracy over time and its load per cycle."""
     from . import gossip
@@ -347,7 +365,7 @@ EX5 = PanelSpec(
         Number("until", "simulated time", "s", 10, 2, 60,
                why="60 s simulate in a few seconds at 16 nodes"),
     ),
-    compute=gossip_result, height_px=620,
+    compute=gossip_result, check=_check_gossip, height_px=620,
     grid={"drop_prob": [0.0, 0.3, 0.6], "sampling": ["uniform", "balanced"]})
 
 
@@ -412,6 +430,8 @@ SPECS = {spec.key: spec for spec in (EX1, EX2, EX3_TIME, EX3_FAILURES, EX4, EX5,
 
 def panel(key: str, **defaults) -> LivePanel:
     """The free panel of ``key`` ("ex1" ... "ex6", "ex3_time", "ex3_failures")."""
+    if not isinstance(key, str) or key not in SPECS:
+        raise ValueError(f"key must be one of {', '.join(map(repr, SPECS))}, got {key!r}")
     return LivePanel(SPECS[key], **defaults)
 
 
@@ -437,9 +457,13 @@ def fl_bandwidth_equations(n_params, bits_per_param, *, download_bps, upload_bps
     """The two inequalities of exercise 1's solution, as LaTeX (IPython ``Math``)."""
     from IPython.display import Math
 
-    bits = bandwidth.model_bits(n_params, bits_per_param)
+    # Checks every input as max_participants does; then the checked, plain values.
+    bits = bandwidth.max_participants(n_params, bits_per_param=bits_per_param,
+                                      download_bps=download_bps, upload_bps=upload_bps,
+                                      time_limit_s=time_limit_s).model_bits
+    time_limit_s = float(time_limit_s)
     out = []
-    for bps in (download_bps, upload_bps):
+    for bps in (float(download_bps), float(upload_bps)):
         bound = time_limit_s * bps / bits
         out.append(Math(
             rf"n \cdot {_tex_int(bits)}\ \text{{bit}} \le {time_limit_s:g}\ \text{{s}}"
@@ -455,7 +479,9 @@ def fl_cost_equation(n_params, *, rounds, clients_per_round, usd_per_gib, bytes_
 
     usd = costs.fl_download_cost(n_params, rounds=rounds, clients_per_round=clients_per_round,
                                  usd_per_gib=usd_per_gib, bytes_per_param=bytes_per_param)
-    per_client = _tex_int(round(n_params * bytes_per_param))
+    per_client = _tex_int(round(costs.fl_download_bytes(n_params, rounds=1, clients_per_round=1,
+                                                        bytes_per_param=bytes_per_param)))
+    rounds, clients_per_round = int(rounds), int(clients_per_round)  # checked above
     return Math(
         rf"C_\text{{FL}} = {_tex_int(rounds)}\ \text{{rounds}} \cdot {_tex_int(clients_per_round)}"
         rf"\ \tfrac{{\text{{clients}}}}{{\text{{round}}}} \cdot {per_client}\ \tfrac{{\text{{B}}}}"

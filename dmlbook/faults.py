@@ -94,6 +94,9 @@ class Faults:
     def delivered(self, round: int, receivers: np.ndarray, n: int) -> np.ndarray:
         """Which of the messages sent to ``receivers`` in ``round`` arrive."""
         receivers = np.asarray(receivers)
+        if receivers.ndim != 1 or receivers.size and (
+                receivers.dtype.kind not in "iu" or receivers.min() < 0 or receivers.max() >= n):
+            raise ValueError(f"receivers must be node ids in 0 .. {n - 1}, got {receivers!r}")
         ok = self.alive(round, n)[receivers]
         if self.drop_prob > 0:
             ok &= self._rng(round, STREAM_LOSS).random(len(receivers)) >= self.drop_prob

@@ -23,8 +23,8 @@ from .engine import (History, Nodes, check_batch_size, mix, prepare, progress_ba
 from .ledger import Ledger
 from .models import make_model
 from .topology import Topology, resolve_topology
-from .units import (MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS, check_choice,
-                    check_diverged, check_int, check_number, check_product)
+from .units import (MAX_LR, MAX_NODES, MAX_SEED, MAX_NODE_STEPS, MAX_ROUNDS, check_choice,
+                    check_diverged, check_int, check_number, check_product, check_seed)
 
 SEND_DL = ("parameters", "gradients")
 
@@ -106,8 +106,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     batch_size = check_batch_size(batch_size, n)
     send = check_choice("send", send, ("update", "parameters"))
     method = check_choice("method", method, compression.METHODS)
-    if level is not None:
-        compression.compress(torch.ones(2), method, level)  # checks level for method
+    level = compression.check_level(method, level)
     if sample_round is not None:
         sample_round = check_int("sample_round", sample_round, maximum=rounds)
     if aggregate is not None and not callable(aggregate):
@@ -198,14 +197,15 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
     check_product("rounds", n * rounds, MAX_NODE_STEPS, "n_nodes x rounds (MAX_NODE_STEPS)")
     lr = float(check_number("lr", lr, maximum=MAX_LR))
     batch_size = check_batch_size(batch_size, n)
-    check_choice("model", model, ("logreg", "mlp", "cnn"))
+    model = check_choice("model", model, ("logreg", "mlp", "cnn"))
+    seed = check_seed(seed)
     topology = resolve_topology(topology, n, degree=degree, seed=seed, default_degree=4)
     setup = prepare(model, n, split=split, seed=seed)
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     nodes = Nodes(module, n)
     if init == "own":
         nodes.params = torch.stack([
-            torch.nn.utils.parameters_to_vector(make_model(model, seed=seed + 1 + i).parameters())
+            torch.nn.utils.parameters_to_vector(make_model(model, seed=(seed + 1 + i) % (MAX_SEED + 1)).parameters())
             for i in range(n)]).detach()
     history = History(ledger=Ledger(n))
     generator = seeded_generator(seed)

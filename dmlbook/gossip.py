@@ -36,6 +36,9 @@ SAMPLING = ("uniform", "balanced")
 PROTOCOLS = ("push-pull", "push")
 #: Longest gossip period Δ, in seconds (a million seconds: about 11.6 days).
 MAX_PERIOD_S = 1e6
+#: Largest magnitude of a value gossip_average averages (its square, the
+#: variance, stays a finite float64 over MAX_NODES nodes).
+MAX_GOSSIP_VALUE = 1e150
 # Documented upper bounds of the load helpers' counts.
 MAX_LOAD_NODES = 10**12
 MAX_LOAD_K = 10_000
@@ -108,6 +111,9 @@ class EventQueue:
         self._seq = 0
 
     def push(self, time, kind, node, payload=None, sender=-1):
+        # NaN compares false with everything and would break the heap's order.
+        if not 0 <= time < math.inf:
+            raise ValueError(f"time must be a finite number >= 0, got {time!r}")
         heapq.heappush(self._heap, Event(time, self._seq, kind, node, payload, sender))
         self._seq += 1
 
@@ -172,9 +178,12 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
         x = np.array(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError("values must be a list of finite numbers, one per node") from None
-    if x.ndim != 1 or not np.isfinite(x).all() or len(x) > MAX_NODES:
+    if x.ndim != 1 or not 2 <= len(x) <= MAX_NODES or not np.isfinite(x).all():
         raise ValueError(f"values must be a list of 2 to {MAX_NODES} finite numbers, "
                          f"one per node, got shape {x.shape}")
+    if np.abs(x).max() > MAX_GOSSIP_VALUE:
+        raise ValueError(f"values must be at most {MAX_GOSSIP_VALUE:g} in magnitude (their "
+                         f"variance must stay a finite float), got {np.abs(x).max():g}")
     seed = check_seed(seed)
     cycles = check_int("cycles", cycles, maximum=MAX_ROUNDS)
     delta = check_number("delta", delta, maximum=MAX_PERIOD_S)
@@ -255,7 +264,12 @@ def push_pull_variance_factor() -> float:
 def variance_factor_per_cycle(result: AveragingResult, cycles: int = 10) -> float:
     """Measured: the geometric mean of the variance ratio over the first ``cycles``
     cycles, ``(var[cycles] / var[0]) ** (1 / cycles)``."""
+    if not isinstance(result, AveragingResult):
+        raise ValueError(f"result must be an AveragingResult of gossip_average, got {result!r}")
     cycles = check_int("cycles", cycles)
+    if result.variance[0] == 0:
+        raise ValueError("result's values agree from the start (variance 0): there is no "
+                         "variance to shrink, so no factor per cycle")
     if cycles >= len(result.variance):
         raise ValueError(f"cycles must be below the {len(result.variance)} cycles "
                          f"recorded, got {cycles}")
@@ -478,6 +492,9 @@ def centralized_baseline(result: GossipLearningResult, *, model="mlp", dataset=N
     """Centralized SGD with as many gradient steps as all gossip nodes took together."""
     if not isinstance(result, GossipLearningResult) or result.steps is None:
         raise ValueError("result must be a finished GossipLearningResult")
-    return train_centralized(model=model, dataset=dataset, steps=int(result.steps.sum()),
-                             lr=lr, batch_size=batch_size,
-                             eval_every=max(1, int(result.steps.sum()) // 20), seed=seed)
+    steps = int(result.steps.sum())
+    if not 1 <= steps <= MAX_ROUNDS:
+        raise ValueError(f"result's nodes must have taken 1 to {MAX_ROUNDS:,} SGD steps "
+                         f"together (the baseline takes as many), got {steps:,}")
+    return train_centralized(model=model, dataset=dataset, steps=steps, lr=lr,
+                             batch_size=batch_size, eval_every=max(1, steps // 20), seed=seed)

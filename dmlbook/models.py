@@ -199,8 +199,62 @@ def make_model(name: str, *, seed: int = 0, **kwargs) -> nn.Module:
 
 
 def model_for(model, dataset, *, seed: int = 0) -> nn.Module:
-    """``model`` itself if it is a module, else :func:`make_model` sized for ``dataset``."""
+    """``model`` itself if it is a module, else :func:`make_model` sized for ``dataset``.
+
+    A module of the caller's is checked first (:func:`check_model`), so that a
+    model the simulators cannot run is refused here, naming ``model`` or
+    ``dataset``, and not deep inside ``vmap``.
+    """
     if isinstance(model, nn.Module):
-        return model
+        return check_model(model, dataset)
     return make_model(model, seed=seed, n_features=dataset.n_features,
                       num_classes=dataset.num_classes)
+
+
+def check_model(model: nn.Module, dataset) -> nn.Module:
+    """``model`` if the simulators can run it on ``dataset``; else a ``ValueError``.
+
+    The simulators hold every node's parameters as one float32 vector and run
+    the model as a function of it, so ``model`` must: have at least one
+    parameter, all float32 and on the CPU with real values (not on the meta
+    device); keep no state outside its parameters (buffers, such as
+    BatchNorm's running statistics, would be shared by all nodes); and map two
+    of ``dataset``'s training examples to a float tensor of shape
+    ``(2, dataset.num_classes)`` in one forward pass (run here, without
+    gradients and without touching the caller's random state).
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    params = list(model.named_parameters())
+    if not params:
+        raise ValueError("model must have at least one parameter to train, got a module "
+                         "without parameters")
+    for name, p in params:
+        if p.is_meta or p.device.type != "cpu":
+            raise ValueError(f"model must hold its parameters on the CPU with real values, "
+                             f"got {name!r} on the {p.device.type} device")
+        if p.dtype != torch.float32:
+            raise ValueError(f"model must have float32 parameters (call model.float()), "
+                             f"got {name!r} of {p.dtype}")
+    buffers = [name for name, _ in model.named_buffers()]
+    if buffers:
+        raise ValueError(f"model must keep all its state in parameters; it has buffers "
+                         f"({', '.join(buffers[:3])}), e.g. BatchNorm's running statistics, "
+                         "which the simulated nodes cannot each hold: use a model without "
+                         "them (LayerNorm or GroupNorm instead of BatchNorm)")
+    X = dataset.X_train[:2]
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            out = model(X)
+    except Exception as error:  # the caller's module: any error it raises
+        raise ValueError(f"model must accept dataset's examples (shape "
+                         f"{tuple(X.shape[1:])} each): its forward pass on two of them "
+                         f"raised {type(error).__name__}: {error}") from error
+    expected = (len(X), dataset.num_classes)
+    if (not isinstance(out, torch.Tensor) or not out.is_floating_point()
+            or tuple(out.shape) != expected):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"model must output one score per class for each example "
+                         f"(dataset.num_classes = {dataset.num_classes}): on two examples "
+                         f"a float tensor of shape {expected}, got {got}")
+    return model

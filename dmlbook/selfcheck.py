@@ -346,7 +346,9 @@ class ChoiceCheck:
 def _options(options) -> list[tuple[str, bool, str]]:
     """Checked ``(text, correct, explanation)`` triples, exactly one correct."""
     try:
-        options = [(str(t), c, str(w)) for t, c, w in options]
+        # A NumPy bool stands for its Python bool (other values are refused below).
+        options = [(str(t), bool(c) if type(c).__name__ == "bool" else c, str(w))
+                   for t, c, w in options]
     except (TypeError, ValueError):
         raise ValueError("options must be a list of (text, correct, explanation) triples, "
                          f"got {options!r}") from None

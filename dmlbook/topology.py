@@ -123,6 +123,15 @@ def _connected(draw, seed: int, tries: int = 100) -> nx.Graph:
     raise ValueError(f"no connected graph in {tries} draws: raise degree or p")
 
 
+def _refuse_multigraph(graph) -> None:
+    # A MultiGraph (what nx.configuration_model returns) counts a doubled edge
+    # twice: its weights would be summed and rows of W would no longer add up to 1.
+    if isinstance(graph, nx.MultiGraph):
+        raise ValueError(f"graph must be a simple networkx.Graph, got a {type(graph).__name__}; "
+                         "collapse parallel edges and drop self-loops first, e.g. "
+                         "nx.Graph(graph) and graph.remove_edges_from(nx.selfloop_edges(graph))")
+
+
 def mixing_matrix(graph: nx.Graph, weights: str = "metropolis") -> np.ndarray:
     """Dense ``n x n`` mixing matrix of ``graph``.
 
@@ -135,6 +144,7 @@ def mixing_matrix(graph: nx.Graph, weights: str = "metropolis") -> np.ndarray:
     weights = check_choice("weights", weights, WEIGHTS)
     if not isinstance(graph, nx.Graph):
         raise ValueError(f"graph must be a networkx.Graph, got {type(graph).__name__}")
+    _refuse_multigraph(graph)
     n = check_int("graph's number of nodes", graph.number_of_nodes(), maximum=MAX_NODES)
     if sorted(graph.nodes()) != list(range(n)):
         raise ValueError("graph must have nodes labelled 0 .. n-1")
@@ -197,6 +207,7 @@ class Topology:
     self_weight: torch.Tensor = field(init=False)
 
     def __post_init__(self):
+        _refuse_multigraph(self.graph)
         edges = np.array([(i, j) for i, j in self.graph.edges()], dtype=np.int64).reshape(-1, 2)
         src = np.concatenate([edges[:, 0], edges[:, 1]])
         dst = np.concatenate([edges[:, 1], edges[:, 0]])
@@ -248,6 +259,7 @@ def from_graph(graph: nx.Graph, weights: str = "metropolis") -> Topology:
     """
     if not isinstance(graph, nx.Graph) or graph.is_directed():
         raise ValueError(f"graph must be an undirected networkx.Graph, got {type(graph).__name__}")
+    _refuse_multigraph(graph)
     n = check_int("graph's number of nodes", graph.number_of_nodes(), minimum=2,
                   maximum=MAX_NODES)
     _check_edges(graph.number_of_edges(), "custom")

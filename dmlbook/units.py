@@ -13,16 +13,27 @@ each. The bounds of the simulations are sized so that a run at the bound
 finishes on a 2-core laptop in minutes and within about 1 GiB of memory (the
 measured time and peak memory of runs at the bounds are the table of
 benchmarks/README.md, from ``benchmarks/bounds.py``, which also lists the
-bounds whose runs do not fit yet); the bounds of the closed-form formulas only
-keep every result a finite number.
-Numbers may be Python or NumPy scalars (``np.float32(2.5)``, ``np.int64(8)``);
-the checkers return plain Python ``int`` / ``float``.
+bounds whose runs do not fit yet); the
+bounds of the closed-form formulas only keep every result a finite number.
+Numbers may be Python or NumPy scalars (``np.float32(2.5)``, ``np.int64(8)``,
+``np.uint8(200)``) or ``fractions.Fraction``; the checkers return plain Python
+``int`` / ``float``, and every public callable computes with the checked value,
+never the raw one (so a ``uint8`` or ``int16`` never wraps around). A choice
+(:func:`check_choice`) takes a NumPy string, integer or boolean for the Python
+value it holds and returns the plain choice. Everything else (booleans where a
+number is asked for, numeric strings, ``complex``, ``Decimal``, 0-d arrays and
+tensors, NaN, infinities, a value outside its bounds) is a ``ValueError`` that
+names the caller's parameter and what it accepts. Divisors have lower bounds
+too (:data:`MIN_BPS`, :data:`MIN_SECONDS`), so that ``5e-324`` cannot overflow a
+quotient. ``tests/test_hostile_values.py`` checks these promises over the
+public API.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 BITS_PER_BYTE = 8
 KBIT = 10**3
@@ -73,6 +84,12 @@ MAX_BITS_PER_PARAM = 64
 MAX_BYTES_PER_PARAM = 8
 #: Link speeds in bit/s (1 Pbit/s).
 MAX_BPS = 10**15
+#: Slowest link speed in bit/s a formula divides by (1 bit/s).
+MIN_BPS = 1
+#: Shortest duration in seconds a formula divides by (1 ns).
+MIN_SECONDS = 1e-9
+#: Largest budget in US dollars.
+MAX_USD = 10**15
 #: Durations in seconds (about 31.7 years).
 MAX_SECONDS = 10**9
 #: Prices in US dollars per GiB.
@@ -102,10 +119,12 @@ def _real(name: str, value, what: str):
     return value
 
 
-def check_number(name: str, value, *, allow_zero: bool = False, maximum=None):
+def check_number(name: str, value, *, allow_zero: bool = False, maximum=None, minimum=None):
     """Return ``value`` if it is a finite real number > 0 (>= 0 with ``allow_zero``).
 
-    ``maximum`` (inclusive) bounds it from above. Booleans, strings, None,
+    ``maximum`` (inclusive) bounds it from above, ``minimum`` (inclusive, > 0)
+    from below, for a divisor whose tiny values would overflow a quotient
+    (``5e-324`` bit/s). Booleans, strings, None,
     NaN and infinities are rejected with a ``ValueError`` that names the
     parameter and what it accepts. Returns a Python ``int`` or ``float``.
     """
@@ -115,8 +134,10 @@ def check_number(name: str, value, *, allow_zero: bool = False, maximum=None):
         bound = f"{maximum:g}" if abs(maximum) < 1e300 else f"{float(maximum):g}" \
             if abs(maximum) < 1.7e308 else "the largest float"
         what += f" and <= {bound}"
+    if minimum is not None:
+        what = what.replace(" > 0", f" >= {minimum:g}", 1)
     value = _real(name, value, what)
-    if value < 0 or (value == 0 and not allow_zero):
+    if value < 0 or (value == 0 and not allow_zero) or (minimum is not None and value < minimum):
         raise ValueError(f"{name} must be {what}, got {value!r}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be {what}, got {value!r}")
@@ -161,16 +182,40 @@ def check_fraction(name: str, value) -> float:
     return float(value)
 
 
-def check_choice(name: str, value, choices) -> str:
-    """Return ``value`` if it is one of ``choices``."""
-    try:
-        ok = any(value is c or (type(value) is type(c) and value == c) for c in choices)
-    except (TypeError, ValueError):  # arrays and other values without a plain ==
-        ok = False
-    if not ok:
-        options = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {options}, got {value!r}")
-    return value
+def _same_kind(value, choice) -> bool:
+    """Whether ``value`` may stand for ``choice``: the same kind of Python value.
+
+    A NumPy string, integer or boolean stands for a ``str``, ``int`` or
+    ``bool`` choice (``np.str_("ring")``, ``np.int64(3)``, ``np.bool_(True)``);
+    a bool never stands for an int, nor a float for an int.
+    """
+    import numpy as np
+
+    if choice is None or isinstance(choice, (bool, np.bool_)):
+        return isinstance(value, (bool, np.bool_)) or value is None and choice is None
+    if isinstance(choice, str):
+        return isinstance(value, str)
+    if isinstance(choice, numbers.Integral):
+        return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    if isinstance(choice, float):
+        return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    return type(value) is type(choice)
+
+
+def check_choice(name: str, value, choices):
+    """Return the one of ``choices`` that ``value`` equals (the choice itself).
+
+    NumPy scalars stand for the Python value they hold (see ``_same_kind``),
+    and the plain choice is returned, never the caller's raw value.
+    """
+    for c in choices:
+        try:
+            if value is c or (_same_kind(value, c) and bool(value == c)):
+                return c
+        except (TypeError, ValueError):  # arrays and other values without a plain ==
+            pass
+    options = ", ".join(repr(c) for c in choices)
+    raise ValueError(f"{name} must be one of {options}, got {value!r}")
 
 
 def check_product(name: str, value: int, maximum: int, what: str) -> int:
@@ -218,16 +263,31 @@ def bits_to_bytes(bits: float) -> float:
     return bits / BITS_PER_BYTE
 
 
+#: Largest size or speed the formatters take (the largest float64).
+MAX_FORMATTED = sys.float_info.max
+
+
 def format_bytes(n_bytes: float) -> str:
-    """Human-readable size in binary units: ``'18.9 MiB'``."""
-    for unit, size in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
-        if n_bytes >= size:
-            return f"{n_bytes / size:.1f} {unit}"
+    """Human-readable size in binary units: ``'18.9 MiB'``, ``'3.0 PiB'``.
+
+    ``n_bytes`` is a finite number >= 0 (at most :data:`MAX_FORMATTED`).
+    """
+    n_bytes = float(check_number("n_bytes", n_bytes, allow_zero=True, maximum=MAX_FORMATTED))
+    for unit, power in (("EiB", 60), ("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20),
+                        ("KiB", 10)):
+        if n_bytes >= 2**power:
+            scaled = n_bytes / 2**power
+            return f"{scaled:.1f} {unit}" if scaled < 1e6 else f"{scaled:.3g} {unit}"
     return f"{n_bytes:.0f} B"
 
 
 def format_bps(bits_per_s: float) -> str:
-    """Human-readable speed in decimal units: ``'100 Mbit/s'``."""
+    """Human-readable speed in decimal units: ``'100 Mbit/s'``.
+
+    ``bits_per_s`` is a finite number >= 0 (at most :data:`MAX_FORMATTED`).
+    """
+    bits_per_s = float(check_number("bits_per_s", bits_per_s, allow_zero=True,
+                                    maximum=MAX_FORMATTED))
     for unit, size in (("Gbit/s", GBIT), ("Mbit/s", MBIT), ("kbit/s", KBIT)):
         if bits_per_s >= size:
             return f"{bits_per_s / size:g} {unit}"

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from . import allreduce, messages
 from .sheet import SHEET
-from .units import BITS_PER_BYTE, FLOAT32_BITS, check_int
+from .units import (BITS_PER_BYTE, FLOAT32_BITS, MAX_BITS_PER_PARAM, MAX_COUNT, check_int,
+                    check_product)
 
 __all__ = ["Scenario", "SchemeTraffic", "week_table"]
 
@@ -33,10 +34,16 @@ class Scenario:
     degree: int = SHEET.dpsgd_degree  # D-PSGD's average degree, as on the sheet's exercise 6
 
     def __post_init__(self):
-        check_int("n_nodes", self.n_nodes, minimum=2)
-        check_int("n_params", self.n_params)
-        check_int("bits_per_param", self.bits_per_param)
-        check_int("degree", self.degree)
+        # The checked values are kept (plain ints: an int16 would overflow).
+        for name, value in (("n_nodes", check_int("n_nodes", self.n_nodes, minimum=2,
+                                                   maximum=MAX_COUNT)),
+                            ("n_params", check_int("n_params", self.n_params, maximum=MAX_COUNT)),
+                            ("bits_per_param", check_int("bits_per_param", self.bits_per_param,
+                                                         maximum=MAX_BITS_PER_PARAM)),
+                            ("degree", check_int("degree", self.degree, maximum=MAX_COUNT))):
+            object.__setattr__(self, name, value)
+        check_product("n_params", self.n_params * self.bits_per_param // BITS_PER_BYTE,
+                      MAX_COUNT, "the model's bytes (MAX_COUNT)")
         if self.degree > self.n_nodes - 1:
             raise ValueError(f"degree must be at most n_nodes - 1 = {self.n_nodes - 1}, "
                              f"got {self.degree}")

@@ -33,6 +33,8 @@ import ipywidgets as W
 import numpy as np
 from matplotlib.figure import Figure
 
+from .units import check_int, check_number
+
 # Figures are drawn at the book's 100 dpi size and rendered with 1.5 device
 # pixels per CSS pixel: sharp on a laptop's high-density screen, and a
 # 256-colour palette keeps a precomputed grid of them small.
@@ -43,6 +45,8 @@ CSS_DPI = 100
 LIVE_DPI = 100
 # ... and encodes its PNG with zlib's fastest level (the explorers keep 6: smaller pages).
 LIVE_COMPRESS_LEVEL = 1
+# The sharpest rendering figure_png draws (a 6 x 4 inch figure is 8.6 M pixels).
+MAX_DPI = 600
 LABEL_STYLE = {"description_width": "initial"}
 HOW_TO_GO_LIVE = ("For any other value, open this chapter live: the rocket button at the top "
                   "of the page (Binder), or <code>make lab</code> on your machine.")
@@ -165,6 +169,8 @@ def figure_png(fig: Figure, *, dpi: int = RENDER_DPI, compress_level: int = 6) -
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
+    compress_level = check_int("compress_level", compress_level, minimum=0, maximum=9)
+    dpi = check_number("dpi", dpi, maximum=MAX_DPI)
     old_dpi, old_canvas = fig.dpi, fig.canvas
     canvas = FigureCanvasAgg(fig)
     fig.dpi = dpi
@@ -240,7 +246,12 @@ class PanelSpec:
     height_px: int = 560
 
     def control(self, name: str):
-        return next(c for c in self.controls if c.name == name)
+        """The control called ``name``; a ``ValueError`` lists the panel's controls."""
+        for c in self.controls:
+            if c.name == name:
+                return c
+        raise ValueError(f"name must be a control of panel {self.key!r} "
+                         f"({', '.join(c.name for c in self.controls)}), got {name!r}")
 
     def defaults(self) -> dict:
         return {c.name: c.default for c in self.controls}
@@ -309,6 +320,12 @@ class LivePanel(W.VBox):
 
     def __init__(self, spec: PanelSpec, **defaults):
         self.spec = spec
+        for name, value in defaults.items():  # names the bad keyword, never a TraitError
+            base = spec.control(name)
+            if isinstance(base, Choice) and not any(
+                    value == option for _, option in base.options):
+                raise ValueError(f"{name} must be one of "
+                                 f"{', '.join(repr(o) for _, o in base.options)}, got {value!r}")
         typed = {**spec.defaults(), **defaults}
         described = spec.described(typed)
         self.controls: dict[str, W.ValueWidget] = {}

@@ -59,6 +59,7 @@ def check_interface(interface) -> str | None:
 
 def listen(host: str, port: int) -> socket.socket:
     """A socket listening on ``host:port`` only (never on every interface)."""
+    port = int(port) if hasattr(port, "__index__") and not isinstance(port, bool) else port
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 2**16:
         raise ValueError(f"master_port must be a whole number in [0, 65535] (0: a free one), "
                          f"got {port!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import costs
+from ..units import check_int
 from .style import COLORS, book_figure, new_or_given
 
 
@@ -17,6 +18,7 @@ def plot_cumulative_cost(n_params: int, *, rounds: int, clients_per_round: int,
 
     ``layout``: see :func:`figure` (the live panel passes ``"fixed"``).
     """
+    rounds = check_int("rounds", rounds, maximum=costs.MAX_CURVE_ROUNDS)
     fig, ax = new_or_given(ax, layout=layout)
     x = np.arange(1, rounds + 1)
     base = dict(rounds=rounds, clients_per_round=clients_per_round,
