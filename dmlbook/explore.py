@@ -20,6 +20,8 @@ SHEET_EX1 = dict(n_params=85_098, bits_per_param=32, download_mbps=1000.0,
                  upload_mbps=100.0, time_limit_s=60.0)
 SHEET_EX2 = dict(n_params=4_950_544, rounds=1000, clients_per_round=200,
                  usd_per_gib=0.03, bytes_per_param=4)
+# Exercise 3's alpha-beta scenario: 16 workers, LeNet, 1 Gbit/s, 1 ms per message.
+SHEET_EX3_TIME = dict(n_workers=16, servers=1, n_params=85_098, link_gbps=1.0, latency_ms=1.0)
 INSTANT = "answered in milliseconds at any value; the bounds keep to plausible networks"
 
 
@@ -141,40 +143,53 @@ EX2 = PanelSpec(
 # ---------------------------------------------------------------- exercise 3
 
 
-def round_time_result(n_workers, n_params, link_gbps) -> Result:
-    """Exercise 3's time model: communication time per round of each scheme."""
-    from .allreduce import SCHEME_NAMES, busiest_link_bytes, round_time_s
+def round_time_result(n_workers, n_params, link_gbps, latency_ms, servers) -> Result:
+    """Exercise 3's time model (:mod:`dmlbook.comm_model`): each scheme's round."""
+    from . import comm_model
 
-    link_bps = link_gbps * 1e9
-    times = {}
-    rows = []
-    for scheme, name in SCHEME_NAMES.items():
-        times[name] = round_time_s(scheme, n_workers, n_params, link_bps)
-        busiest = busiest_link_bytes(scheme, n_workers, n_params * 4)
-        rows.append((name, f"{times[name] * 1e3:,.1f} ms per round ({format_bytes(busiest)} "
-                           "on the busiest link)"))
-    best = min(times.values())
-    fastest = [name for name, t in times.items() if math.isclose(t, best, rel_tol=1e-9)]
+    net = comm_model.Network(link_bps=link_gbps * 1e9, alpha_s=latency_ms / 1e3)
+    model_bytes = n_params * 4
+    rounds = [comm_model.round_time(s, n_workers, model_bytes, net) for s in comm_model.SCHEMES]
+    if servers > 1:
+        rounds.append(comm_model.ps_round(n_workers, model_bytes, net, servers=servers))
+    rows = [(r.name, f"{r.seconds * 1e3:,.1f} ms per round ({r.alphas} α on its critical "
+                     f"path, {format_bytes(r.bytes)} through the busiest link)") for r in rounds]
+    best = min(r.seconds for r in rounds)
+    fastest = [r.name for r in rounds if math.isclose(r.seconds, best, rel_tol=1e-9)]
     rows.append(("fastest", fastest[0] if len(fastest) == 1
                  else "a tie between " + " and ".join(fastest)))
-    fig = plotting.plot_round_times(n_params, link_bps, max_workers=max(256, n_workers),
-                                    mark=n_workers, layout="fixed")
+    fig = plotting.plot_round_times(n_params, net.link_bps, max_workers=max(256, n_workers),
+                                    mark=n_workers, latency_s=net.alpha_s, layout="fixed")
+    ax = fig.axes[0]
+    ax.set_title(f"{n_params:,} params, {link_gbps:g} Gbit/s, α = {latency_ms:g} ms", y=1.0)
+    if servers > 1:
+        ns = np.unique(np.geomspace(2, max(256, n_workers), 60).astype(int))
+        ax.loglog(ns, [comm_model.ps_round(int(k), model_bytes, net, servers=servers).seconds
+                       for k in ns], color="black", ls=":", label=rounds[-1].name)
+        ax.legend(fontsize=8, loc="upper left")
     alt = (f"Log-log chart of the communication time per round against the number of workers "
-           f"for {n_params:,} parameters over {link_gbps:g} Gbit/s links, one line per scheme; "
-           f"at {n_workers} workers (marked) the fastest is {rows[-1][1]}.")
+           f"for {n_params:,} parameters over {link_gbps:g} Gbit/s links and {latency_ms:g} ms "
+           f"per message, one line per scheme; at {n_workers} workers (marked) the fastest is "
+           f"{rows[-1][1]}.")
     return Result(rows, fig, alt)
 
 
 EX3_TIME = PanelSpec(
     key="ex3_time", title="How long does one round's communication take?",
     controls=(
-        Number("n_workers", "workers", "", 16, 2, 4096, integer=True, why=INSTANT),
-        Number("n_params", "model size", "parameters", 85_098, 1, 10**10, integer=True,
+        Number("n_workers", "workers", "", SHEET_EX3_TIME["n_workers"], 2, 4096, integer=True,
                why=INSTANT),
-        Number("link_gbps", "link speed", "Gbit/s", 1, 0.001, 1000, why=INSTANT),
+        Number("servers", "parameter servers (shards)", "", SHEET_EX3_TIME["servers"], 1, 4096,
+               integer=True, why="1 is the single server; more shard the model as Li et al. do"),
+        Number("n_params", "model size", "parameters", SHEET_EX3_TIME["n_params"], 1, 10**10,
+               integer=True, why=INSTANT),
+        Number("link_gbps", "link speed", "Gbit/s", SHEET_EX3_TIME["link_gbps"], 0.001, 1000,
+               why=INSTANT),
+        Number("latency_ms", "α, cost per message at the sender", "ms",
+               SHEET_EX3_TIME["latency_ms"], 0, 1000, why=INSTANT),
     ),
-    compute=round_time_result, height_px=560,
-    grid={"n_workers": [4, 16, 64], "link_gbps": [0.1, 1, 10]})
+    compute=round_time_result, height_px=600,
+    grid={"n_workers": [4, 16, 64], "servers": [1, 4, 16]})
 
 FAILURES = (("nothing fails", "none"), ("the last worker crashes", "worker"),
             ("the server crashes", "server"))

@@ -241,10 +241,10 @@ def test_cost_and_time_model():
     rows = dict(explore.fl_cost_result(**explore.SHEET_EX2).rows)
     assert rows["FL download bill"] == "$110.65"
     assert rows["DL bill (flat-rate home links)"] == "$0.00"
-    rows = dict(explore.round_time_result(2, 85_098, 1.0).rows)
+    rows = dict(explore.round_time_result(2, 85_098, 1.0, 0.0, 1).rows)
     # With two workers a ring is one exchange: it ties with the naive all-reduce.
     assert rows["fastest"] == "a tie between naive all-reduce and ring all-reduce"
-    assert dict(explore.round_time_result(16, 85_098, 1.0).rows)["fastest"] == "ring all-reduce"
+    assert dict(explore.round_time_result(16, 85_098, 1.0, 1.0, 1).rows)["fastest"] == "ring all-reduce"
 
 
 def test_equations_carry_the_computed_numbers():
@@ -293,8 +293,8 @@ def test_fixed_layout_keeps_every_label_inside_the_figure():
     extremes = [explore.fl_bandwidth_result(10**10, 32, 0.01, 100_000, 86_400),
                 explore.fl_bandwidth_result(1, 8, 100_000, 0.01, 0.1),
                 explore.fl_cost_result(10**10, 100_000, 10**7, 10, 4),
-                explore.round_time_result(4096, 10**10, 0.001),
-                explore.round_time_result(2, 1, 1000)]
+                explore.round_time_result(4096, 10**10, 0.001, 1000, 4096),
+                explore.round_time_result(2, 1, 1000, 0, 1)]
     for result in extremes:
         fig = result.figure
         canvas = FigureCanvasAgg(fig)
