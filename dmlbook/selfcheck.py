@@ -285,29 +285,24 @@ def choice(check_id: str, question: str, options) -> SelfCheck:
     return SelfCheck(check_id, form + _script(check_id, payload, _CHOICE_JS), logic)
 
 
-# The sheet's settings (exercise sheet, week 13), for the checks below.
-SHEET = {"lenet_bits_per_param": 32, "download_bps": 1e9, "upload_bps": 1e8, "time_limit_s": 60,
-         "lstm_rounds": 1000, "lstm_clients_per_round": 200, "usd_per_gib": 0.03,
-         "dpsgd_nodes": 128, "dpsgd_degree": 8, "dpsgd_steps": 50}
-
-
 def for_exercise(exercise: int) -> SelfCheck:
     """The self-check of the sheet's exercise 1-6, its answer computed by ``dmlbook``.
 
     Exercises 1, 2 and 6 ask for a number (participants, US dollars, messages);
-    3, 4 and 5 ask for an explanation, so their check is multiple choice.
+    3, 4 and 5 ask for an explanation, so their check is multiple choice. The
+    sheet's settings come from :data:`dmlbook.sheet.SHEET`.
     """
-    if isinstance(exercise, bool) or not isinstance(exercise, int) or exercise not in range(1, 7):
-        raise ValueError(f"exercise must be one of 1, 2, 3, 4, 5, 6, got {exercise!r}")
-    s = SHEET
+    from .sheet import SHEET as s, exercise as _registered
+
+    exercise = _registered(exercise).number
     if exercise == 1:
         from . import bandwidth
         from .models import LeNet, count_parameters
 
         limit = bandwidth.max_participants(
-            count_parameters(LeNet()), bits_per_param=s["lenet_bits_per_param"],
-            download_bps=s["download_bps"], upload_bps=s["upload_bps"],
-            time_limit_s=s["time_limit_s"])
+            count_parameters(LeNet()), bits_per_param=s.bits_per_param,
+            download_bps=s.download_bps, upload_bps=s.upload_bps,
+            time_limit_s=s.time_limit_s)
         return numeric(
             "selfcheck-ex1", "How many participants can the server serve at once "
             "(n_max, a whole number)?", answer=limit.n_max, unit="participants",
@@ -319,9 +314,9 @@ def for_exercise(exercise: int) -> SelfCheck:
         from . import costs
         from .models import WordLSTM, count_parameters
 
-        usd = costs.fl_download_cost(count_parameters(WordLSTM()), rounds=s["lstm_rounds"],
-                                     clients_per_round=s["lstm_clients_per_round"],
-                                     usd_per_gib=s["usd_per_gib"])
+        usd = costs.fl_download_cost(count_parameters(WordLSTM()), rounds=s.lstm_rounds,
+                                     clients_per_round=s.lstm_clients_per_round,
+                                     usd_per_gib=s.usd_per_gib)
         return numeric(
             "selfcheck-ex2", "How much would you have saved on download costs, in US "
             "dollars (two decimals)?", answer=usd, unit="US dollars",
@@ -330,10 +325,10 @@ def for_exercise(exercise: int) -> SelfCheck:
     if exercise == 6:
         from . import messages
 
-        n, degree, steps = s["dpsgd_nodes"], s["dpsgd_degree"], s["dpsgd_steps"]
+        n, degree, steps = s.dpsgd_nodes, s.dpsgd_degree, s.dpsgd_steps
         total = messages.dpsgd_messages(n, degree, steps)
         return numeric(
-            "selfcheck-ex6", "How many messages do the 50 D-PSGD steps and the final "
+            "selfcheck-ex6", f"How many messages do the {steps} D-PSGD steps and the final "
             "naive all-reduce send in total?", answer=total, unit="messages",
             rel_tolerance=1e-5,  # a count: only the exact number is right
             mistakes={
