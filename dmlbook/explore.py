@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import bandwidth, costs, plotting
+from .dp_study import SCENARIO as EX3
 from .sheet import SHEET
 from .units import MBIT, format_bytes
 from .widgets import Choice, InputError, LivePanel, Number, PanelSpec, Result, static_explorer
@@ -24,9 +25,9 @@ SHEET_EX1 = dict(n_params=SHEET.lenet_params, bits_per_param=SHEET.bits_per_para
 SHEET_EX2 = dict(n_params=SHEET.lstm_params, rounds=SHEET.lstm_rounds,
                  clients_per_round=SHEET.lstm_clients_per_round, usd_per_gib=SHEET.usd_per_gib,
                  bytes_per_param=SHEET.lstm_bytes_per_param)
-# Exercise 3's alpha-beta scenario: 16 workers, LeNet, 1 Gbit/s, 1 ms per message.
-SHEET_EX3_TIME = dict(n_workers=16, servers=1, n_params=SHEET.lenet_params, link_gbps=1.0,
-                      latency_ms=1.0)
+# Exercise 3's scenario (dmlbook.dp_study): the alpha-beta example and the failure runs.
+SHEET_EX3_TIME = dict(n_workers=EX3.ab_workers, servers=1, n_params=EX3.ab_params,
+                      link_gbps=EX3.link_bps / 1e9, latency_ms=EX3.alpha_s * 1e3)
 INSTANT = "answered in milliseconds at any value; the bounds keep to plausible networks"
 
 
@@ -205,26 +206,34 @@ EX3_TIME = PanelSpec(
     grid={"n_workers": [4, 16, 64], "servers": [1, 4, 16]})
 
 FAILURES = (("nothing fails", "none"), ("the last worker crashes", "worker"),
-            ("the server crashes", "server"))
+            ("the server crashes, no failover", "server"),
+            ("the server crashes, a worker takes over", "failover"))
 
 
 def failure_result(scheme, failure, n_workers, rounds, crash_round, *, seed=0) -> Result:
-    """Exercise 3's failure runs: train with one scheme while one node crashes."""
+    """Exercise 3's failure runs, under the chapter's assumptions (``dp_study.SCENARIO``)."""
     from .allreduce import SCHEME_NAMES, train_data_parallel
+    from .dp_study import SCENARIO
     from .faults import Faults
 
-    victim = {"none": None, "worker": n_workers - 1, "server": n_workers}[failure]
+    victim = {"none": None, "worker": n_workers - 1, "server": n_workers,
+              "failover": n_workers}[failure]
     faults = Faults(crash_at={} if victim is None else {victim: crash_round})
     with one_thread():
         run = train_data_parallel(scheme, n_workers=n_workers, rounds=rounds, faults=faults,
-                                  seed=seed, progress=False)
+                                  lr=SCENARIO.lr, batch_size=SCENARIO.batch_size,
+                                  failover=failure == "failover", seed=seed, progress=False,
+                                  **SCENARIO.assumptions)
     updated = sum(run.updated[1:])
     totals = run.ledger.totals()
     name = SCHEME_NAMES[scheme]
     rows = [("scheme", name),
             ("final test accuracy", f"{run.test_acc[-1]:.3f}"),
             ("rounds that updated the model", f"{updated} of {rounds}"),
-            ("messages sent / delivered", f"{totals.sent:,} / {totals.delivered:,}")]
+            ("rounds without progress", f"{rounds - updated}"),
+            ("messages sent / delivered", f"{totals.sent:,} / {totals.delivered:,}"),
+            ("assumed (as in the chapter)", SCENARIO.describe_assumptions()
+             + f"; seed {seed}")]
     label = {v: k for k, v in FAILURES}[failure]
     fig = plotting.plot_failure_run(run, crash_round=None if victim is None else crash_round,
                                     title=f"{name}, {n_workers} workers: {label}")
@@ -236,7 +245,7 @@ def failure_result(scheme, failure, n_workers, rounds, crash_round, *, seed=0) -
 
 
 def _check_failure(values):
-    if values["failure"] == "server" and values["scheme"] != "ps":
+    if values["failure"] in ("server", "failover") and values["scheme"] != "ps":
         from .allreduce import SCHEME_NAMES
 
         raise InputError("failure: “the server crashes” needs a server; the "
@@ -251,17 +260,18 @@ EX3_FAILURES = PanelSpec(
     key="ex3_failures", title="What happens when a node crashes?", training=True,
     controls=(
         Choice("failure", "failure", tuple(FAILURES), "worker"),
-        Choice("scheme", "scheme", (("parameter server", "ps"), ("naive all-reduce", "naive"),
+        Choice("scheme", "scheme", (("parameter server (one server)", "ps"),
+                                    ("naive all-reduce", "naive"),
                                     ("ring all-reduce", "ring")), "ring"),
-        Number("n_workers", "workers", "", 8, 2, 32, integer=True,
+        Number("n_workers", "workers", "", EX3.fail_workers, 2, 32, integer=True,
                why="32 workers train in a few seconds on a 2-core machine"),
-        Number("rounds", "rounds", "", 20, 2, 100, integer=True,
+        Number("rounds", "rounds", "", EX3.fail_rounds, 2, 100, integer=True,
                why="100 rounds train in a few seconds"),
-        Number("crash_round", "crash round", "", 5, 1, 99, integer=True,
+        Number("crash_round", "crash round", "", EX3.crash_round, 1, 99, integer=True,
                why="before the last round"),
     ),
-    compute=failure_result, check=_check_failure, height_px=560,
-    grid={"failure": ["none", "worker", "server"], "scheme": ["ps", "naive", "ring"]})
+    compute=failure_result, check=_check_failure, height_px=600,
+    grid={"failure": ["none", "worker", "server", "failover"], "scheme": ["ps", "naive", "ring"]})
 
 
 # ---------------------------------------------------------------- exercise 4
