@@ -153,9 +153,14 @@ def failure_case(label: str, scenario: Ex3Scenario = SCENARIO, *, seed: int = 0,
 
 def failure_runs(scenario: Ex3Scenario = SCENARIO, seeds=None) -> dict[str, list]:
     """``{label: [result per seed]}`` for every case of :data:`FAILURE_CASES`."""
+    from .progress import steps
+
     seeds = _seeds(seeds, scenario)
-    return {label: [failure_case(label, scenario, seed=s) for s in seeds]
-            for label in FAILURE_CASES}
+    jobs = [(label, s) for s in seeds for label in FAILURE_CASES]
+    out = {label: [] for label in FAILURE_CASES}
+    for label, s in steps(jobs, "failure runs (case x seed)"):
+        out[label].append(failure_case(label, scenario, seed=s))
+    return out
 
 
 def lossy_runs(scenario: Ex3Scenario = SCENARIO, seeds=None) -> dict[str, list]:
