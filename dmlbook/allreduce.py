@@ -153,7 +153,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                         faults: Faults | None = None, detect_rounds: int = 0,
                         ring_rebuild_rounds: int = 3, failover: bool = False,
                         failover_rounds: int = 1, seed: int = 0, device="cpu",
-                        progress: bool | None = None) -> DataParallelResult:
+                        progress: bool | None = None, allreduce=None) -> DataParallelResult:
     """Synchronous data-parallel SGD with one of :data:`SCHEMES`.
 
     Args:
@@ -170,6 +170,11 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
             without its crashed members (an assumption, in rounds).
         failover: ``"ps"`` only: whether a worker takes over a crashed server.
         failover_rounds: rounds without progress before the takeover.
+        allreduce: ``"ring"`` only, without faults: a function called like
+            :func:`_ring_allreduce` (``grads, ring, *, round, ledger, alive,
+            faults``) that returns the members' summed gradient and records its
+            messages; the workbook's check passes the student's ring here.
+            ``None``: the package's own ring.
     """
     scheme = check_choice("scheme", scheme, SCHEMES)
     n = check_int("n_workers", n_workers, maximum=MAX_NODES)
@@ -187,6 +192,9 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
     seed = check_seed(seed)
     total_nodes = n + (scheme == "ps")
     faults = check_faults(faults, total_nodes)
+    if allreduce is not None and (scheme != "ring" or not faults.none or not callable(allreduce)):
+        raise ValueError("allreduce must be None, or a function with scheme='ring' and no faults")
+    ring_sum = _ring_allreduce if allreduce is None else allreduce
     if faults.straggler_prob > 0:
         raise ValueError("faults.straggler_prob must be 0 for train_data_parallel: a "
                          "synchronous round only waits for a straggler, and this simulator "
@@ -268,7 +276,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                     workers.params[w] = p
                 updated = True
         else:
-            summed = _ring_allreduce(grads, members, round=r, ledger=result.ledger,
+            summed = ring_sum(grads, members, round=r, ledger=result.ledger,
                                      alive=alive, faults=faults)
             if summed is not None:
                 workers.params[members] -= lr * summed / len(members)

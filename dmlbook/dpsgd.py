@@ -26,8 +26,8 @@ from .engine import (History, Nodes, check_batch_size, gossip, naive_allreduce, 
 from .faults import Faults, check_faults
 from .ledger import Ledger
 from .topology import Topology, resolve_topology
-from .units import (MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS, check_choice, check_int,
-                    check_number, check_product, check_seed)
+from .units import (MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS, check_choice,
+                    check_diverged, check_int, check_number, check_product, check_seed)
 
 ORDERS = ("step-then-mix", "mix-and-step")
 FINAL_ALLREDUCES = (None, "naive", "ring")
@@ -54,7 +54,8 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
               shards_per_node: int = 2, faults: Faults | None = None,
               final_allreduce: str | None = None, eval_every: int = 1, seed: int = 0,
               device="cpu", progress: bool | None = None,
-              order: str = "step-then-mix", counts_only: bool = False) -> RunResult:
+              order: str = "step-then-mix", counts_only: bool = False,
+              round_fn=None) -> RunResult:
     """Train with D-PSGD on ``n_nodes`` simulated nodes.
 
     Args:
@@ -84,6 +85,10 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
             all local steps, taken from the current model, to the mixed model.
         counts_only: keep a counts-only ledger (:class:`~dmlbook.ledger.Ledger`)
             for large runs: the same totals and counts, no per-message records.
+        round_fn: ``round_fn(params, W, grads, lr) -> new params`` computes each
+            round instead of the package's step and mix (one local step, the
+            sheet's order, no faults; the messages are recorded as for the
+            package's exchange). The workbook's check passes a student's here.
 
     Bounds: ``n_nodes`` <= :data:`~dmlbook.units.MAX_NODES`, ``rounds`` and
     ``local_steps`` <= :data:`~dmlbook.units.MAX_ROUNDS`, ``n_nodes * rounds *
@@ -103,6 +108,10 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
     order = check_choice("order", order, ORDERS)
     check_choice("counts_only", counts_only, (False, True))
     faults = check_faults(faults, n_nodes)
+    if round_fn is not None and (not callable(round_fn) or local_steps != 1
+                                 or order != "step-then-mix" or not faults.none):
+        raise ValueError("round_fn must be None, or a function with local_steps=1, "
+                         "order='step-then-mix' and no faults")
     if final_allreduce == "ring" and not faults.none:
         raise ValueError("final_allreduce must be None or 'naive' when faults are given "
                          "(the ring all-reduce here models reliable nodes only)")
@@ -130,15 +139,20 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
         mask = torch.from_numpy(active).to(nodes.device, nodes.params.dtype)
         losses = None
         start_params = nodes.params.clone() if order == "mix-and-step" else None
-        for _ in range(local_steps):
+        for _ in range(local_steps if round_fn is None else 0):
             X, y = node_data.batch(generator, batch_size)
             step_losses = nodes.sgd_step(X, y, lr, active=None if active.all() else mask)
             losses = step_losses if losses is None else losses
+        if round_fn is not None:  # the whole round, step and mix, is round_fn's
+            losses, grads = nodes.losses_and_gradients(*node_data.batch(generator, batch_size))
+            nodes.params = _custom_round(round_fn, nodes.params, topology, grads, lr,
+                                         round=r, ledger=history.ledger,
+                                         nbytes=nodes.payload_bytes)
         history.train_loss.append(np.where(active, losses.cpu().numpy(), np.nan))
-        if order == "step-then-mix":
+        if round_fn is None and order == "step-then-mix":
             gossip(nodes, topology, round=r, ledger=history.ledger, faults=faults,
                    active=active)
-        else:  # mix the models as they were before the step, then apply the step
+        elif round_fn is None:  # mix the models as they were before the step, then step
             change = nodes.params - start_params
             nodes.params = start_params
             gossip(nodes, topology, round=r, ledger=history.ledger, faults=faults,
@@ -157,6 +171,15 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
         record(rounds + 1)
         history.labels[rounds + 1] = f"{final_allreduce} all-reduce"
     return RunResult(history, topology, nodes, history.ledger)
+
+
+def _custom_round(round_fn, params, topology, grads, lr, *, round, ledger, nbytes):
+    """One round computed by ``round_fn(params, W, grads, lr)``; the exchange's
+    messages recorded as :func:`~dmlbook.engine.mix` records them."""
+    check_diverged(round, **{"what the nodes send": params})
+    ledger.record(round, topology.src_np, topology.dst_np, nbytes, True)
+    W = torch.as_tensor(topology.W, dtype=params.dtype, device=params.device)
+    return round_fn(params.clone(), W, grads, lr)
 
 
 def ring_allreduce_models(nodes: Nodes, *, round: int, ledger: Ledger) -> None:

@@ -152,7 +152,8 @@ class AveragingResult:
 
 def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: float = 0.1,
                    delay: float = 0.0, drop_prob: float = 0.0, sampling: str = "uniform",
-                   seed: int = 0, protocol: str = "push-pull") -> AveragingResult:
+                   seed: int = 0, protocol: str = "push-pull",
+                   handlers=None) -> AveragingResult:
     """Gossip averaging of one number per node, ``"push-pull"`` or ``"push"``.
 
     Active thread of ``i``: every ``delta``, send ``x_i`` to a peer ``j``.
@@ -162,6 +163,9 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
     is lost; without delay an exchange averages the pair. Push (the message
     pattern of gossip learning): ``j`` sets ``x_j = (x_i + x_j) / 2`` and
     nothing goes back, so the sum, and with it the mean, drifts.
+    ``handlers``, push-pull only: a pair ``(on_push, on_reply)`` used instead
+    of the rules above: ``x_j, reply = on_push(x_j, x_i)`` and
+    ``x_i = on_reply(x_i, reply)`` (the workbook's check passes a student's here).
     """
     try:
         x = np.array(values, dtype=np.float64)
@@ -181,6 +185,9 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
         len(x), delta, jitter, delay, drop_prob, sampling)
     cycles = check_int("cycles", cycles)
     protocol = check_choice("protocol", protocol, PROTOCOLS)
+    if handlers is not None and (protocol != "push-pull" or len(handlers) != 2
+                                 or not all(map(callable, handlers))):
+        raise ValueError("handlers must be None, or (on_push, on_reply) with protocol='push-pull'")
     rng = np.random.default_rng([check_int("seed", seed, minimum=0), 1])
     sampler = PeerSampler(n, sampling, rng, seed)
     queue, ledger = EventQueue(), Ledger(n)
@@ -210,6 +217,11 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
             queue.push(ev.time + _period(rng, delta, jitter), "wake", ev.node)
         elif ev.kind == "push" and protocol == "push":
             x[ev.node] = (ev.payload + x[ev.node]) / 2
+        elif handlers is not None and ev.kind == "push":
+            x[ev.node], reply = handlers[0](float(x[ev.node]), float(ev.payload))
+            send(ev.time, ev.node, ev.sender, "reply", reply)
+        elif handlers is not None:
+            x[ev.node] = handlers[1](float(x[ev.node]), ev.payload)
         elif ev.kind == "push":
             d = (ev.payload - x[ev.node]) / 2
             x[ev.node] += d
@@ -220,7 +232,9 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
     # that the final values hold every unit of mass that was not lost.
     while len(queue):
         ev = queue.pop()
-        if ev.kind == "reply":
+        if ev.kind == "reply" and handlers is not None:
+            x[ev.node] = handlers[1](float(x[ev.node]), ev.payload)
+        elif ev.kind == "reply":
             x[ev.node] -= ev.payload
     records.flush()
     while len(snapshots) <= cycles:
@@ -284,7 +298,7 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
                     sampling: str = "uniform", lr: float = 0.1, batch_size: int = 8,
                     eval_every: float = 1.0, seed: int = 0,
                     progress: bool | None = None,
-                    batch_steps: bool = True) -> GossipLearningResult:
+                    batch_steps: bool = True, merge=None) -> GossipLearningResult:
     """The sheet's gossip learning, simulated in continuous time.
 
     Active thread: loop { wait ``delta``; ``x <- SGD(x)`` (takes ``sgd_time``
@@ -294,6 +308,8 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     delivered only if it is not lost and arrives before ``until``.
     ``batch_steps=False`` computes one SGD step at a time instead of batching
     steps that cannot influence each other: slower, same parameters.
+    ``merge(own, received)``, if given, is the passive thread's rule instead
+    of :func:`aggregate` (the workbook's check passes a student's merge here).
     """
     n, delta, jitter, delay, drop_prob, sampling = _check_common(
         n_nodes, delta, jitter, delay, drop_prob, sampling)
@@ -315,6 +331,9 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     seed = check_int("seed", seed, minimum=0)
     if not isinstance(batch_steps, (bool, np.bool_)):
         raise ValueError(f"batch_steps must be True or False, got {batch_steps!r}")
+    if merge is not None and not callable(merge):
+        raise ValueError(f"merge must be None or a function, got {type(merge).__name__}")
+    merge = aggregate if merge is None else merge
     started = time.perf_counter()
     module, dataset, node_data, _, _ = prepare(model, n, dataset=dataset, split=split,
                                                seed=seed)
@@ -352,7 +371,7 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
             break
         ev = queue.pop()
         if ev.kind == "receive":  # passive thread
-            nodes.params[ev.node] = aggregate(nodes.params[ev.node], ev.payload)
+            nodes.params[ev.node] = merge(nodes.params[ev.node], ev.payload)
             continue
         # Steps of distinct nodes that end within ``delay`` of each other cannot
         # influence each other (their messages arrive ``delay`` later): compute
@@ -365,7 +384,7 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
                 break
             queue.pop()
             if head.kind == "receive":
-                nodes.params[head.node] = aggregate(nodes.params[head.node], head.payload)
+                nodes.params[head.node] = merge(nodes.params[head.node], head.payload)
             else:
                 batch.append(head)
                 members.add(head.node)

@@ -1,0 +1,417 @@
+"""The checks' harness: results, failures, the student's calls guarded, conversions.
+
+Every check is a list of stages run by :func:`run`. The student's function is
+only ever called through :func:`call`; its value is converted on the
+package's side (:func:`as_int`, :func:`as_float`, :func:`as_tensor`) before any
+comparison, so that an object whose ``==`` lies cannot pass. Everything else
+raised while judging is the check's own error and is reported as such.
+The isolation (time limit, captured output, restored state) is described in
+the package docstring, :mod:`dmlbook.check`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import math
+import numbers
+import random
+import reprlib
+import signal
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+#: Seconds a check may take before it answers "did not return within ... s".
+TIME_LIMIT_S = 10.0
+#: Characters of the student's printed output kept in a report.
+MAX_OUTPUT_CHARS = 600
+#: Characters of a value shown in a report.
+MAX_VALUE_CHARS = 300
+
+# References taken when this module loads: rebinding torch.allclose or
+# math.isclose in the kernel afterwards does not change a verdict.
+_allclose, _equal, _isfinite = torch.allclose, torch.equal, math.isfinite
+_Tensor, _as_subclass = torch.Tensor, torch.Tensor.as_subclass
+_Real, _Integral = numbers.Real, numbers.Integral
+
+
+@dataclass
+class CheckResult:
+    """What a check found. ``mistake`` names the likely mistake class (None if passed)."""
+
+    name: str
+    passed: bool
+    feedback: str
+    mistake: str | None = None
+    seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        return self.feedback
+
+    def _repr_html_(self) -> str:
+        colour, border = ("#e8f5e9", "#2e7d32") if self.passed else ("#fff3e0", "#ef6c00")
+        return (f'<div class="dmlbook-check" style="background:{colour};'
+                f'border-left:4px solid {border};padding:0.5em 1em;">'
+                f'<pre style="white-space:pre-wrap;margin:0;background:none;">'
+                f'{html.escape(self.feedback)}</pre></div>')
+
+
+class Failure(Exception):
+    """One failed case: what was tried, what was expected, what came back, and why."""
+
+    def __init__(self, case: str, *, expected=None, actual=None, mistake: str = "wrong value",
+                 hint: str = "", show_values: bool = True):
+        super().__init__(case)
+        # Only short texts are kept: a report never holds on to a large result.
+        self.case = case
+        self.expected, self.actual = short(expected), short(actual)
+        self.mistake, self.hint, self.show_values = mistake, hint, show_values
+
+
+class TimeUp(BaseException):
+    """Raised in the student's code when the check's time is up (not an Exception,
+    so that ``except Exception`` in a student's loop does not swallow it)."""
+
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = MAX_VALUE_CHARS
+_repr.maxlist = _repr.maxtuple = 6
+
+
+def short(value) -> str:
+    """A value as the report shows it: at most a few hundred characters, whatever its size."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + " ..."
+    try:
+        if isinstance(value, _Tensor):
+            with torch.no_grad():
+                head = _as_subclass(value, _Tensor).detach().reshape(-1)[:8].cpu().double()
+            text = np.array2string(head.numpy(), precision=4, suppress_small=True)
+            more = " ..." if value.numel() > 8 else ""
+            return f"tensor of shape {tuple(value.shape)}: {' '.join(text.split())}{more}"
+        if isinstance(value, float):
+            return f"{value:.10g}"
+        if isinstance(value, int) and abs(value) > 10**30:
+            return f"an int of {len(str(abs(value)))} digits"
+        if isinstance(value, (list, tuple)) and len(value) > 6:
+            return f"{type(value).__name__} of length {len(value)}"
+        text = _repr.repr(value)
+    except Exception:  # a student's object whose repr fails
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + " ..."
+
+
+def args_text(names, values) -> str:
+    return ", ".join(f"{k}={short(v)}" for k, v in zip(names, values))
+
+
+# ---------------------------------------------------------------------------
+# Isolation: captured output, restored state, a time limit
+
+
+class _Capture(io.TextIOBase):
+    """A stream that keeps the first characters written to it and counts the rest."""
+
+    def __init__(self):
+        self.kept, self.total = [], 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text) -> int:
+        text = str(text)
+        room = MAX_OUTPUT_CHARS - sum(map(len, self.kept))
+        if room > 0:
+            self.kept.append(text[:room])
+        self.total += len(text)
+        return len(text)
+
+    def summary(self) -> str:
+        if not self.total:
+            return ""
+        kept = "".join(self.kept)
+        cut = f" (first {len(kept)} of {self.total:,} characters)" if self.total > len(kept) \
+            else ""
+        return f"Your function printed{cut}:\n{kept}"
+
+
+def _state():
+    return (torch.get_default_dtype(), torch.is_grad_enabled(), torch.get_rng_state(),
+            np.random.get_state(), random.getstate(), torch.get_num_threads())
+
+
+def _restore(state) -> None:
+    dtype, grad, torch_rng, np_rng, py_rng, threads = state
+    torch.set_default_dtype(dtype)
+    torch.set_grad_enabled(grad)
+    torch.set_rng_state(torch_rng)
+    np.random.set_state(np_rng)
+    random.setstate(py_rng)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise :class:`TimeUp` in the main thread after ``seconds`` (and every 0.2 s
+    after that, should the student's code catch it). No limit off the main thread
+    or where the platform has no SIGALRM (Windows)."""
+    usable = (seconds and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise TimeUp()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.2)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def isolated(seconds: float):
+    """Run a check: the student's output captured, the kernel's state restored after."""
+    state, capture = _state(), _Capture()
+    try:
+        torch.set_default_dtype(torch.float32)  # the same verdict whatever the kernel set
+        torch.set_grad_enabled(True)
+        with contextlib.redirect_stdout(capture), contextlib.redirect_stderr(capture), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _time_limit(seconds):
+                yield capture
+    finally:
+        _restore(state)
+
+
+# ---------------------------------------------------------------------------
+# Running stages and calling the student's function
+
+
+class _StudentError(Exception):
+    """The student's function raised, or returned nothing: a failure of the case."""
+
+
+def report_failure(name: str, failure: Failure, done: list[str]) -> str:
+    lines = [f"✗ {name}: not yet.", f"Case: {failure.case}"]
+    if failure.show_values:
+        lines += [f"  expected: {failure.expected}", f"  got:      {failure.actual}"]
+    if failure.hint:
+        lines.append(f"Hint ({failure.mistake}): {failure.hint}")
+    if done:
+        lines.append("Already passed: " + "; ".join(done) + ".")
+    return "\n".join(lines)
+
+
+def run(name: str, fn, stages, *, time_limit_s: float | None = None) -> CheckResult:
+    """Run ``stages`` (label, function) in order under :func:`isolated`; stop at the
+    first failure. ``time_limit_s`` (default :data:`TIME_LIMIT_S`; 0 for none)."""
+    limit = TIME_LIMIT_S if time_limit_s is None else float(time_limit_s)
+    if not (callable(fn) or isinstance(fn, tuple) and fn and all(map(callable, fn))):
+        return CheckResult(name, False, f"✗ {name}: pass your function itself, e.g. "
+                           f"check.{name}(my_function), not {short(fn)}.", "not a function")
+    done: list[str] = []
+    started = time.perf_counter()
+    result = None
+    with isolated(limit) as capture:
+        try:
+            for label, stage in stages:
+                try:
+                    summary = stage(fn)
+                except Failure as failure:
+                    result = CheckResult(name, False, report_failure(name, failure, done),
+                                         failure.mistake)
+                    break
+                done.append(summary or label)
+            else:
+                result = CheckResult(name, True, f"✓ {name}: passed. " + "; ".join(done) + ".")
+        except TimeUp:
+            result = CheckResult(name, False, f"✗ {name}: your function did not return within "
+                                 f"{limit:g} s (the check's time limit), so the check stopped "
+                                 f"it. Look for a loop that never ends.", "time limit")
+        except Exception as err:  # raised by the check itself, not by the student's code
+            result = CheckResult(name, False, (
+                f"✗ {name}: the check itself failed ({type(err).__name__}: {short(str(err))}) "
+                f"while judging your function. This is an error in dmlbook.check, not "
+                f"yours; please report it."), "the check's error")
+    printed = capture.summary()
+    if printed:
+        result.feedback += "\n" + printed
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def call(fn, case: str, *args):
+    """Call the student's function; its exception, exit or missing return is a failure."""
+    try:
+        out = fn(*args)
+    except (Failure, TimeUp, KeyboardInterrupt):
+        raise
+    except SystemExit as err:
+        raise Failure(case, mistake="an error", show_values=False,
+                      hint=f"your function called sys.exit({short(err.code)}); return "
+                           f"a value instead.") from None
+    except BaseException as err:  # the student's code: any error is feedback, not a crash
+        raise Failure(case, mistake="an error", show_values=False,
+                      hint=f"your function raised {type(err).__name__}: "
+                           f"{short(str(err))}") from None
+    if out is None or out is Ellipsis:
+        raise Failure(case, expected="a value", actual=out, mistake="an empty stub",
+                      hint="your function returned nothing: replace `...` by the body "
+                           "and `return` the result.")
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Conversions on the package's side
+
+
+def _is_scalar_array(value) -> bool:
+    return isinstance(value, (np.ndarray, np.generic, _Tensor)) and np.ndim(value) == 0
+
+
+def as_int(value, case, expected, what="the number"):
+    """The student's whole number as a Python int; a float or text is a failure."""
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, (str, bytes)):
+        raise Failure(case, expected=expected, actual=value, mistake="not a number",
+                      hint=f"return {what} as an int.")
+    if _is_scalar_array(value) and not isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, _Integral):
+        try:
+            return int(value)
+        except Exception:
+            raise Failure(case, expected=expected, actual=value, mistake="not a number",
+                          hint=f"return {what} as an int.") from None
+    if isinstance(value, _Real):
+        number = as_float(value, case, expected, what)
+        if number == int(number) and number == expected:
+            raise Failure(case, expected=expected, actual=value, mistake="not a whole number",
+                          hint=f"{what} comes in whole numbers: return an int (int(...)).")
+        raise Failure(case, expected=expected, actual=value, mistake="not a whole number",
+                      hint=f"return {what} as an int.")
+    raise Failure(case, expected=expected, actual=value, mistake="not a number",
+                  hint=f"return {what} as an int.")
+
+
+def as_float(value, case, expected, what="the number"):
+    """The student's number as a finite Python float."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) or not (
+            isinstance(value, _Real) or _is_scalar_array(value)):
+        raise Failure(case, expected=expected, actual=value, mistake="not a number",
+                      hint=f"return {what} as a float.")
+    try:
+        number = float(value.item() if _is_scalar_array(value) else value)
+    except OverflowError:
+        number = math.inf
+    except Exception:
+        raise Failure(case, expected=expected, actual=value, mistake="not a number",
+                      hint=f"return {what} as a float.") from None
+    if not _isfinite(number):
+        raise Failure(case, expected=expected, actual=value, mistake="not a number",
+                      hint=f"return {what} as a finite number.")
+    return number
+
+
+def as_tensor(value, case, expected: torch.Tensor, *, name="the result"):
+    """The student's tensor as a plain float tensor of ``expected``'s shape and dtype."""
+    if isinstance(value, _Tensor):
+        value = _as_subclass(value, _Tensor).detach()
+    else:
+        try:
+            value = torch.as_tensor(np.asarray(value, dtype=np.float64))
+        except Exception:
+            raise Failure(case, expected=expected, actual=value, mistake="not a tensor",
+                          hint=f"return {name} as a torch tensor.") from None
+    if not (value.is_floating_point() or value.dtype in (torch.int64, torch.int32)):
+        raise Failure(case, expected=expected, actual=value, mistake="not a tensor",
+                      hint=f"return {name} as a float tensor.")
+    return value.to(device="cpu", dtype=expected.dtype)
+
+
+def close(a: float, b: float, rel: float = 1e-9) -> bool:
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+
+
+def ratio_hint(expected: float, actual: float, known) -> tuple[str, str] | None:
+    """The first ``(mistake, hint)`` of ``known`` whose factor maps expected to actual."""
+    if expected == 0:
+        return None
+    for factor, mistake, hint in known:
+        if factor and close(actual, expected * factor, rel=2e-3):
+            return mistake, hint
+    return None
+
+
+BITS_BYTES = ("bits vs bytes", "one byte is 8 bits; check which quantities are in bits and "
+                               "which in bytes, and convert exactly once.")
+DECIMAL_BINARY = ("10^9 vs 2^30", "network speeds use decimal prefixes (1 Gbit/s = 10^9 "
+                                  "bit/s), cloud prices binary ones (1 GiB = 2^30 bytes).")
+
+
+def unit_mistakes():
+    return [(8, *BITS_BYTES), (1 / 8, *BITS_BYTES),
+            (2**30 / 10**9, *DECIMAL_BINARY), (10**9 / 2**30, *DECIMAL_BINARY),
+            (1024 / 1000, *DECIMAL_BINARY), (1000 / 1024, *DECIMAL_BINARY)]
+
+
+def rng_for(name: str) -> np.random.Generator:
+    """The seeded random cases of one check: the same cases every run."""
+    return np.random.default_rng([sum(map(ord, name)), 27])
+
+
+# ---------------------------------------------------------------------------
+# Tensors: a wrong answer that equals a known wrong formula names the mistake
+
+
+def tensor_result(case, actual, expected, inputs_changed, candidates, default_hint,
+                  atol=1e-6):
+    """Fail unless ``actual`` equals ``expected``; name the mistake from ``candidates``."""
+    if isinstance(actual, _Tensor) or hasattr(actual, "__array__") \
+            or isinstance(actual, (list, tuple)):
+        actual = as_tensor(actual, case, expected)
+    else:
+        raise Failure(case, expected=expected, actual=actual, mistake="not a tensor",
+                      hint="return a torch tensor.")
+
+    def same(a, b):
+        return a.shape == b.shape and bool(_allclose(a.double(), b.double(), atol=atol,
+                                                     rtol=1e-6))
+    if same(actual, expected):
+        if inputs_changed:
+            raise Failure(case, expected="your inputs left as they were",
+                          actual="your function changed " + " and ".join(inputs_changed),
+                          mistake="changed its inputs in place",
+                          hint="build a new tensor (x = a + b) rather than updating an input "
+                               "(a += b): the caller still needs the old values.")
+        return actual
+    for name, wrong, why in candidates:
+        if same(actual, wrong):
+            raise Failure(case, expected=expected, actual=actual, mistake=name, hint=why)
+    if actual.shape != expected.shape:
+        raise Failure(case, expected=expected, actual=actual, mistake="wrong shape",
+                      hint=f"return a tensor of shape {tuple(expected.shape)}.")
+    raise Failure(case, expected=expected, actual=actual, mistake="wrong value",
+                  hint=default_hint)
+
+
+def call_tensors(fn, case, *args):
+    """Call ``fn`` on copies; also say which inputs it changed in place."""
+    copies = [a.clone() if isinstance(a, _Tensor) else a for a in args]
+    out = call(fn, case, *copies)
+    changed = [i for i, (a, c) in enumerate(zip(args, copies))
+               if isinstance(a, _Tensor) and not _equal(a, c)]
+    return out, changed
