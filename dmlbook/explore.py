@@ -102,7 +102,8 @@ EX1 = PanelSpec(
                SHEET_EX1["upload_mbps"], 0.01, 100_000,
                why=INSTANT),
         Number("time_limit_s", "time limit per round", "s",
-               SHEET_EX1["time_limit_s"], 0.1, 86_400, why=INSTANT),
+               SHEET_EX1["time_limit_s"], 0.001, 86_400,
+               why="down to 1 ms, so that a measured step time (about 15 ms) can be set"),
     ),
     compute=fl_bandwidth_result, height_px=640,
     grid={"upload_mbps": [10, 100, 1000], "bits_per_param": [32, 16, 8]})
@@ -118,6 +119,7 @@ def fl_cost_result(n_params, rounds, clients_per_round, usd_per_gib, bytes_per_p
     both = costs.fl_cumulative_cost(n_params, bytes_per_param=bytes_per_param,
                                     upload_usd_per_gib=usd_per_gib, **kw)[-1]
     rows = [("bytes per client per round", f"{n_params * bytes_per_param:,.0f} B"),
+            ("one round costs", f"${cmp.fl_usd / rounds:,.4f}"),
             ("total downloaded from the cloud", format_bytes(cmp.fl_bytes)),
             ("FL download bill", f"${cmp.fl_usd:,.2f}"),
             ("FL bill if uploads were billed too", f"${both:,.2f}"),
