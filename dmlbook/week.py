@@ -91,7 +91,7 @@ def week_table(scenario: Scenario | None = None) -> list[SchemeTraffic]:
         SchemeTraffic("fl", "Federated learning", "chapters/ex1_fl_bandwidth",
                       {"server": n, "client": 1},
                       {"server": ps["server"], "client": ps["worker"]}),
-        SchemeTraffic("ps", "Parameter server", "chapters/ex3_allreduce",
+        SchemeTraffic("ps", "Parameter server (one server)", "chapters/ex3_allreduce",
                       {"server": n, "worker": 1},
                       {"server": ps["server"], "worker": ps["worker"]}),
         SchemeTraffic("naive", "Naive all-reduce", "chapters/ex3_allreduce",
