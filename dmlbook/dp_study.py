@@ -181,6 +181,7 @@ def stalls(result) -> int:
     return result.updated[1:].count(False)
 
 
+@plotting.book_figure
 def plot_failures_over_seeds(runs: dict, *, crash_round: int):
     """Median test accuracy per case (line) and the range over the seeds (band)."""
     fig, ax = plotting.figure(figsize=(7.5, 4.2))
