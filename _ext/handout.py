@@ -5,6 +5,7 @@ handout`` sets it); otherwise this extension does nothing. Then, in every page:
 
 - every sphinx-exercise solution is dropped (plain and gated);
 - every self-check is dropped (``dmlbook.selfcheck``: its answer is in the page);
+- every "In 30 seconds" box (the solution in brief) is dropped;
 - every prediction (``dmlbook.predictions``) keeps its question, and a choice its
   options: the form, its answer and what the run showed are replaced by the
   handout version the form carries in an HTML comment;
@@ -63,6 +64,20 @@ def _is_selfcheck(node) -> bool:
     if SELFCHECK_TAG in node.get("classes", []):
         return True
     return isinstance(node, nodes.raw) and SELFCHECK_MARK in node.astext()
+
+
+SUMMARY_CLASSES = {"dmlbook-in-30-seconds", "dmlbook-in30"}
+
+
+def _is_summary(node) -> bool:
+    """An "In 30 seconds" box: the solution in brief, kept only in the book."""
+    if not isinstance(node, nodes.Element):
+        return False
+    if SUMMARY_CLASSES & set(node.get("classes", [])):
+        return True
+    return (isinstance(node, nodes.Admonition) and node.children
+            and isinstance(node.children[0], nodes.title)
+            and node.children[0].astext().strip().lower().startswith("in 30 seconds"))
 
 
 def _is_prediction(node) -> bool:
@@ -154,7 +169,8 @@ class DropAnswers(SphinxTransform):
         for node in list(doc.findall(_is_prediction)):
             if node.parent is not None:
                 _keep_question(node)
-        for node in list(doc.findall(lambda n: _is_solution(n) or _is_selfcheck(n))):
+        for node in list(doc.findall(lambda n: _is_solution(n) or _is_selfcheck(n)
+                                     or _is_summary(n))):
             if node.parent is not None:
                 node.parent.remove(node)
         if self.env.docname.startswith("workbook/"):

@@ -30,8 +30,8 @@ from __future__ import annotations
 import html as _html
 from dataclasses import dataclass
 
-from .selfcheck import (NORMALISE, PARSE_JS, ChoiceCheck, NumericCheck, SelfCheck, _check_id,
-                        _close, _finite, _magnitude, _options, _script, _text)
+from .selfcheck import (NORMALISE, ChoiceCheck, NumericCheck, SelfCheck, _check_id, _finite,
+                        _magnitude, _named_mistakes, _options, _script, _text, numeric_js)
 
 __all__ = ["HANDOUT_MARK", "MAX_PREDICTION_TOLERANCE", "NumberPrediction", "ChoicePrediction",
            "predict_number", "predict_choice"]
@@ -83,23 +83,7 @@ _REVEAL_JS = """  var reveal = form.querySelector(".dmlbook-prediction-reveal");
   }
 """
 
-_NUMBER_JS = """  var input = form.querySelector("input"), out = form.querySelector("[role=status]");
-""" + PARSE_JS + _REVEAL_JS + """  function close(v, t) { return Math.abs(v - t) <= data.tol * Math.abs(t) + 1e-12; }
-  form.addEventListener("submit", function (event) {
-    event.preventDefault();
-    var v = parse(input.value), verdict = "wrong", text = data.wrong;
-    if (v === null) { verdict = "invalid"; text = data.invalid; }
-    else if (close(v, data.answer)) { verdict = "right"; text = data.right; }
-    else {
-      for (var i = 0; i < data.misses.length; i++) {
-        if (close(v, data.misses[i][0])) { verdict = "off"; text = data.misses[i][1]; break; }
-      }
-    }
-    form.dataset.verdict = verdict;
-    out.textContent = text;
-    show(verdict);
-  });
-"""
+_NUMBER_JS = _REVEAL_JS + numeric_js(after="    show(verdict);\n")
 
 _CHOICE_JS = """  var out = form.querySelector("[role=status]");
 """ + _REVEAL_JS + """  form.addEventListener("submit", function (event) {
@@ -158,14 +142,7 @@ def predict_number(check_id: str, question: str, *, answer: float, unit: str, re
     if rel_tolerance > MAX_PREDICTION_TOLERANCE:
         raise ValueError(f"rel_tolerance must be at most {MAX_PREDICTION_TOLERANCE} (a "
                          f"prediction within 50 %), got {rel_tolerance!r}")
-    if mistakes is not None and not isinstance(mistakes, dict):
-        raise ValueError(f"mistakes must be a dict {{value: message}}, got {mistakes!r}")
-    named = tuple((_magnitude("mistakes value", v), _text("mistakes message", m))
-                  for v, m in (mistakes or {}).items())
-    for value, _ in named:
-        if _close(value, answer, rel_tolerance):
-            raise ValueError(f"mistakes value {value!r} is within rel_tolerance of the answer "
-                             f"{answer!r}: it would be judged right")
+    named = _named_mistakes(mistakes, answer, rel_tolerance)
     logic = NumberPrediction(answer, unit, rel_tolerance, named, reveal=reveal)
     label = _text("label", label) if label is not None else f"Your prediction ({unit})"
     e = _html.escape

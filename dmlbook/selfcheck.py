@@ -98,6 +98,19 @@ def _magnitude(name: str, value) -> float:
     return value
 
 
+def _named_mistakes(mistakes, answer: float, rel_tolerance: float) -> tuple:
+    """Checked ``{value: message}`` as ``((value, message), ...)``; none may count as right."""
+    if mistakes is not None and not isinstance(mistakes, dict):
+        raise ValueError(f"mistakes must be a dict {{value: message}}, got {mistakes!r}")
+    named = tuple((_magnitude("mistakes value", v), _text("mistakes message", m))
+                  for v, m in (mistakes or {}).items())
+    for value, _ in named:
+        if _close(value, answer, rel_tolerance):
+            raise ValueError(f"mistakes value {value!r} is within rel_tolerance of the answer "
+                             f"{answer!r}: it would be judged right")
+    return named
+
+
 def _normalise(typed: str) -> str:
     out = []
     for ch in str(typed):
@@ -189,9 +202,11 @@ PARSE_JS = """  function parse(s) {
   }
 """
 
-_NUMERIC_JS = """  var input = form.querySelector("input"), out = form.querySelector("[role=status]");
-""" + PARSE_JS + """
-  function close(v, t) { return Math.abs(v - t) <= data.tol * Math.abs(t) + 1e-12; }
+def numeric_js(after: str = "") -> str:
+    """The script body of a numeric form: parse, grade, show; then the JS statements ``after``
+    (with ``verdict`` in scope), which a prediction uses to reveal the run."""
+    return ("""  var input = form.querySelector("input"), out = form.querySelector("[role=status]");
+""" + PARSE_JS + """  function close(v, t) { return Math.abs(v - t) <= data.tol * Math.abs(t) + 1e-12; }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var v = parse(input.value), verdict = "wrong", text = data.wrong;
@@ -204,8 +219,11 @@ _NUMERIC_JS = """  var input = form.querySelector("input"), out = form.querySele
     }
     form.dataset.verdict = verdict;
     out.textContent = text;
-  });
-"""
+""" + after + """  });
+""")
+
+
+_NUMERIC_JS = numeric_js()
 
 _CHOICE_JS = """  var out = form.querySelector("[role=status]");
   form.addEventListener("submit", function (event) {
@@ -286,14 +304,7 @@ def numeric(check_id: str, question: str, *, answer: float, unit: str,
     if rel_tolerance >= 0.02:
         raise ValueError("rel_tolerance must be < 0.02, so that 1000 and 1024 stay apart; "
                          f"got {rel_tolerance!r}")
-    if mistakes is not None and not isinstance(mistakes, dict):
-        raise ValueError(f"mistakes must be a dict {{value: message}}, got {mistakes!r}")
-    named = tuple((_magnitude("mistakes value", v), _text("mistakes message", m))
-                  for v, m in (mistakes or {}).items())
-    for value, _ in named:
-        if _close(value, answer, rel_tolerance):
-            raise ValueError(f"mistakes value {value!r} is within rel_tolerance of the answer "
-                             f"{answer!r}: it would be judged right")
+    named = _named_mistakes(mistakes, answer, rel_tolerance)
     logic = NumericCheck(answer, unit, rel_tolerance, named)
     label = _text("label", label) if label is not None else f"Your answer ({unit})"
     payload = {"answer": answer, "tol": rel_tolerance, "misses": logic.near_misses(),

@@ -32,7 +32,8 @@ sphinx:
     nb_execution_show_tb: true
 """
 TOC = "format: jb-book\nroot: intro\nchapters:\n  - file: chapter\n"
-CHAPTER = """\
+# The jupytext header that makes a MyST file a notebook (shared with other tiny books).
+HEADER = """\
 ---
 jupytext:
   text_representation:
@@ -44,7 +45,8 @@ kernelspec:
   language: python
   name: python3
 ---
-
+"""
+CHAPTER = HEADER + """
 # A chapter
 
 ```{{code-cell}} ipython3
@@ -82,8 +84,12 @@ def build_tiny_book(tmp_path, op: str, cell: str | None = None) -> subprocess.Co
     (book / "_toc.yml").write_text(TOC)
     (book / "intro.md").write_text("# Intro\n\nA book of one chapter.\n")
     (book / "chapter.md").write_text(textwrap.dedent(CHAPTER).format(cell=cell))
-    # The chapter's kernel imports this checkout's dmlbook.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    return build(book)
+
+
+def build(book, **env) -> subprocess.CompletedProcess:
+    """``jupyter-book build`` of the tiny ``book``; its kernels import this checkout's dmlbook."""
+    env = dict(os.environ, **env, PYTHONPATH=os.pathsep.join(
         [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     return subprocess.run([jupyter_book(), "build", str(book), "--all", "-W", "-n",
                            "--keep-going"], cwd=book, env=env, capture_output=True,

@@ -124,3 +124,136 @@ def test_the_book_still_has_the_answers_and_solutions(built_book):
         assert solution_sentences(doc), f"no solution text found in the book's {doc}"
         assert "data-dmlbook-selfcheck" in files[f"{doc}.html"], f"no self-check on {doc}"
 
+
+
+# ---- Issue 23, item 5: a handout that leaks nothing ------------------------------------
+#
+# Beyond the sheet's answers above: no number that the book shows only in its
+# solutions, no prediction's answer or reveal, and no solution phrase appears
+# anywhere in the handout, learning objectives and overviews included; and those
+# two are phrased as questions.
+
+# Phrases that give an exercise's answer away (regular expressions, case-insensitive).
+SOLUTION_PHRASES = {
+    "ex1": [r"upload link (?:binds|fills(?: up)? first|is the bottleneck)"],
+    "ex2": [r"(?<![\d.])111 ?\$|\$ ?111(?![\d.,])"],
+    "ex3": [r"server'?s link is the bottleneck"],
+    "ex4": [r"cent(?:er|re)d (?:on|around) zero", r"compress(?:es)? (?:far )?better",
+            r"easily compressible"],
+    "ex5": [r"\(\s*m\.x\s*\+\s*x\s*\)\s*/\s*2"],
+    "ex6": [r"128\s*[×x*]\s*127", r"50\s*[×x*]\s*128\s*[×x*]\s*8"],
+}
+NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.,])\d+\.\d+(?![\w])"
+                    r"|(?<![\w.,])\d{3,}(?![\w.,])")
+
+
+def _numbers(text: str) -> set[str]:
+    """Distinctive numbers in ``text`` (3+ digits, or with a decimal point), without commas."""
+    found = set()
+    for match in NUMBER.findall(text):
+        plain = match.replace(",", "")
+        digits = plain.replace(".", "").lstrip("0")
+        if len(digits) >= 3 and not re.fullmatch(r"(19|20)\d\d", plain):
+            found.add(plain)
+    return found
+
+
+def _blocks(html: str, pattern: str) -> list[str]:
+    return [visible_text(b) for b in re.findall(pattern, html, flags=re.S)]
+
+
+def solution_numbers(doc: str) -> set[str]:
+    """Numbers the book's solutions of ``doc`` show that its exercise statements do not."""
+    html = (HTML_DIR / f"{doc}.html").read_text(encoding="utf-8")
+    solutions = " ".join(_blocks(
+        html, r'<div class="solution[^"]*"[^>]*>(.*?)</section>\s*</div>'))
+    given = " ".join(_blocks(html, r'<div class="exercise[^"]*"[^>]*>(.*?)</section>\s*</div>'))
+    intro = visible_text((HTML_DIR / "intro.html").read_text(encoding="utf-8"))
+    return _numbers(solutions) - _numbers(given) - _numbers(intro)
+
+
+def prediction_payloads(doc: str) -> list[dict]:
+    import json
+
+    html = (HTML_DIR / f"{doc}.html").read_text(encoding="utf-8")
+    payloads = []
+    for form in re.findall(r'<form class="[^"]*dmlbook-prediction[^"]*"(.*?)</script>', html,
+                           flags=re.S):
+        found = re.search(r"var data = (\{.*?\});\n", form, flags=re.S)
+        if found:
+            payloads.append(json.loads(found.group(1)))
+    return payloads
+
+
+def _number_forms(value: float) -> set[str]:
+    if float(value).is_integer():
+        return {f"{value:.0f}"}
+    return {f"{value:.2f}", f"{value:.3g}"}
+
+
+def leaked_values(doc: str) -> set[str]:
+    """What the handout must not show, from ``doc``'s normal build: answers and reveals."""
+    values = solution_numbers(doc)
+    for data in prediction_payloads(doc):
+        if "answer" in data:
+            values |= {v for v in _number_forms(data["answer"])
+                       if len(v.replace(".", "").lstrip("0")) >= 3}
+    return values
+
+
+def test_handout_leaks_no_solution_number_prediction_or_phrase(handout, built_book):
+    assert built_book.returncode == 0, "the book did not build"
+    files = {name: text for name, text in site_text_files(handout).items()
+             if name.endswith(".html")}
+    handout_numbers = {name: _numbers(visible_text(text)) | _numbers(text)
+                       for name, text in files.items()}
+    leaks = []
+    for doc in chapter_docs():
+        for value in sorted(leaked_values(doc)):
+            leaks += [(doc, value, name) for name, found in handout_numbers.items()
+                      if value in found]
+        for data in prediction_payloads(doc):
+            reveal = data.get("reveal", "")
+            leaks += [(doc, "reveal " + reveal[:40], name) for name, text in files.items()
+                      if len(reveal) >= 20 and reveal in text]
+    assert leaks == [], f"answers of the book in the handout (chapter, value, page): {leaks}"
+    phrases = [(key, p) for key, ps in SOLUTION_PHRASES.items() for p in ps]
+    found = [(key, p, name) for key, p in phrases for name, text in files.items()
+             if re.search(p, visible_text(text), flags=re.I)]
+    assert found == [], f"solution phrases in the handout (exercise, phrase, page): {found}"
+
+
+def test_the_leak_test_guards_something(built_book):
+    """The book itself shows what the handout must hide: the test is not vacuous."""
+    assert built_book.returncode == 0, "the book did not build"
+    assert any(leaked_values(doc) for doc in chapter_docs())
+    book = " ".join(visible_text((HTML_DIR / f"{doc}.html").read_text(encoding="utf-8"))
+                    for doc in chapter_docs())
+    assert any(re.search(p, book, flags=re.I) for ps in SOLUTION_PHRASES.values() for p in ps)
+
+
+def _objectives(html: str) -> list[str]:
+    blocks = re.findall(r'<p class="admonition-title">Learning objectives</p>(.*?)</div>', html,
+                        flags=re.S)
+    return [visible_text(li).strip() for block in blocks
+            for li in re.findall(r"<li>(.*?)</li>", block, flags=re.S)]
+
+
+def _overview(html: str) -> str:
+    found = re.search(r'<section id="overview">(.*?)</section>', html, flags=re.S)
+    return visible_text(found.group(1)) if found else ""
+
+
+def test_objectives_and_overviews_are_questions_in_the_handout(handout):
+    problems = []
+    for doc in chapter_docs():
+        html = (handout / f"{doc}.html").read_text(encoding="utf-8")
+        objectives = _objectives(html)
+        if not objectives:
+            problems.append(f"{doc}: no learning objectives")
+        problems += [f"{doc}: objective is not a question: {o!r}" for o in objectives
+                     if not o.endswith("?")]
+        overview = _overview(html)
+        if "?" not in overview:
+            problems.append(f"{doc}: the overview asks no question")
+    assert problems == [], "\n".join(problems)

@@ -28,6 +28,15 @@ How many things are there?
 SOLUTION TEXT: there are 4242 things.
 ::::
 
+:::{admonition} In 30 seconds
+:class: dmlbook-in-30-seconds
+SUMMARY30 there are 4242 things.
+:::
+
+:::{admonition} In 30 seconds
+IN30TITLE only the title marks this one.
+:::
+
 :::{admonition} Beyond this point: the answer, shown and tested
 :class: dmlbook-answers-below
 The sections below compute the answer.
@@ -92,6 +101,7 @@ def test_handout_transform_on_a_tiny_book(tmp_path):
         results[mode] = visible_text((out / "chapter.html").read_text(encoding="utf-8"))
     book, handout_text = results["0"], results["1"]
     for marker in ["SOLUTION TEXT", "SELFCHECK", "EVIDENCE", "GATED SOLUTION", "SUMMARY",
+                   "SUMMARY30", "IN30TITLE",
                    "Intro text of the section", "4242"]:
         assert marker in book, marker
         assert marker not in handout_text, marker

@@ -20,15 +20,17 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import re
 import subprocess
 import threading
 
 import pytest
 
-from book_helpers import ROOT, chapter_docs, jupyter_book
+from book_helpers import ROOT, chapter_docs
 from dmlbook import selfcheck
+from test_claims_build import CONFIG as CLAIMS_CONFIG
+from test_claims_build import HEADER as CHAPTER_HEADER
+from test_claims_build import build
 from test_browser import CHROMIUM, browser, open_page, site  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.skipif(
@@ -52,32 +54,9 @@ CHECKS = {
     "s-digits", "What is n_max?", answer=2203, unit="participants", rel_tolerance=0.0002,
     mistakes={22033: HOSTILE})""",
 }
-CONFIG = f"""\
-title: predictions test
-only_build_toc_files: true
-execute:
-  execute_notebooks: force
-  timeout: 120
-  allow_errors: false
-sphinx:
-  local_extensions:
-    handout: {ROOT / "_ext"}
-  config:
-    nb_execution_show_tb: true
-"""
-HEADER = """\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-    format_version: 0.13
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
+CONFIG = CLAIMS_CONFIG.replace("sphinx:\n", f"sphinx:\n  local_extensions:\n"
+                                            f"    handout: {ROOT / '_ext'}\n")
+HEADER = CHAPTER_HEADER + """
 # Predictions
 
 ```{code-cell} ipython3
@@ -105,11 +84,7 @@ def _build(folder, handout: bool) -> subprocess.CompletedProcess:
                                      "  - file: chapter\n")
     (folder / "intro.md").write_text("# Intro\n\nOne chapter.\n")
     (folder / "chapter.md").write_text(chapter_md())
-    env = dict(os.environ, DMLBOOK_HANDOUT="1" if handout else "0", PYTHONPATH=os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    return subprocess.run([jupyter_book(), "build", str(folder), "--all", "-W", "-n",
-                           "--keep-going"], cwd=folder, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return build(folder, DMLBOOK_HANDOUT="1" if handout else "0")
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
