@@ -9,6 +9,7 @@ each seed and summarise what holds over the seeds.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,7 +19,8 @@ from .comm_model import SCHEMES
 from .sheet import SHEET
 from .units import MAX_ROUNDS, check_int, check_seed
 
-__all__ = ["Ex3Scenario", "SCENARIO", "FAILURE_CASES", "data_parallel_round",
+__all__ = ["Ex3Scenario", "SCENARIO", "FAILURE_CASES", "FAILURES", "failure_run",
+           "failure_case", "data_parallel_round",
            "softmax_gradient", "digits_numpy",
            "equivalence_runs", "failure_runs", "lossy_runs", "stalls",
            "plot_failures_over_seeds"]
@@ -69,17 +71,6 @@ class Ex3Scenario:
 
 SCENARIO = Ex3Scenario()
 
-# label: (scheme, who crashes: None | "worker" (the last one) | "server", failover)
-FAILURE_CASES = {
-    "no failure": ("ps", None, False),
-    "PS (one server), a worker crashes": ("ps", "worker", False),
-    "naive all-reduce, a worker crashes": ("naive", "worker", False),
-    "ring all-reduce, a worker crashes": ("ring", "worker", False),
-    "PS (one server), the server crashes, no failover": ("ps", "server", False),
-    "PS (one server), the server crashes, failover": ("ps", "server", True),
-}
-
-
 def data_parallel_round(params: np.ndarray, grads: np.ndarray, lr: float) -> np.ndarray:
     """One synchronous data-parallel step, written out: ``x - lr * mean_i g_i``.
 
@@ -128,27 +119,54 @@ def equivalence_runs(scenario: Ex3Scenario = SCENARIO, seeds=None) -> list[dict]
              for s in SCHEMES} for seed in _seeds(seeds, scenario)]
 
 
+# label: (scheme, failure); failure is "none", "worker" (the last one crashes),
+# "server" (the one server crashes) or "failover" (it crashes and a worker takes over).
+FAILURE_CASES = {
+    "no failure": ("ps", "none"),
+    "PS (one server), a worker crashes": ("ps", "worker"),
+    "naive all-reduce, a worker crashes": ("naive", "worker"),
+    "ring all-reduce, a worker crashes": ("ring", "worker"),
+    "PS (one server), the server crashes, no failover": ("ps", "server"),
+    "PS (one server), the server crashes, failover": ("ps", "failover"),
+}
+FAILURES = ("none", "worker", "server", "failover")
+
+
+@functools.lru_cache(maxsize=64)
+def failure_run(scheme: str, failure: str, n_workers: int, rounds: int, crash_round: int,
+                seed: int = 0, scenario: Ex3Scenario = SCENARIO):
+    """One run with one crash under the scenario's assumptions (cached: the chapter's
+    runs and its explorer share them; the result must not be changed)."""
+    from .allreduce import train_data_parallel
+    from .faults import Faults
+
+    if failure not in FAILURES:
+        raise ValueError(f"failure must be one of {FAILURES}, got {failure!r}")
+    n = check_int("n_workers", n_workers)
+    if failure in ("server", "failover") and scheme != "ps":
+        raise ValueError(f"failure: {failure!r} needs a server; scheme {scheme!r} has none")
+    node = {"none": None, "worker": n - 1, "server": n, "failover": n}[failure]
+    crash = check_int("crash_round", crash_round)
+    faults = Faults(crash_at={} if node is None else {node: crash})
+    return train_data_parallel(scheme, n_workers=n, rounds=check_int("rounds", rounds,
+                                                                     maximum=MAX_ROUNDS),
+                               lr=scenario.lr, batch_size=scenario.batch_size, faults=faults,
+                               failover=failure == "failover", seed=check_seed(seed),
+                               progress=False, **scenario.assumptions)
+
+
 def failure_case(label: str, scenario: Ex3Scenario = SCENARIO, *, seed: int = 0,
                  n_workers: int | None = None, rounds: int | None = None,
                  crash_round: int | None = None):
     """One failure run of :data:`FAILURE_CASES` under the scenario's assumptions."""
-    from .allreduce import train_data_parallel
-    from .faults import Faults
-
     if label not in FAILURE_CASES:
         raise ValueError(f"label must be one of {list(FAILURE_CASES)}, got {label!r}")
-    n = scenario.fail_workers if n_workers is None else check_int("n_workers", n_workers)
-    rounds = scenario.fail_rounds if rounds is None else check_int("rounds", rounds,
-                                                                  maximum=MAX_ROUNDS)
-    crash = scenario.crash_round if crash_round is None else check_int("crash_round",
-                                                                       crash_round)
-    scheme, victim, failover = FAILURE_CASES[label]
-    node = {None: None, "worker": n - 1, "server": n}[victim]
-    faults = Faults(crash_at={} if node is None else {node: crash})
-    return train_data_parallel(scheme, n_workers=n, rounds=rounds, lr=scenario.lr,
-                               batch_size=scenario.batch_size, faults=faults,
-                               failover=failover, seed=seed, progress=False,
-                               **scenario.assumptions)
+    scheme, failure = FAILURE_CASES[label]
+    return failure_run(scheme, failure,
+                       scenario.fail_workers if n_workers is None else n_workers,
+                       scenario.fail_rounds if rounds is None else rounds,
+                       scenario.crash_round if crash_round is None else crash_round,
+                       seed, scenario)
 
 
 def failure_runs(scenario: Ex3Scenario = SCENARIO, seeds=None) -> dict[str, list]:

@@ -214,18 +214,12 @@ FAILURES = (("nothing fails", "none"), ("the last worker crashes", "worker"),
 
 def failure_result(scheme, failure, n_workers, rounds, crash_round, *, seed=0) -> Result:
     """Exercise 3's failure runs, under the chapter's assumptions (``dp_study.SCENARIO``)."""
-    from .allreduce import SCHEME_NAMES, train_data_parallel
-    from .dp_study import SCENARIO
-    from .faults import Faults
+    from .allreduce import SCHEME_NAMES
+    from .dp_study import SCENARIO, failure_run
 
-    victim = {"none": None, "worker": n_workers - 1, "server": n_workers,
-              "failover": n_workers}[failure]
-    faults = Faults(crash_at={} if victim is None else {victim: crash_round})
+    victim = None if failure == "none" else (n_workers - 1 if failure == "worker" else n_workers)
     with one_thread():
-        run = train_data_parallel(scheme, n_workers=n_workers, rounds=rounds, faults=faults,
-                                  lr=SCENARIO.lr, batch_size=SCENARIO.batch_size,
-                                  failover=failure == "failover", seed=seed, progress=False,
-                                  **SCENARIO.assumptions)
+        run = failure_run(scheme, failure, n_workers, rounds, crash_round, seed)
     updated = sum(run.updated[1:])
     totals = run.ledger.totals()
     name = SCHEME_NAMES[scheme]

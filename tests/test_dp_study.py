@@ -73,3 +73,12 @@ def test_predictions_and_checks_build_with_one_right_answer():
         questions.ex3_subquestion(2)
     dl = questions.ex2_dl_factor(4.0, 200, 8)
     assert dl.logic.feedback("8")[0] != "right"  # downloads only: the like-for-like slip
+
+
+def test_failure_run_rejects_a_server_failure_without_a_server_and_is_shared():
+    with pytest.raises(ValueError, match="failure"):
+        dp_study.failure_run("ring", "server", 3, 3, 1)
+    with pytest.raises(ValueError, match="failure"):
+        dp_study.failure_run("ps", "meteor", 3, 3, 1)
+    a = dp_study.failure_run("naive", "worker", 3, 3, 1)
+    assert dp_study.failure_run("naive", "worker", 3, 3, 1) is a  # the explorer reuses it
