@@ -49,7 +49,8 @@ __all__ = ["SCHEMES", "SCHEME_NAMES", "Network", "Phase", "RoundTime", "STATEMEN
            "per_node_round_bytes", "scheme_name"]
 
 SCHEMES = ("ps", "naive", "ring")
-SCHEME_NAMES = {"ps": "parameter server (one server)", "naive": "naive all-reduce", "ring": "ring all-reduce"}
+SCHEME_NAMES = {"ps": "parameter server (one server)", "naive": "naive all-reduce",
+                "ring": "ring all-reduce"}
 MAX_SECONDS_PER_MESSAGE = 3600
 
 STATEMENT = ("α is the cost of one message at its sender, and a node sends one message at "
@@ -142,7 +143,8 @@ def _check(n_workers, model_bytes):
 
 
 def ps_round(n_workers: int, model_bytes: float, net: Network, *, servers: int = 1) -> RoundTime:
-    """A synchronous parameter-server round with ``servers`` servers, each holding 1/k of the model."""
+    """A synchronous parameter-server round with ``servers`` servers, each holding 1/k of
+    the model."""
     n, M = _check(n_workers, model_bytes)
     k = check_int("servers", servers, maximum=MAX_COUNT)
     push = _slowest(net, Phase("push", "a worker sending", k, M),
@@ -199,7 +201,10 @@ def busiest_link_bytes(scheme: str, n_workers: int, model_bytes: float, *,
 
 
 def messages_on_busiest_link(scheme: str, n_workers: int, *, servers: int = 1) -> int:
-    """Alphas on the critical path of a round of tiny messages: ``n+1`` (one server), ``n-1``, ``2(n-1)``."""
+    """Alphas on the critical path of a round of tiny messages.
+
+    ``n + 1`` (one server), ``n - 1`` (naive), ``2 (n - 1)`` (ring).
+    """
     net = Network(link_bps=MAX_BPS, alpha_s=1.0)
     return round_time(scheme, n_workers, 1.0, net, servers=servers).alphas
 

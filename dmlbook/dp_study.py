@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import plotting
 from .comm_model import SCHEMES
 from .sheet import SHEET
 from .units import MAX_ROUNDS, check_int, check_seed
@@ -22,8 +21,7 @@ from .units import MAX_ROUNDS, check_int, check_seed
 __all__ = ["Ex3Scenario", "SCENARIO", "FAILURE_CASES", "FAILURES", "failure_run",
            "failure_case", "data_parallel_round",
            "softmax_gradient", "digits_numpy",
-           "equivalence_runs", "failure_runs", "lossy_runs", "stalls",
-           "plot_failures_over_seeds"]
+           "equivalence_runs", "failure_runs", "lossy_runs", "stalls"]
 
 
 @dataclass(frozen=True)
@@ -197,24 +195,3 @@ def lossy_runs(scenario: Ex3Scenario = SCENARIO, seeds=None) -> dict[str, list]:
 def stalls(result) -> int:
     """Rounds in which the model did not change."""
     return result.updated[1:].count(False)
-
-
-@plotting.book_figure
-def plot_failures_over_seeds(runs: dict, *, crash_round: int):
-    """Median test accuracy per case (line) and the range over the seeds (band)."""
-    fig, ax = plotting.figure(figsize=(7.5, 4.2))
-    for i, (label, results) in enumerate(runs.items()):
-        style = plotting.series_style(i)
-        acc = np.array([r.test_acc for r in results])
-        rounds = results[0].rounds
-        ax.fill_between(rounds, acc.min(0), acc.max(0), color=style["color"], alpha=0.15, lw=0)
-        ax.plot(rounds, np.median(acc, 0), label=label, lw=1.4, ls=style["linestyle"],
-                marker=style["marker"], color=style["color"], ms=5,
-                markevery=(i % 4, 4), mfc="none" if i % 2 else style["color"])
-    ax.axvline(crash_round - 0.5, color=plotting.COLORS["grey"], ls=":", lw=1)
-    ax.annotate("crash", (crash_round - 0.5, 0.02), ha="right", fontsize=8,
-                color=plotting.COLORS["grey"], rotation=90)
-    ax.set_xlabel("round")
-    ax.set_ylabel(f"test accuracy (median, band: range over {len(acc)} seeds)")
-    ax.legend(fontsize=7, loc="lower right")
-    return fig
