@@ -47,13 +47,16 @@ adjustable, none of them a result):
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+# The time model lives in dmlbook.comm_model (one home); re-exported here for callers.
+from .comm_model import (SCHEME_NAMES, SCHEMES, busiest_link_bytes,  # noqa: F401
+                         messages_on_busiest_link, per_node_round_bytes,
+                         ring_beats_naive_above_params, round_time_s)
 from .engine import Nodes, check_batch_size, prepare, progress_bar, seeded_generator
 from . import pinned_threads
 from .collectives import naive_means, naive_messages, ring_allreduce
@@ -61,12 +64,9 @@ from .compute import time_calls
 from .data import summarize_split
 from .faults import STREAM_DOWN, STREAM_NAIVE, STREAM_UP, Faults, check_faults
 from .ledger import Ledger
-from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LEDGER_RECORDS, MAX_LR,
-                    MAX_NODE_STEPS, MAX_NODES, MAX_ROUNDS, check_choice, check_diverged,
-                    check_int, check_number, check_product, check_seed)
-
-SCHEMES = ("ps", "naive", "ring")
-SCHEME_NAMES = {"ps": "parameter server", "naive": "naive all-reduce", "ring": "ring all-reduce"}
+from .units import (MAX_LEDGER_RECORDS, MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS,
+                    check_choice, check_diverged, check_int, check_number, check_product,
+                    check_seed)
 
 @dataclass
 class DataParallelResult:
@@ -251,82 +251,6 @@ def max_parameter_difference(*results) -> np.ndarray:
         raise ValueError("results must be one or more DataParallelResult of equally many rounds")
     stacked = torch.stack([torch.stack(res.params) for res in results])  # (runs, R, P)
     return (stacked.max(0).values - stacked.min(0).values).amax(1).cpu().numpy()
-
-
-def busiest_link_bytes(scheme: str, n_workers: int, model_bytes: float) -> float:
-    """Bytes on the busiest link in one round, summed over the round's sequential phases.
-
-    ``"ps"``: the server receives ``n`` gradients, then sends ``n`` models: ``2 n M``.
-    ``"naive"``: each worker sends ``n - 1`` gradients at once: ``(n - 1) M``.
-    ``"ring"``: ``2 (n - 1)`` steps of one chunk each: ``2 (n - 1) M / n``.
-    """
-    scheme = check_choice("scheme", scheme, SCHEMES)
-    n = check_int("n_workers", n_workers, maximum=MAX_COUNT)
-    model_bytes = check_number("model_bytes", model_bytes, maximum=MAX_COUNT)
-    return {"ps": 2 * n * model_bytes, "naive": (n - 1) * model_bytes,
-            "ring": 2 * (n - 1) * model_bytes / n}[scheme]
-
-
-def messages_on_busiest_link(scheme: str, n_workers: int) -> int:
-    """Messages that cross the busiest link one after another in one round.
-
-    ``"ps"``: the server receives ``n`` gradients, then sends ``n`` models: ``2 n``.
-    ``"naive"``: each worker sends ``n - 1`` gradients (and receives as many at
-    the same time, full duplex): ``n - 1``. ``"ring"``: ``2 (n - 1)`` steps.
-    """
-    scheme = check_choice("scheme", scheme, SCHEMES)
-    n = check_int("n_workers", n_workers, maximum=MAX_COUNT)
-    return {"ps": 2 * n, "naive": n - 1, "ring": 2 * (n - 1)}[scheme]
-
-
-def round_time_s(scheme: str, n_workers: int, n_params: int, link_bps: float, *,
-                 bytes_per_param: float = 4, latency_s: float = 0.0) -> float:
-    """Seconds one round's communication takes: the alpha-beta model.
-
-    Every link carries ``link_bps`` bits/s in each direction (beta = 8 / link_bps
-    seconds per byte), and each message pays ``latency_s`` seconds before its
-    first bit arrives (alpha): ``T = k * latency_s + B * 8 / link_bps``, with ``k``
-    the messages and ``B`` the bytes on the busiest link (:func:`messages_on_busiest_link`,
-    :func:`busiest_link_bytes`). ``latency_s = 0`` is the sheet's assumption.
-    """
-    n_params = check_int("n_params", n_params, maximum=MAX_COUNT)
-    link_bps = check_number("link_bps", link_bps, maximum=MAX_BPS)
-    bytes_per_param = check_number("bytes_per_param", bytes_per_param,
-                                   maximum=MAX_BYTES_PER_PARAM)
-    latency_s = check_number("latency_s", latency_s, allow_zero=True, maximum=3600)
-    return (messages_on_busiest_link(scheme, n_workers) * latency_s
-            + busiest_link_bytes(scheme, n_workers, n_params * bytes_per_param) * 8 / link_bps)
-
-
-def ring_beats_naive_above_params(n_workers: int, link_bps: float, latency_s: float, *,
-                                  bytes_per_param: float = 4) -> float:
-    """Model size (parameters) above which the ring all-reduce is faster than the naive one.
-
-    In the alpha-beta model the ring sends twice as many messages, ``2 (n-1)``
-    against ``n - 1``, but only ``2/n`` of the naive bytes. It wins when
-    ``latency_s < 8 M / link_bps * (1 - 2/n)`` (``M`` bytes), i.e. when the model has more than
-    ``latency_s * link_bps / 8 * n / (n - 2) / bytes_per_param`` parameters.
-    Returns ``inf`` for ``n <= 2`` (the ring never wins) and 0 without latency.
-    """
-    n = check_int("n_workers", n_workers, maximum=MAX_COUNT)
-    link_bps = check_number("link_bps", link_bps)
-    latency_s = check_number("latency_s", latency_s, allow_zero=True)
-    bytes_per_param = check_number("bytes_per_param", bytes_per_param)
-    if n <= 2:
-        return math.inf
-    return latency_s * link_bps / 8 * n / (n - 2) / bytes_per_param
-
-
-def per_node_round_bytes(scheme: str, n_workers: int, model_bytes: float) -> dict[str, float]:
-    """Closed form of the bytes one node sends per round: ``{"server"|"worker": bytes}``."""
-    scheme = check_choice("scheme", scheme, SCHEMES)
-    n = check_int("n_workers", n_workers, maximum=MAX_COUNT)
-    M = check_number("model_bytes", model_bytes, maximum=MAX_COUNT)
-    if scheme == "ps":
-        return {"server": n * M, "worker": M}
-    if scheme == "naive":
-        return {"worker": (n - 1) * M}
-    return {"worker": 2 * (n - 1) * M / n}
 
 
 def traffic_per_round(result: DataParallelResult, what: str = "sent") -> dict[str, float]:

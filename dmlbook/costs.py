@@ -135,6 +135,11 @@ class CostComparison:
     def saving_usd(self) -> float:
         return self.fl_usd - self.dl_usd
 
+    @property
+    def dl_over_fl_traffic(self) -> float:
+        """DL's model transfers against FL's, like for like: FL's downloads *and* uploads."""
+        return self.dl_bytes / (2 * self.fl_bytes)
+
 
 def compare_download_costs(n_params: int, *, rounds: int, clients_per_round: int,
                            usd_per_gib: float, bytes_per_param: float = 4,
@@ -207,3 +212,29 @@ def affordable_rounds(budget_usd: float, n_params: int, *, clients_per_round: in
                    usd_per_gib=usd_per_gib, bits_per_param=bits_per_param)
     usd_per_gib = _price("usd_per_gib", usd_per_gib)  # checked by fl_bill: a plain number
     return math.floor(Fraction(budget_usd) * GIB / (bill.bytes * Fraction(usd_per_gib)))
+
+
+def lstm_parameter_count(vocab: int = 10_000, embed: int = 192, hidden: int = 256, *,
+                         projection: int | None = None, peepholes: bool = True) -> int:
+    """Parameters of a word LSTM: input embedding, one LSTM layer, softmax output layer.
+
+    The LSTM cell has one bias vector (TensorFlow 1's ``LSTMCell``) and, with
+    ``peepholes``, three peephole vectors. With ``projection`` its output is
+    projected to that many dimensions (an LSTMP cell, whose recurrent input is
+    the projected output), and the output layer maps that to the vocabulary.
+    McMahan et al.'s LSTM gives 4,950,544 without a projection; taking their
+    "output embedding of dimension 192" literally (``projection=192``) gives
+    4,294,160.
+    """
+    vocab, embed, hidden = (check_int(n, v) for n, v in
+                            (("vocab", vocab), ("embed", embed), ("hidden", hidden)))
+    for name, value in (("vocab", vocab), ("embed", embed), ("hidden", hidden)):
+        if value > 10**6:
+            raise ValueError(f"{name} must be at most 10**6, got {value}")
+    out = hidden if projection is None else check_int("projection", projection,
+                                                      maximum=10**6)
+    if not isinstance(peepholes, bool):
+        raise ValueError(f"peepholes must be True or False, got {peepholes!r}")
+    cell = 4 * hidden * (embed + out) + 4 * hidden + (3 * hidden if peepholes else 0)
+    proj = 0 if projection is None else hidden * out
+    return vocab * embed + cell + proj + out * vocab + vocab

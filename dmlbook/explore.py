@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import bandwidth, costs, plotting
+from .dp_study import SCENARIO as EX3
 from .sheet import SHEET
 from .units import MAX_COUNT, MBIT, check_int, format_bytes
 from .widgets import Choice, InputError, LivePanel, Number, PanelSpec, Result, static_explorer
@@ -24,6 +25,9 @@ SHEET_EX1 = dict(n_params=SHEET.lenet_params, bits_per_param=SHEET.bits_per_para
 SHEET_EX2 = dict(n_params=SHEET.lstm_params, rounds=SHEET.lstm_rounds,
                  clients_per_round=SHEET.lstm_clients_per_round, usd_per_gib=SHEET.usd_per_gib,
                  bytes_per_param=SHEET.lstm_bytes_per_param)
+# Exercise 3's scenario (dmlbook.dp_study): the alpha-beta example and the failure runs.
+SHEET_EX3_TIME = dict(n_workers=EX3.ab_workers, servers=1, n_params=EX3.ab_params,
+                      link_gbps=EX3.link_bps / 1e9, latency_ms=EX3.alpha_s * 1e3)
 INSTANT = "answered in milliseconds at any value; the bounds keep to plausible networks"
 
 
@@ -94,7 +98,8 @@ EX1 = PanelSpec(
                SHEET_EX1["upload_mbps"], 0.01, 100_000,
                why=INSTANT),
         Number("time_limit_s", "time limit per round", "s",
-               SHEET_EX1["time_limit_s"], 0.1, 86_400, why=INSTANT),
+               SHEET_EX1["time_limit_s"], 0.001, 86_400,
+               why="down to 1 ms, so that a measured step time (about 15 ms) can be set"),
     ),
     compute=fl_bandwidth_result, height_px=640,
     grid={"upload_mbps": [10, 100, 1000], "bits_per_param": [32, 16, 8]})
@@ -120,6 +125,7 @@ def fl_cost_result(n_params, rounds, clients_per_round, usd_per_gib, bytes_per_p
     both = costs.fl_cumulative_cost(n_params, bytes_per_param=bytes_per_param,
                                     upload_usd_per_gib=usd_per_gib, **kw)[-1]
     rows = [("bytes per client per round", f"{per_client:,.0f} B"),
+            ("one round costs", f"${cmp.fl_usd / rounds:,.4f}"),
             ("total downloaded from the cloud", format_bytes(cmp.fl_bytes)),
             ("FL download bill", f"${cmp.fl_usd:,.2f}"),
             ("FL bill if uploads were billed too", f"${both:,.2f}"),
@@ -159,62 +165,77 @@ EX2 = PanelSpec(
 # ---------------------------------------------------------------- exercise 3
 
 
-def round_time_result(n_workers, n_params, link_gbps) -> Result:
-    """Exercise 3's time model: communication time per round of each scheme."""
-    from .allreduce import SCHEME_NAMES, busiest_link_bytes, round_time_s
+def round_time_result(n_workers, n_params, link_gbps, latency_ms, servers) -> Result:
+    """Exercise 3's time model (:mod:`dmlbook.comm_model`): each scheme's round."""
+    from . import comm_model
 
-    link_bps = link_gbps * 1e9
-    times = {}
-    rows = []
-    for scheme, name in SCHEME_NAMES.items():
-        times[name] = round_time_s(scheme, n_workers, n_params, link_bps)
-        busiest = busiest_link_bytes(scheme, n_workers, n_params * 4)
-        rows.append((name, f"{times[name] * 1e3:,.1f} ms per round ({format_bytes(busiest)} "
-                           "on the busiest link)"))
-    best = min(times.values())
-    fastest = [name for name, t in times.items() if math.isclose(t, best, rel_tol=1e-9)]
+    net = comm_model.Network(link_bps=link_gbps * 1e9, alpha_s=latency_ms / 1e3)
+    model_bytes = n_params * 4
+    rounds = [comm_model.round_time(s, n_workers, model_bytes, net) for s in comm_model.SCHEMES]
+    if servers > 1:
+        rounds.append(comm_model.ps_round(n_workers, model_bytes, net, servers=servers))
+    rows = [(r.name, f"{r.seconds * 1e3:,.1f} ms per round ({r.alphas} α on its critical "
+                     f"path, {format_bytes(r.bytes)} through the busiest link)") for r in rounds]
+    best = min(r.seconds for r in rounds)
+    fastest = [r.name for r in rounds if math.isclose(r.seconds, best, rel_tol=1e-9)]
     rows.append(("fastest", fastest[0] if len(fastest) == 1
                  else "a tie between " + " and ".join(fastest)))
-    fig = plotting.plot_round_times(n_params, link_bps, max_workers=max(256, n_workers),
-                                    mark=n_workers, layout="fixed")
+    fig = plotting.plot_round_times(n_params, net.link_bps, max_workers=max(256, n_workers),
+                                    mark=n_workers, latency_s=net.alpha_s, layout="fixed")
+    ax = fig.axes[0]
+    ax.set_title(f"{n_params:,} params, {link_gbps:g} Gbit/s, α = {latency_ms:g} ms", y=1.0)
+    if servers > 1:
+        ns = np.unique(np.geomspace(2, max(256, n_workers), 60).astype(int))
+        ax.loglog(ns, [comm_model.ps_round(int(k), model_bytes, net, servers=servers).seconds
+                       for k in ns], color="black", ls=":", label=rounds[-1].name)
+        ax.legend(fontsize=8, loc="upper left")
     alt = (f"Log-log chart of the communication time per round against the number of workers "
-           f"for {n_params:,} parameters over {link_gbps:g} Gbit/s links, one line per scheme; "
-           f"at {n_workers} workers (marked) the fastest is {rows[-1][1]}.")
+           f"for {n_params:,} parameters over {link_gbps:g} Gbit/s links and {latency_ms:g} ms "
+           f"per message, one line per scheme; at {n_workers} workers (marked) the fastest is "
+           f"{rows[-1][1]}.")
     return Result(rows, fig, alt)
 
 
 EX3_TIME = PanelSpec(
     key="ex3_time", title="How long does one round's communication take?",
     controls=(
-        Number("n_workers", "workers", "", 16, 2, 4096, integer=True, why=INSTANT),
-        Number("n_params", "model size", "parameters", SHEET.lenet_params, 1, 10**10,
+        Number("n_workers", "workers", "", SHEET_EX3_TIME["n_workers"], 2, 4096, integer=True,
+               why=INSTANT),
+        Number("servers", "parameter servers (shards)", "", SHEET_EX3_TIME["servers"], 1, 4096,
+               integer=True, why="1 is the single server; more shard the model as Li et al. do"),
+        Number("n_params", "model size", "parameters", SHEET_EX3_TIME["n_params"], 1, 10**10,
                integer=True, why=INSTANT),
-        Number("link_gbps", "link speed", "Gbit/s", 1, 0.001, 1000, why=INSTANT),
+        Number("link_gbps", "link speed", "Gbit/s", SHEET_EX3_TIME["link_gbps"], 0.001, 1000,
+               why=INSTANT),
+        Number("latency_ms", "α, cost per message at the sender", "ms",
+               SHEET_EX3_TIME["latency_ms"], 0, 1000, why=INSTANT),
     ),
-    compute=round_time_result, height_px=560,
-    grid={"n_workers": [4, 16, 64], "link_gbps": [0.1, 1, 10]})
+    compute=round_time_result, height_px=600,
+    grid={"n_workers": [4, 16, 64], "servers": [1, 4, 16]})
 
 FAILURES = (("nothing fails", "none"), ("the last worker crashes", "worker"),
-            ("the server crashes", "server"))
+            ("the server crashes, no failover", "server"),
+            ("the server crashes, a worker takes over", "failover"))
 
 
 def failure_result(scheme, failure, n_workers, rounds, crash_round, *, seed=0) -> Result:
-    """Exercise 3's failure runs: train with one scheme while one node crashes."""
-    from .allreduce import SCHEME_NAMES, train_data_parallel
-    from .faults import Faults
+    """Exercise 3's failure runs, under the chapter's assumptions (``dp_study.SCENARIO``)."""
+    from .allreduce import SCHEME_NAMES
+    from .dp_study import SCENARIO, failure_run
 
-    victim = {"none": None, "worker": n_workers - 1, "server": n_workers}[failure]
-    faults = Faults(crash_at={} if victim is None else {victim: crash_round})
+    victim = None if failure == "none" else (n_workers - 1 if failure == "worker" else n_workers)
     with one_thread():
-        run = train_data_parallel(scheme, n_workers=n_workers, rounds=rounds, faults=faults,
-                                  seed=seed, progress=False)
+        run = failure_run(scheme, failure, n_workers, rounds, crash_round, seed)
     updated = sum(run.updated[1:])
     totals = run.ledger.totals()
     name = SCHEME_NAMES[scheme]
     rows = [("scheme", name),
             ("final test accuracy", f"{run.test_acc[-1]:.3f}"),
             ("rounds that updated the model", f"{updated} of {rounds}"),
-            ("messages sent / delivered", f"{totals.sent:,} / {totals.delivered:,}")]
+            ("rounds without progress", f"{rounds - updated}"),
+            ("messages sent / delivered", f"{totals.sent:,} / {totals.delivered:,}"),
+            ("assumed (as in the chapter)", SCENARIO.describe_assumptions()
+             + f"; seed {seed}")]
     label = {v: k for k, v in FAILURES}[failure]
     fig = plotting.plot_failure_run(run, crash_round=None if victim is None else crash_round,
                                     title=f"{name}, {n_workers} workers: {label}")
@@ -226,7 +247,7 @@ def failure_result(scheme, failure, n_workers, rounds, crash_round, *, seed=0) -
 
 
 def _check_failure(values):
-    if values["failure"] == "server" and values["scheme"] != "ps":
+    if values["failure"] in ("server", "failover") and values["scheme"] != "ps":
         from .allreduce import SCHEME_NAMES
 
         raise InputError("failure: “the server crashes” needs a server; the "
@@ -241,17 +262,18 @@ EX3_FAILURES = PanelSpec(
     key="ex3_failures", title="What happens when a node crashes?", training=True,
     controls=(
         Choice("failure", "failure", tuple(FAILURES), "worker"),
-        Choice("scheme", "scheme", (("parameter server", "ps"), ("naive all-reduce", "naive"),
+        Choice("scheme", "scheme", (("parameter server (one server)", "ps"),
+                                    ("naive all-reduce", "naive"),
                                     ("ring all-reduce", "ring")), "ring"),
-        Number("n_workers", "workers", "", 8, 2, 32, integer=True,
+        Number("n_workers", "workers", "", EX3.fail_workers, 2, 32, integer=True,
                why="32 workers train in a few seconds on a 2-core machine"),
-        Number("rounds", "rounds", "", 20, 2, 100, integer=True,
+        Number("rounds", "rounds", "", EX3.fail_rounds, 2, 100, integer=True,
                why="100 rounds train in a few seconds"),
-        Number("crash_round", "crash round", "", 5, 1, 99, integer=True,
+        Number("crash_round", "crash round", "", EX3.crash_round, 1, 99, integer=True,
                why="before the last round"),
     ),
-    compute=failure_result, check=_check_failure, height_px=560,
-    grid={"failure": ["none", "worker", "server"], "scheme": ["ps", "naive", "ring"]})
+    compute=failure_result, check=_check_failure, height_px=600,
+    grid={"failure": ["none", "worker", "server", "failover"], "scheme": ["ps", "naive", "ring"]})
 
 
 # ---------------------------------------------------------------- exercise 4
@@ -289,7 +311,7 @@ def compression_level(method):
         return Number("level", "bits per entry", "bits", 4, 1, 16, integer=True,
                       why="what the quantizer accepts")
     if method == "topk":
-        return Number("level", "fraction of entries kept", "0 to 1", 0.1, 0.001, 1,
+        return Number("level", "fraction of entries kept (0 to 1)", "", 0.1, 0.001, 1,
                       why="at least one entry in a thousand")
     return None
 
@@ -355,7 +377,7 @@ EX5 = PanelSpec(
     controls=(
         Choice("sampling", "peer sampling", (("uniform", "uniform"),
                                              ("balanced", "balanced")), "uniform"),
-        Number("drop_prob", "loss probability", "0 to 0.9", 0.0, 0.0, 0.9,
+        Number("drop_prob", "loss probability", "", 0.0, 0.0, 0.9,
                why="at 0.9 almost nothing arrives"),
         Number("n_nodes", "nodes", "", 16, 4, 128, integer=True,
                why="128 nodes simulate in a few seconds"),

@@ -4,7 +4,7 @@ One row per scheme of the week (FL, parameter server, naive and ring
 all-reduce, gossip learning, D-PSGD) for one scenario: ``n_nodes`` nodes, a
 model of ``n_params`` parameters at ``bits_per_param`` bits, and (for D-PSGD)
 a graph of average degree ``degree``. The counts are the closed forms of
-:mod:`dmlbook.messages` and :mod:`dmlbook.allreduce`, which the tests of those
+:mod:`dmlbook.messages` and :mod:`dmlbook.comm_model`, which the tests of those
 modules check against what the simulators actually send.
 
 "Per round" means one synchronous round (FL, PS, all-reduce), one D-PSGD step,
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import allreduce, messages
+from . import comm_model, messages
 from .sheet import SHEET
 from .units import (BITS_PER_BYTE, FLOAT32_BITS, MAX_BITS_PER_PARAM, MAX_COUNT, check_int,
                     check_product)
@@ -88,9 +88,9 @@ def week_table(scenario: Scenario | None = None) -> list[SchemeTraffic]:
     if not isinstance(scenario, Scenario):
         raise ValueError(f"scenario must be a week.Scenario, got {scenario!r}")
     n, model = scenario.n_nodes, scenario.model_bytes
-    ps = allreduce.per_node_round_bytes("ps", n, model)
-    naive = allreduce.per_node_round_bytes("naive", n, model)
-    ring = allreduce.per_node_round_bytes("ring", n, model)
+    ps = comm_model.bytes_sent_per_node("ps", n, model)
+    naive = comm_model.bytes_sent_per_node("naive", n, model)
+    ring = comm_model.bytes_sent_per_node("ring", n, model)
     dpsgd_per_node = messages.dpsgd_messages(n, scenario.degree, 1, final_allreduce=None) // n
     return [
         # A synchronous FL round with every node as a client: the server sends
@@ -98,7 +98,7 @@ def week_table(scenario: Scenario | None = None) -> list[SchemeTraffic]:
         SchemeTraffic("fl", "Federated learning", "chapters/ex1_fl_bandwidth",
                       {"server": n, "client": 1},
                       {"server": ps["server"], "client": ps["worker"]}),
-        SchemeTraffic("ps", "Parameter server", "chapters/ex3_allreduce",
+        SchemeTraffic("ps", "Parameter server (one server)", "chapters/ex3_allreduce",
                       {"server": n, "worker": 1},
                       {"server": ps["server"], "worker": ps["worker"]}),
         SchemeTraffic("naive", "Naive all-reduce", "chapters/ex3_allreduce",

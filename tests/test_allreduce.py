@@ -234,12 +234,14 @@ def test_parameter_server_failover_a_worker_takes_over_with_its_model():
 
 def test_alpha_beta_round_time_and_crossover():
     M, n, bps, alpha = 85_098 * 4, 16, 1e9, 1e-3
-    assert [allreduce.messages_on_busiest_link(s, n) for s in allreduce.SCHEMES] == [32, 15, 30]
+    # alpha is paid by the sender (one-port): the one server's n workers push at once
+    # (one alpha, overlapped), then the server sends n replies one after another.
+    assert [allreduce.messages_on_busiest_link(s, n) for s in allreduce.SCHEMES] == [17, 15, 30]
     # Hand-worked ring: 30 steps of (1 ms + 340,392 B / 16 * 8 / 1e9 s).
     assert allreduce.round_time_s("ring", n, 85_098, bps, latency_s=alpha) == pytest.approx(
         30 * (1e-3 + 340_392 / 16 * 8 / 1e9))
     assert allreduce.round_time_s("ps", n, 85_098, bps, latency_s=alpha) == pytest.approx(
-        32e-3 + 32 * M * 8 / 1e9)
+        17e-3 + 32 * M * 8 / 1e9)
     # Crossover: 1 ms * 1e9 b/s / 8 * 16/14 / 4 B = 35,714.29 parameters.
     star = allreduce.ring_beats_naive_above_params(n, bps, alpha)
     assert star == pytest.approx(1e-3 * 1e9 / 8 * 16 / 14 / 4)

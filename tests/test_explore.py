@@ -96,10 +96,10 @@ def test_cost_and_time_model():
     rows = dict(explore.fl_cost_result(**explore.SHEET_EX2).rows)
     assert rows["FL download bill"] == "$110.65"
     assert rows["DL bill (flat-rate home links)"] == "$0.00"
-    rows = dict(explore.round_time_result(2, 85_098, 1.0).rows)
+    rows = dict(explore.round_time_result(2, 85_098, 1.0, 0.0, 1).rows)
     # With two workers a ring is one exchange: it ties with the naive all-reduce.
     assert rows["fastest"] == "a tie between naive all-reduce and ring all-reduce"
-    assert dict(explore.round_time_result(16, 85_098, 1.0).rows)["fastest"] == "ring all-reduce"
+    assert dict(explore.round_time_result(16, 85_098, 1.0, 1.0, 1).rows)["fastest"] == "ring all-reduce"
 
 
 def test_equations_carry_the_computed_numbers():

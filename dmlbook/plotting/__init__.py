@@ -16,6 +16,7 @@ from .style import (COLORS, FIXED_MARGINS_IN, LINE_COLORS, LINE_STYLES, MARKERS,
 from .ex1 import plot_nmax_panel, plot_nmax_vs_upload
 from .ex2 import plot_cumulative_cost
 from .ex3 import (plot_compute_profile, plot_failure_run, plot_failures,
+                  plot_failures_over_seeds,
                   plot_round_time_vs_model_size, plot_round_times, plot_traffic_vs_workers)
 from .ex4 import plot_compression, plot_entry_histograms, plot_exchange
 from .ex5 import plot_gossip_accuracy, plot_load_histograms, plot_progress, plot_variance
@@ -27,7 +28,8 @@ __all__ = [
     "plot_nmax_vs_upload", "plot_nmax_panel",
     "plot_cumulative_cost",
     "plot_traffic_vs_workers", "plot_compute_profile", "plot_round_times",
-    "plot_round_time_vs_model_size", "plot_failures", "plot_failure_run",
+    "plot_round_time_vs_model_size", "plot_failures", "plot_failures_over_seeds",
+    "plot_failure_run",
     "plot_entry_histograms", "plot_compression", "plot_exchange",
     "plot_variance", "plot_gossip_accuracy", "plot_load_histograms", "plot_progress",
     "plot_node_curves", "plot_topologies",

@@ -157,3 +157,25 @@ def plot_failure_run(result, *, crash_round: int | None, title: str, ax=None):
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+@book_figure
+def plot_failures_over_seeds(runs: dict, *, crash_round: int, ax=None):
+    """Exercise 3's failure runs over seeds: ``{case: [run per seed]}``; the median test
+    accuracy per case (line) and the range over the seeds (band)."""
+    fig, ax = new_or_given(ax, figsize=(7.5, 4.2))
+    for i, (label, results) in enumerate(runs.items()):
+        style = series_style(i)
+        acc = np.array([r.test_acc for r in results])
+        rounds = results[0].rounds
+        ax.fill_between(rounds, acc.min(0), acc.max(0), color=style["color"], alpha=0.15, lw=0)
+        ax.plot(rounds, np.median(acc, 0), label=label, lw=1.4, ls=style["linestyle"],
+                marker=style["marker"], color=style["color"], ms=5,
+                markevery=(i % 4, 4), mfc="none" if i % 2 else style["color"])
+    ax.axvline(crash_round - 0.5, color=COLORS["grey"], ls=":", lw=1)
+    ax.annotate("crash", (crash_round - 0.5, 0.02), ha="right", fontsize=8,
+                color=COLORS["grey"], rotation=90)
+    ax.set_xlabel("round")
+    ax.set_ylabel(f"test accuracy (median, band: range over {len(acc)} seeds)")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
