@@ -239,12 +239,32 @@ EX3_FAILURES = PanelSpec(
 # ---------------------------------------------------------------- exercise 4
 
 
+#: Exercise 4's scenario: the chapter's FedAvg runs, the panel's defaults and the explorer.
+EX4_SCENARIO = dict(n_clients=10, rounds=30, local_steps=5, lr=0.1, batch_size=32)
+_EX4_ROWS: dict = {}
+
+
+def compression_rows(method, level, rounds=EX4_SCENARIO["rounds"], *, seed=0) -> list[dict]:
+    """:func:`dmlbook.federated.compression_table` rows of one setting (updates, parameters).
+
+    Cached per (method, level, rounds, seed): the chapter's table, its
+    Try-this answers and the explorer show the same runs, trained once.
+    """
+    from . import federated
+
+    key = (method, level, rounds, seed)
+    if key not in _EX4_ROWS:
+        kw = {**EX4_SCENARIO, "rounds": rounds}
+        with one_thread():
+            _EX4_ROWS[key] = federated.compression_table(((method, level),), seed=seed, **kw)
+    return _EX4_ROWS[key]
+
+
 def compression_result(method, level, rounds) -> Result:
     """Exercise 4: one compression setting, clients sending updates vs parameters."""
     from . import federated
 
-    with one_thread():
-        rows = federated.compression_table(((method, level),), rounds=rounds)
+    rows = compression_rows(method, level, rounds)
     table = [(f"clients send {row['send']}",
               f"accuracy {row['accuracy']:.3f}, {format_bytes(row['upload_bytes'])} up, "
               f"payload error {row['rel_error']:.1%}, step error {row['step_error']:.1%}")
@@ -282,15 +302,16 @@ EX4 = PanelSpec(
         Choice("method", "compressor", (("no compression", "none"), ("quantization", "quantize"),
                                         ("top-k sparsification", "topk")), "quantize"),
         Number("level", "compression level", "", 4, 1, 16),
-        Number("rounds", "FedAvg rounds", "", 10, 1, 60, integer=True,
+        Number("rounds", "FedAvg rounds", "", EX4_SCENARIO["rounds"], 1, 60, integer=True,
                why="60 rounds train in a few seconds"),
     ),
     compute=compression_result, depends={"level": ("method", compression_level)},
     height_px=560,
-    grid={"method": ["quantize", "topk"], "level": {"quantize": [2, 4, 8],
-                                                    "topk": [0.01, 0.1, 0.5]}},
-    grid_labels={"level": ["strong: 2 bits or top-1%", "medium: 4 bits or top-10%",
-                           "mild: 8 bits or top-50%"]})
+    # The chapter's scenario (30 rounds); 4 and 8 bits, top-10% and top-1% are the table's.
+    grid={"method": ["quantize", "topk"], "level": {"quantize": [6, 4, 3, 2],
+                                                    "topk": [0.5, 0.1, 0.05, 0.01]}},
+    grid_labels={"level": ["mild: 6 bits or top-50%", "medium: 4 bits or top-10%",
+                           "strong: 3 bits or top-5%", "strongest: 2 bits or top-1%"]})
 
 
 # ---------------------------------------------------------------- exercise 5
