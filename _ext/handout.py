@@ -5,6 +5,9 @@ handout`` sets it); otherwise this extension does nothing. Then, in every page:
 
 - every sphinx-exercise solution is dropped (plain and gated);
 - every self-check is dropped (``dmlbook.selfcheck``: its answer is in the page);
+- every prediction (``dmlbook.predictions``) keeps its question, and a choice its
+  options: the form, its answer and what the run showed are replaced by the
+  handout version the form carries in an HTML comment;
 - in a page with a spoiler boundary (the admonition of class
   ``dmlbook-answers-below``), only what lies above the boundary is kept, plus
   every ``{exercise}`` block below it (with the heading of its section), and the
@@ -23,6 +26,7 @@ download and launch buttons are off.
 from __future__ import annotations
 
 import os
+import re
 
 from docutils import nodes
 from sphinx.transforms import SphinxTransform
@@ -30,6 +34,9 @@ from sphinx.transforms import SphinxTransform
 BOUNDARY_CLASS = "dmlbook-answers-below"
 SELFCHECK_TAG = "tag_dmlbook-selfcheck"
 SELFCHECK_MARK = "data-dmlbook-selfcheck"
+PREDICTION_MARK = "data-dmlbook-prediction"
+# dmlbook.predictions.HANDOUT_MARK: the question-only version of a prediction.
+PREDICTION_HANDOUT = re.compile(r"<!--dmlbook-handout-version\n(.*?)\n-->", re.S)
 HANDOUT_NOTE = ("Handout edition: the solutions, and the sections that compute and explain "
                 "them, are left out. The exercises of those sections follow.")
 
@@ -56,6 +63,19 @@ def _is_selfcheck(node) -> bool:
     if SELFCHECK_TAG in node.get("classes", []):
         return True
     return isinstance(node, nodes.raw) and SELFCHECK_MARK in node.astext()
+
+
+def _is_prediction(node) -> bool:
+    return isinstance(node, nodes.raw) and PREDICTION_MARK in node.astext()
+
+
+def _keep_question(node: nodes.raw) -> None:
+    """A prediction: only its handout version (the question, no answer) stays."""
+    found = PREDICTION_HANDOUT.search(node.astext())
+    if found is None:
+        node.parent.remove(node)
+    else:
+        node.replace_self(nodes.raw("", found.group(1), format="html"))
 
 
 def _is_dropdown(node) -> bool:
@@ -131,6 +151,9 @@ class DropAnswers(SphinxTransform):
         for start in list(doc.findall(lambda n: _type(n) == "solution_start_node")):
             if start.parent is not None:
                 _drop_gated_solution(start)
+        for node in list(doc.findall(_is_prediction)):
+            if node.parent is not None:
+                _keep_question(node)
         for node in list(doc.findall(lambda n: _is_solution(n) or _is_selfcheck(n))):
             if node.parent is not None:
                 node.parent.remove(node)

@@ -13,13 +13,17 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import bandwidth, costs, plotting
+from .sheet import SHEET
 from .units import MBIT, format_bytes
 from .widgets import Choice, InputError, LivePanel, Number, PanelSpec, Result, static_explorer
 
-SHEET_EX1 = dict(n_params=85_098, bits_per_param=32, download_mbps=1000.0,
-                 upload_mbps=100.0, time_limit_s=60.0)
-SHEET_EX2 = dict(n_params=4_950_544, rounds=1000, clients_per_round=200,
-                 usd_per_gib=0.03, bytes_per_param=4)
+# The sheet's settings of exercises 1 and 2 (dmlbook.sheet), in the panels' units.
+SHEET_EX1 = dict(n_params=SHEET.lenet_params, bits_per_param=SHEET.bits_per_param,
+                 download_mbps=SHEET.download_bps / MBIT, upload_mbps=SHEET.upload_bps / MBIT,
+                 time_limit_s=SHEET.time_limit_s)
+SHEET_EX2 = dict(n_params=SHEET.lstm_params, rounds=SHEET.lstm_rounds,
+                 clients_per_round=SHEET.lstm_clients_per_round, usd_per_gib=SHEET.usd_per_gib,
+                 bytes_per_param=SHEET.lstm_bytes_per_param)
 INSTANT = "answered in milliseconds at any value; the bounds keep to plausible networks"
 
 
@@ -81,16 +85,20 @@ def fl_bandwidth_result(n_params, bits_per_param, download_mbps, upload_mbps,
 EX1 = PanelSpec(
     key="ex1", title="How many FL participants fit into the time limit?",
     controls=(
-        Number("n_params", "model size", "parameters", 85_098, 1, 10**10, integer=True,
-               why=INSTANT),
+        Number("n_params", "model size", "parameters", SHEET_EX1["n_params"], 1, 10**10,
+               integer=True, why=INSTANT),
         Choice("bits_per_param", "precision", (("32 bits per parameter", 32),
                                                ("16 bits per parameter", 16),
-                                               ("8 bits per parameter", 8)), 32),
-        Number("download_mbps", "server download speed", "Mbit/s", 1000, 0.01, 100_000,
+                                               ("8 bits per parameter", 8)),
+               SHEET_EX1["bits_per_param"]),
+        Number("download_mbps", "server download speed", "Mbit/s",
+               SHEET_EX1["download_mbps"], 0.01, 100_000,
                why=INSTANT),
-        Number("upload_mbps", "server upload speed", "Mbit/s", 100, 0.01, 100_000,
+        Number("upload_mbps", "server upload speed", "Mbit/s",
+               SHEET_EX1["upload_mbps"], 0.01, 100_000,
                why=INSTANT),
-        Number("time_limit_s", "time limit per round", "s", 60, 0.1, 86_400, why=INSTANT),
+        Number("time_limit_s", "time limit per round", "s",
+               SHEET_EX1["time_limit_s"], 0.1, 86_400, why=INSTANT),
     ),
     compute=fl_bandwidth_result, height_px=640,
     grid={"upload_mbps": [10, 100, 1000], "bits_per_param": [32, 16, 8]})
@@ -122,17 +130,21 @@ def fl_cost_result(n_params, rounds, clients_per_round, usd_per_gib, bytes_per_p
 EX2 = PanelSpec(
     key="ex2", title="What does FL's traffic cost in the cloud?",
     controls=(
-        Number("n_params", "model size", "parameters", 4_950_544, 1, 10**10, integer=True,
+        Number("n_params", "model size", "parameters",
+               SHEET_EX2["n_params"], 1, 10**10, integer=True,
                why=INSTANT),
-        Number("rounds", "rounds", "", 1000, 1, 100_000, integer=True,
+        Number("rounds", "rounds", "", SHEET_EX2["rounds"], 1, 100_000, integer=True,
                why="the figure draws every round"),
-        Number("clients_per_round", "clients per round", "", 200, 1, 10**7, integer=True,
+        Number("clients_per_round", "clients per round", "",
+               SHEET_EX2["clients_per_round"], 1, 10**7, integer=True,
                why=INSTANT),
-        Number("usd_per_gib", "price of cloud download", "$/GiB", 0.03, 0.001, 10,
+        Number("usd_per_gib", "price of cloud download", "$/GiB",
+               SHEET_EX2["usd_per_gib"], 0.001, 10,
                why="cloud egress prices are a few cents per GiB"),
         Choice("bytes_per_param", "precision", (("4 bytes per parameter", 4),
                                                 ("2 bytes per parameter", 2),
-                                                ("1 byte per parameter", 1)), 4),
+                                                ("1 byte per parameter", 1)),
+               SHEET_EX2["bytes_per_param"]),
     ),
     compute=fl_cost_result, height_px=600,
     grid={"bytes_per_param": [4, 2, 1], "usd_per_gib": [0.01, 0.03, 0.09]})
@@ -169,8 +181,8 @@ EX3_TIME = PanelSpec(
     key="ex3_time", title="How long does one round's communication take?",
     controls=(
         Number("n_workers", "workers", "", 16, 2, 4096, integer=True, why=INSTANT),
-        Number("n_params", "model size", "parameters", 85_098, 1, 10**10, integer=True,
-               why=INSTANT),
+        Number("n_params", "model size", "parameters", SHEET.lenet_params, 1, 10**10,
+               integer=True, why=INSTANT),
         Number("link_gbps", "link speed", "Gbit/s", 1, 0.001, 1000, why=INSTANT),
     ),
     compute=round_time_result, height_px=560,

@@ -14,6 +14,10 @@ misses": the answer off by a unit factor (8 bits per byte, 1000, 1024,
 
 The handout edition of the book (``make handout``) drops every self-check,
 because the answer is in the page's source.
+
+Predictions (:func:`predict_number`, :func:`predict_choice`, in
+:mod:`dmlbook.predictions`) are self-checks asked before the evidence and graded
+against the chapter's own run; the handout keeps their questions.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 from numbers import Real
 
 __all__ = ["UNIT_FACTORS", "SelfCheck", "NumericCheck", "ChoiceCheck", "numeric", "choice",
-           "for_exercise"]
+           "for_exercise", "predict_number", "predict_choice"]
 
 # Unit factors that turn a right answer into a typical wrong one, each with the
 # mistake it names. A typed value off by one of them (either way) gets this hint.
@@ -36,11 +40,32 @@ UNIT_FACTORS: tuple[tuple[float, str], ...] = (
     (1024.0, "a factor of 1024: binary against decimal prefixes (KiB against kB)"),
     (2**30 / 1e9, "a factor of 2^30/10^9 = 1.074: GiB (2^30 B) against GB (10^9 B)"),
     (1e6, "a factor of 10^6: mega against one (Mbit/s against bit/s)"),
+    (100.0, "a factor of 100: a percentage against a fraction (81 % is 0.81)"),
     (10.0, "a factor of 10: a decimal point, or the wrong link (100 Mbit/s against 1 Gbit/s)"),
 )
 
 _ID = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# After normalisation (below) a typed number is ASCII: the same pattern in Python and JS.
+_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+
+# How a typed answer is normalised, the same way in Python (parse_number) and in
+# the browser (the script gets this table): separators are dropped, the digits of
+# these blocks become 0-9, these points become ".", these signs "+" or "-". Any
+# other character (another script's digits, say) makes the answer invalid, in both.
+NORMALISE = {
+    # spaces (incl. no-break and thin), thousands separators (ASCII, Arabic,
+    # full-width), "_" and "$"
+    "drop": " \t\n\r\f\v\u00a0\u2009\u202f\u3000,_$\u066c\uff0c",
+    # first code point of each block of ten digits: ASCII, Arabic-Indic,
+    # Extended Arabic-Indic (Persian, Urdu), full-width
+    "digits": [0x30, 0x660, 0x6F0, 0xFF10],
+    "points": ".\u066b\uff0e",
+    "minus": "-\u2212\uff0d",
+    "plus": "+\uff0b",
+}
+# Magnitudes a self-check accepts as its answer (and named mistakes): the unit
+# factors (up to 10^6 either way) must stay finite and distinct from zero.
+MIN_ANSWER, MAX_ANSWER = 1e-12, 1e15
 
 
 def _check_id(check_id) -> str:
@@ -64,24 +89,66 @@ def _finite(name: str, value, *, positive: bool = False) -> float:
     return float(value)
 
 
+def _magnitude(name: str, value) -> float:
+    """A finite answer whose size lets every unit factor stay finite and non-zero."""
+    value = _finite(name, value)
+    if not MIN_ANSWER <= abs(value) <= MAX_ANSWER:
+        raise ValueError(f"{name} must be between {MIN_ANSWER:g} and {MAX_ANSWER:g} in size "
+                         f"(so that the unit factors around it stay finite), got {value!r}")
+    return value
+
+
+def _normalise(typed: str) -> str:
+    out = []
+    for ch in str(typed):
+        code = ord(ch)
+        block = next((b for b in NORMALISE["digits"] if b <= code < b + 10), None)
+        if ch in NORMALISE["drop"]:
+            continue
+        if block is not None:
+            out.append(chr(0x30 + code - block))
+        elif ch in NORMALISE["points"]:
+            out.append(".")
+        elif ch in NORMALISE["minus"]:
+            out.append("-")
+        elif ch in NORMALISE["plus"]:
+            out.append("+")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def parse_number(typed: str) -> float | None:
     """The number a student typed, or None. Accepts ``2,203``, ``2 203``, ``2.2e3``, ``$110.65``.
 
     Commas and spaces are read as thousands separators (the book writes 2,203).
+    Arabic-Indic, Persian and full-width digits are read as 0-9 (:data:`NORMALISE`,
+    shared with the browser's script); other scripts' digits are refused, in both.
     """
-    cleaned = re.sub(r"[\s,_$]", "", str(typed))
+    cleaned = _normalise(typed)
     if not _NUMBER.match(cleaned):
         return None
-    return float(cleaned)
+    value = float(cleaned)
+    return value if math.isfinite(value) else None
 
 
 def _close(value: float, target: float, rel_tolerance: float) -> bool:
     return abs(value - target) <= rel_tolerance * abs(target) + 1e-12
 
 
+def script_json(payload) -> str:
+    """``payload`` as JSON that is safe inside an inline ``<script>``.
+
+    "</script>" would end the element early and "<!--" can make the HTML parser
+    swallow the closing tag, so every "<", ">" and "&" is written as a JSON
+    escape (the value in JavaScript is unchanged); non-ASCII is escaped too.
+    """
+    return (json.dumps(payload, ensure_ascii=True).replace("<", "\\u003c")
+            .replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
 def _script(check_id: str, payload: dict, body: str) -> str:
-    # "</" would end the <script> element early: escape it inside the JSON.
-    data = json.dumps(payload).replace("</", "<\\/")
+    data = script_json(payload)
     return (f"<script>(function () {{\n  var form = document.getElementById({json.dumps(check_id)});"
             f"\n  var data = {data};\n{body}}})();</script>")
 
@@ -95,18 +162,35 @@ class SelfCheck:
     """
 
     check_id: str
-    html: str
-    logic: object = None
+    html: str = field(repr=False)  # the answer is in it: keep it out of text/plain outputs
+    logic: object = field(default=None, repr=False)
 
     def _repr_html_(self) -> str:
         return self.html
 
 
-_NUMERIC_JS = """  var input = form.querySelector("input"), out = form.querySelector("[role=status]");
-  function parse(s) {
-    var c = String(s).replace(/[\\s,_$]/g, "");
-    return /^[+-]?(\\d+(\\.\\d*)?|\\.\\d+)([eE][+-]?\\d+)?$/.test(c) ? parseFloat(c) : null;
+# The browser's twin of parse_number: the same NORMALISE table and pattern.
+PARSE_JS = """  function parse(s) {
+    var n = data.norm, c = "";
+    for (var ch of String(s)) {
+      var code = ch.codePointAt(0), block = -1;
+      for (var b = 0; b < n.digits.length; b++)
+        if (code >= n.digits[b] && code < n.digits[b] + 10) block = n.digits[b];
+      if (n.drop.indexOf(ch) >= 0) continue;
+      if (block >= 0) c += String.fromCharCode(48 + code - block);
+      else if (n.points.indexOf(ch) >= 0) c += ".";
+      else if (n.minus.indexOf(ch) >= 0) c += "-";
+      else if (n.plus.indexOf(ch) >= 0) c += "+";
+      else c += ch;
+    }
+    if (!/^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?$/.test(c)) return null;
+    var v = parseFloat(c);
+    return isFinite(v) ? v : null;
   }
+"""
+
+_NUMERIC_JS = """  var input = form.querySelector("input"), out = form.querySelector("[role=status]");
+""" + PARSE_JS + """
   function close(v, t) { return Math.abs(v - t) <= data.tol * Math.abs(t) + 1e-12; }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -151,7 +235,8 @@ class NumericCheck:
         for factor, why in self.factors:
             for value, direction in ((self.answer * factor, "too large"),
                                      (self.answer / factor, "too small")):
-                if not _close(value, self.answer, self.rel_tolerance):
+                if math.isfinite(value) and value != 0 \
+                        and not _close(value, self.answer, self.rel_tolerance):
                     misses.append((value, f"Close: your answer is {direction} by {why}. "
                                           "Check your units."))
         return misses
@@ -196,16 +281,14 @@ def numeric(check_id: str, question: str, *, answer: float, unit: str,
     check_id = _check_id(check_id)
     question = _text("question", question)
     unit = _text("unit", unit)
-    answer = _finite("answer", answer)
-    if answer == 0:
-        raise ValueError("answer must be non-zero (a relative tolerance needs a scale), got 0")
+    answer = _magnitude("answer", answer)  # non-zero: a relative tolerance needs a scale
     rel_tolerance = _finite("rel_tolerance", rel_tolerance, positive=True)
     if rel_tolerance >= 0.02:
         raise ValueError("rel_tolerance must be < 0.02, so that 1000 and 1024 stay apart; "
                          f"got {rel_tolerance!r}")
     if mistakes is not None and not isinstance(mistakes, dict):
         raise ValueError(f"mistakes must be a dict {{value: message}}, got {mistakes!r}")
-    named = tuple((_finite("mistakes value", v), _text("mistakes message", m))
+    named = tuple((_magnitude("mistakes value", v), _text("mistakes message", m))
                   for v, m in (mistakes or {}).items())
     for value, _ in named:
         if _close(value, answer, rel_tolerance):
@@ -214,6 +297,7 @@ def numeric(check_id: str, question: str, *, answer: float, unit: str,
     logic = NumericCheck(answer, unit, rel_tolerance, named)
     label = _text("label", label) if label is not None else f"Your answer ({unit})"
     payload = {"answer": answer, "tol": rel_tolerance, "misses": logic.near_misses(),
+               "norm": NORMALISE,
                "right": logic.right_message, "wrong": logic.wrong_message,
                "invalid": logic.invalid_message}
     e = _html.escape
@@ -246,14 +330,8 @@ class ChoiceCheck:
         return ("right", "Right. " + why) if correct else ("wrong", "Not quite. " + why)
 
 
-def choice(check_id: str, question: str, options) -> SelfCheck:
-    """A multiple-choice self-check: radio buttons in a labelled group.
-
-    ``options`` is a list of ``(text, correct, explanation)``; exactly one is
-    correct. The explanation of the picked option is the feedback.
-    """
-    check_id = _check_id(check_id)
-    question = _text("question", question)
+def _options(options) -> list[tuple[str, bool, str]]:
+    """Checked ``(text, correct, explanation)`` triples, exactly one correct."""
     try:
         options = [(str(t), c, str(w)) for t, c, w in options]
     except (TypeError, ValueError):
@@ -268,6 +346,18 @@ def choice(check_id: str, question: str, options) -> SelfCheck:
     if sum(c for _, c, _ in options) != 1:
         raise ValueError("options must have exactly one correct choice, got "
                          f"{sum(c for _, c, _ in options)}")
+    return options
+
+
+def choice(check_id: str, question: str, options) -> SelfCheck:
+    """A multiple-choice self-check: radio buttons in a labelled group.
+
+    ``options`` is a list of ``(text, correct, explanation)``; exactly one is
+    correct. The explanation of the picked option is the feedback.
+    """
+    check_id = _check_id(check_id)
+    question = _text("question", question)
+    options = _options(options)
     e = _html.escape
     radios = "".join(
         f'<div><input type="radio" id="{check_id}-{i}" name="{check_id}" value="{i}">'
@@ -285,29 +375,24 @@ def choice(check_id: str, question: str, options) -> SelfCheck:
     return SelfCheck(check_id, form + _script(check_id, payload, _CHOICE_JS), logic)
 
 
-# The sheet's settings (exercise sheet, week 13), for the checks below.
-SHEET = {"lenet_bits_per_param": 32, "download_bps": 1e9, "upload_bps": 1e8, "time_limit_s": 60,
-         "lstm_rounds": 1000, "lstm_clients_per_round": 200, "usd_per_gib": 0.03,
-         "dpsgd_nodes": 128, "dpsgd_degree": 8, "dpsgd_steps": 50}
-
-
 def for_exercise(exercise: int) -> SelfCheck:
     """The self-check of the sheet's exercise 1-6, its answer computed by ``dmlbook``.
 
     Exercises 1, 2 and 6 ask for a number (participants, US dollars, messages);
-    3, 4 and 5 ask for an explanation, so their check is multiple choice.
+    3, 4 and 5 ask for an explanation, so their check is multiple choice. The
+    sheet's settings come from :data:`dmlbook.sheet.SHEET`.
     """
-    if isinstance(exercise, bool) or not isinstance(exercise, int) or exercise not in range(1, 7):
-        raise ValueError(f"exercise must be one of 1, 2, 3, 4, 5, 6, got {exercise!r}")
-    s = SHEET
+    from .sheet import SHEET as s, exercise as _registered
+
+    exercise = _registered(exercise).number
     if exercise == 1:
         from . import bandwidth
         from .models import LeNet, count_parameters
 
         limit = bandwidth.max_participants(
-            count_parameters(LeNet()), bits_per_param=s["lenet_bits_per_param"],
-            download_bps=s["download_bps"], upload_bps=s["upload_bps"],
-            time_limit_s=s["time_limit_s"])
+            count_parameters(LeNet()), bits_per_param=s.bits_per_param,
+            download_bps=s.download_bps, upload_bps=s.upload_bps,
+            time_limit_s=s.time_limit_s)
         return numeric(
             "selfcheck-ex1", "How many participants can the server serve at once "
             "(n_max, a whole number)?", answer=limit.n_max, unit="participants",
@@ -319,9 +404,9 @@ def for_exercise(exercise: int) -> SelfCheck:
         from . import costs
         from .models import WordLSTM, count_parameters
 
-        usd = costs.fl_download_cost(count_parameters(WordLSTM()), rounds=s["lstm_rounds"],
-                                     clients_per_round=s["lstm_clients_per_round"],
-                                     usd_per_gib=s["usd_per_gib"])
+        usd = costs.fl_download_cost(count_parameters(WordLSTM()), rounds=s.lstm_rounds,
+                                     clients_per_round=s.lstm_clients_per_round,
+                                     usd_per_gib=s.usd_per_gib)
         return numeric(
             "selfcheck-ex2", "How much would you have saved on download costs, in US "
             "dollars (two decimals)?", answer=usd, unit="US dollars",
@@ -330,10 +415,10 @@ def for_exercise(exercise: int) -> SelfCheck:
     if exercise == 6:
         from . import messages
 
-        n, degree, steps = s["dpsgd_nodes"], s["dpsgd_degree"], s["dpsgd_steps"]
+        n, degree, steps = s.dpsgd_nodes, s.dpsgd_degree, s.dpsgd_steps
         total = messages.dpsgd_messages(n, degree, steps)
         return numeric(
-            "selfcheck-ex6", "How many messages do the 50 D-PSGD steps and the final "
+            "selfcheck-ex6", f"How many messages do the {steps} D-PSGD steps and the final "
             "naive all-reduce send in total?", answer=total, unit="messages",
             rel_tolerance=1e-5,  # a count: only the exact number is right
             mistakes={
@@ -376,3 +461,13 @@ def for_exercise(exercise: int) -> SelfCheck:
     }
     check_id, question, options = questions[exercise]
     return choice(check_id, question, options)
+
+
+# Predictions are self-checks too (same parsing, same script safety); they live in
+# dmlbook.predictions, which imports this module, so they are looked up on first use.
+def __getattr__(name: str):
+    if name in ("predict_number", "predict_choice"):
+        from . import predictions
+
+        return getattr(predictions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

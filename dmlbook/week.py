@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import allreduce, messages
+from .sheet import SHEET
 from .units import BITS_PER_BYTE, FLOAT32_BITS, check_int
 
 __all__ = ["Scenario", "SchemeTraffic", "week_table"]
@@ -26,10 +27,10 @@ __all__ = ["Scenario", "SchemeTraffic", "week_table"]
 class Scenario:
     """The setting the table compares the schemes in."""
 
-    n_nodes: int = 128
-    n_params: int = 85_098  # LeNet, as on the sheet's exercise 1
+    n_nodes: int = SHEET.dpsgd_nodes  # as on the sheet's exercise 6
+    n_params: int = SHEET.lenet_params  # LeNet, as on the sheet's exercise 1
     bits_per_param: int = FLOAT32_BITS
-    degree: int = 8  # D-PSGD's average degree, as on the sheet's exercise 6
+    degree: int = SHEET.dpsgd_degree  # D-PSGD's average degree, as on the sheet's exercise 6
 
     def __post_init__(self):
         check_int("n_nodes", self.n_nodes, minimum=2)

@@ -1,10 +1,11 @@
 import pytest
 
 from dmlbook import bandwidth
+from dmlbook.sheet import SHEET as SHEET_NUMBERS
 from dmlbook.units import GBIT, MBIT
 from conftest import BAD_NUMBERS
 
-SHEET = dict(bits_per_param=32, download_bps=1 * GBIT, upload_bps=100 * MBIT, time_limit_s=60)
+SHEET = {k: v for k, v in SHEET_NUMBERS.ex1.items() if k != "n_params"}
 
 
 def test_sheet_case():

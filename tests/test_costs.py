@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 
 from dmlbook import costs
+from dmlbook.sheet import SHEET as SHEET_NUMBERS
 from conftest import BAD_NUMBERS
 
-SHEET = dict(rounds=1000, clients_per_round=200, usd_per_gib=0.03)
+SHEET = dict(rounds=SHEET_NUMBERS.lstm_rounds, clients_per_round=SHEET_NUMBERS.lstm_clients_per_round,
+             usd_per_gib=SHEET_NUMBERS.usd_per_gib)
 
 
 def test_sheet_case():

@@ -21,6 +21,7 @@ import pytest
 
 from book_helpers import ROOT, chapter_docs
 from dmlbook import explore
+from dmlbook.sheet import EXERCISES
 from test_browser import CHROMIUM, browser, open_page, site  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.skipif(
@@ -28,9 +29,8 @@ pytestmark = pytest.mark.skipif(
     reason="no Chromium: install Debian's package (apt-get install chromium) "
            "to run the browser test; .ci/run does this")
 
-EXPLORERS = {"ex1_fl_bandwidth": ["ex1"], "ex2_fl_costs": ["ex2"],
-             "ex3_allreduce": ["ex3_time", "ex3_failures"],
-             "ex4_gradients_vs_parameters": ["ex4"], "ex5_gossip": ["ex5"], "ex6_dpsgd": ["ex6"]}
+# Each chapter's explorers, in page order, from the exercise registry.
+EXPLORERS = {e.chapter_name: list(e.panels) for e in EXERCISES}
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 
 

@@ -37,6 +37,7 @@ import pytest
 from book_helpers import ROOT, chapter_docs
 
 from dmlbook import explore
+from dmlbook.sheet import EXERCISES
 from dmlbook.widgets import Choice, Number
 
 from test_browser import CHROMIUM, block_offsite, browser  # noqa: F401 - a fixture
@@ -49,9 +50,7 @@ pytestmark = pytest.mark.skipif(
 JUPYTER = str(Path(sys.executable).with_name("jupyter"))
 RESULTS = ROOT / "_build" / "lab_responses.json"
 # The chapter's panels, in page order (explore.panel(...) cells).
-PANELS = {"ex1_fl_bandwidth": ["ex1"], "ex2_fl_costs": ["ex2"],
-          "ex3_allreduce": ["ex3_time", "ex3_failures"],
-          "ex4_gradients_vs_parameters": ["ex4"], "ex5_gossip": ["ex5"], "ex6_dpsgd": ["ex6"]}
+PANELS = {e.chapter_name: list(e.panels) for e in EXERCISES}
 RUN_ALL_TIMEOUT_MS = 600_000
 CHANGE_TIMEOUT_MS = 60_000
 
