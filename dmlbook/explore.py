@@ -13,6 +13,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import bandwidth, costs, plotting
+from .scenarios import (EX4_SCENARIO, EX5_SCENARIO, EX6_SCENARIO, compression_rows,
+                        dpsgd_run, gossip_run)
 from .sheet import SHEET
 from .units import MBIT, format_bytes
 from .widgets import Choice, InputError, LivePanel, Number, PanelSpec, Result, static_explorer
@@ -251,27 +253,6 @@ EX3_FAILURES = PanelSpec(
 # ---------------------------------------------------------------- exercise 4
 
 
-#: Exercise 4's scenario: the chapter's FedAvg runs, the panel's defaults and the explorer.
-EX4_SCENARIO = dict(n_clients=10, rounds=30, local_steps=5, lr=0.1, batch_size=32)
-_EX4_ROWS: dict = {}
-
-
-def compression_rows(method, level, rounds=EX4_SCENARIO["rounds"], *, seed=0) -> list[dict]:
-    """:func:`dmlbook.federated.compression_table` rows of one setting (updates, parameters).
-
-    Cached per (method, level, rounds, seed): the chapter's table, its
-    Try-this answers and the explorer show the same runs, trained once.
-    """
-    from . import federated
-
-    key = (method, level, rounds, seed)
-    if key not in _EX4_ROWS:
-        kw = {**EX4_SCENARIO, "rounds": rounds}
-        with one_thread():
-            _EX4_ROWS[key] = federated.compression_table(((method, level),), seed=seed, **kw)
-    return _EX4_ROWS[key]
-
-
 def compression_result(method, level, rounds) -> Result:
     """Exercise 4: one compression setting, clients sending updates vs parameters."""
     from . import federated
@@ -333,10 +314,8 @@ def gossip_result(n_nodes, delta, delay, drop_prob, sampling, until, *, seed=0) 
     """Exercise 5: gossip learning's accuracy over time and its load per cycle."""
     from . import gossip
 
-    with one_thread():
-        result = gossip.gossip_learning(n_nodes=n_nodes, delta=delta, delay=delay,
-                                        drop_prob=drop_prob, sampling=sampling, until=until,
-                                        lr=0.5, seed=seed, progress=False)
+    result = gossip_run(n_nodes=n_nodes, delta=delta, delay=delay, drop_prob=drop_prob,
+                        sampling=sampling, until=until, seed=seed)
     cycles = max(1, int(until / delta) - 1)
     load = gossip.received_per_cycle(result.ledger, n_nodes, cycles)
     totals = result.ledger.totals()
@@ -364,13 +343,14 @@ EX5 = PanelSpec(
                                              ("balanced", "balanced")), "uniform"),
         Number("drop_prob", "loss probability", "0 to 0.9", 0.0, 0.0, 0.9,
                why="at 0.9 almost nothing arrives"),
-        Number("n_nodes", "nodes", "", 16, 4, 128, integer=True,
+        Number("n_nodes", "nodes", "", EX5_SCENARIO["n_nodes"], 4, 128, integer=True,
                why="128 nodes simulate in a few seconds"),
-        Number("delta", "Δ, the period", "s", 1.0, 0.25, 10,
+        Number("delta", "Δ, the period", "s", EX5_SCENARIO["delta"], 0.25, 10,
                why="shorter periods multiply the events to simulate"),
-        Number("delay", "message delay", "s", 0.1, 0.0, 5, why="up to five periods"),
-        Number("until", "simulated time", "s", 10, 2, 60,
-               why="60 s simulate in a few seconds at 16 nodes"),
+        Number("delay", "message delay", "s", EX5_SCENARIO["delay"], 0.0, 5,
+               why="up to five periods"),
+        Number("until", "simulated time", "s", EX5_SCENARIO["until"], 2, 60,
+               why="60 s simulate in a few seconds at 32 nodes"),
     ),
     compute=gossip_result, height_px=620,
     grid={"drop_prob": [0.0, 0.3, 0.6], "sampling": ["uniform", "balanced"]})
@@ -379,15 +359,12 @@ EX5 = PanelSpec(
 # ---------------------------------------------------------------- exercise 6
 
 
-def dpsgd_result(n_nodes, degree, steps, split, node_a, node_b, *, lr=0.5, seed=0) -> Result:
+def dpsgd_result(n_nodes, degree, steps, split, node_a, node_b, *, seed=0) -> Result:
     """Exercise 6: message count (formula and ledger) and two nodes' loss curves."""
-    from . import dpsgd, messages
+    from . import messages
 
     formula = messages.dpsgd_messages(n_nodes, degree, steps, final_allreduce="naive")
-    with one_thread():
-        result = dpsgd.run_dpsgd(n_nodes=n_nodes, degree=degree, rounds=steps, lr=lr,
-                                 split=split, final_allreduce="naive", seed=seed,
-                                 progress=False)
+    result = dpsgd_run(n_nodes=n_nodes, degree=degree, rounds=steps, split=split, seed=seed)
     per_round = result.ledger.per_round()
     counted = int(per_round.sum())
     rows = [("messages, closed form", f"{formula:,}"),
@@ -417,19 +394,20 @@ def _check_dpsgd(values):
 EX6 = PanelSpec(
     key="ex6", title="D-PSGD: messages and two nodes' learning curves", training=True,
     controls=(
-        Number("degree", "degree", "neighbours", 4, 2, 64, integer=True,
+        Number("degree", "degree", "neighbours", EX6_SCENARIO["degree"], 2, 64, integer=True,
                why="each step's cost grows with the degree"),
         Choice("split", "data split", (("iid", "iid"), ("shards (non-iid)", "shards"),
                                        ("Dirichlet (non-iid)", "dirichlet")), "iid"),
-        Number("n_nodes", "nodes", "", 16, 4, 128, integer=True,
-               why="128 nodes train in a few seconds"),
-        Number("steps", "D-PSGD steps", "", 20, 1, 100, integer=True,
-               why="100 steps train in a few seconds at 16 nodes"),
-        Number("node_a", "first node shown", "", 0, 0, 127, integer=True, why="a node index"),
-        Number("node_b", "second node shown", "", 1, 0, 127, integer=True, why="a node index"),
+        Number("n_nodes", "nodes", "", EX6_SCENARIO["n_nodes"], 4, 256, integer=True,
+               why="256 nodes train in a few seconds"),
+        Number("steps", "D-PSGD steps", "", EX6_SCENARIO["rounds"], 1, 100, integer=True,
+               why="100 steps train in a few seconds"),
+        Number("node_a", "first node shown", "", 0, 0, 255, integer=True, why="a node index"),
+        Number("node_b", "second node shown", "", 1, 0, 255, integer=True, why="a node index"),
     ),
     compute=dpsgd_result, check=_check_dpsgd, height_px=560,
-    grid={"degree": [2, 4, 8], "split": ["iid", "shards"]})
+    # The sheet's scenario: 128 nodes, 50 steps; degree 8 is the sheet's, 2 a ring.
+    grid={"degree": [8, 2], "split": ["iid", "shards"]})
 
 
 SPECS = {spec.key: spec for spec in (EX1, EX2, EX3_TIME, EX3_FAILURES, EX4, EX5, EX6)}
