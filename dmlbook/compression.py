@@ -142,15 +142,8 @@ def compressed_bytes(n_entries: int, method: str = "none", level=None, *,
     return 4 * n_entries
 
 
-def compress(x: torch.Tensor, method: str = "none", level: float | None = None, *,
-             sizes=None, reference: torch.Tensor | None = None) -> Compressed:
-    """Compress one vector: ``method`` in :data:`METHODS`; ``level`` is bits or a fraction.
-
-    ``sizes`` (tensor lengths) is used by ``"quantize_per_tensor"``,
-    ``reference`` (the receiver's own vector) by ``"topk_keep"``.
-    """
-    method = check_choice("method", method, METHODS)
-    x = check_tensor("x", x)
+def _checked_level(method: str, level):
+    """``level`` checked for ``method`` (bits for quantization, a fraction for top-k)."""
     if method == "none" and level is not None:
         raise ValueError(f"level must be None for method 'none', got {level!r}")
     if method == "quantize" and level is not None:
@@ -160,6 +153,19 @@ def compress(x: torch.Tensor, method: str = "none", level: float | None = None, 
         if level > 1:
             raise ValueError(f"level is top-k's fraction: fraction must be in (0, 1], "
                              f"got {level!r}")
+    return level
+
+
+def compress(x: torch.Tensor, method: str = "none", level: float | None = None, *,
+             sizes=None, reference: torch.Tensor | None = None) -> Compressed:
+    """Compress one vector: ``method`` in :data:`METHODS`; ``level`` is bits or a fraction.
+
+    ``sizes`` (tensor lengths) is used by ``"quantize_per_tensor"``,
+    ``reference`` (the receiver's own vector) by ``"topk_keep"``.
+    """
+    method = check_choice("method", method, METHODS)
+    x = check_tensor("x", x)
+    level = _checked_level(method, level)
     if method == "quantize":
         return quantize(x, 8 if level is None else level)
     if method == "quantize_per_tensor":
@@ -175,14 +181,78 @@ def compress_rows(X: torch.Tensor, method: str = "none", level=None, *, sizes=No
                   reference: torch.Tensor | None = None) -> tuple[torch.Tensor, list[int]]:
     """Compress each row of ``X`` separately: reconstructions and bytes per row.
 
-    ``reference`` is one vector, the receiver's, shared by every row.
+    ``reference`` is one vector, the receiver's, shared by every row. All rows
+    at once, with the arithmetic of :func:`compress` on one row.
     """
     X = check_tensor("X", X)
     if X.ndim != 2 or X.numel() > MAX_STACKED_PARAMS:
         raise ValueError(f"X must be a matrix (one row per node) of at most "
                          f"{MAX_STACKED_PARAMS:,} entries, got shape {tuple(X.shape)}")
-    parts = [compress(row, method, level, sizes=sizes, reference=reference) for row in X]
-    return torch.stack([p.values for p in parts]), [p.nbytes for p in parts]
+    level = _checked_level(method := check_choice("method", method, METHODS), level)
+    if method == "none":
+        return X.clone(), [X.shape[1] * X.element_size()] * len(X)
+    if method == "quantize":
+        values, nbytes = _quantize_rows(X, 8 if level is None else level)
+    elif method == "quantize_per_tensor":
+        bits = 8 if level is None else level
+        check_int("bits", bits, maximum=16)
+        sizes = [X.shape[1]] if sizes is None else [int(s) for s in sizes]
+        if any(s < 1 for s in sizes) or sum(sizes) != X.shape[1]:
+            raise ValueError(f"sizes must be positive and add up to the vector's "
+                             f"{X.shape[1]} entries, got {sum(sizes)}")
+        parts = [_quantize_rows(part, bits) for part in X.split(sizes, dim=1)]
+        values, nbytes = torch.cat([p[0] for p in parts], 1), sum(p[1] for p in parts)
+    else:
+        values, nbytes = _top_k_rows(X, 0.01 if level is None else level,
+                                     reference if method == "topk_keep" else None)
+    return values, [nbytes] * len(X)
+
+
+def _quantize_rows(X: torch.Tensor, bits: int) -> tuple[torch.Tensor, int]:
+    """:func:`quantize` of every row at once: the same arithmetic, broadcast over rows."""
+    bits = check_int("bits", bits, maximum=16)
+    nbytes = math.ceil(X.shape[1] * bits / 8) + 8
+    if X.shape[1] == 0:
+        return X.clone(), 8
+    lo, hi = X.min(1, keepdim=True).values, X.max(1, keepdim=True).values
+    wide = ~(hi - lo).isfinite().squeeze(1)
+    step = (hi - lo) / (2**bits - 1)
+    flat = step == 0
+    codes = torch.round((X - lo) / torch.where(flat, torch.ones_like(step), step))
+    values = torch.where(flat, X, lo + codes * step)
+    for i in wide.nonzero().flatten().tolist():  # ranges float32 cannot hold: one by one
+        values[i] = quantize(X[i], bits).values
+    return values, nbytes
+
+
+def _top_k_rows(X: torch.Tensor, fraction, reference) -> tuple[torch.Tensor, int]:
+    """:func:`top_k` (or :func:`top_k_keep` with ``reference``) of every row at once."""
+    fraction = check_number("fraction", fraction)
+    if fraction > 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    if X.shape[1] == 0:
+        return X.clone(), 0
+    k = max(1, int(round(fraction * X.shape[1])))
+    idx = X.abs().topk(k, dim=1).indices
+    if reference is None:
+        return torch.zeros_like(X).scatter_(1, idx, X.gather(1, idx)), k * BYTES_PER_KEPT_ENTRY
+    if reference.shape != X.shape[1:]:
+        raise ValueError(f"reference must have the shape of x {tuple(X.shape[1:])}, "
+                         f"got {tuple(reference.shape)}")
+    kept = torch.zeros_like(X, dtype=torch.bool).scatter_(1, idx, True)
+    return torch.where(kept, X, reference), k * BYTES_PER_KEPT_ENTRY
+
+
+def relative_errors(X: torch.Tensor, X_hat: torch.Tensor) -> torch.Tensor:
+    """:func:`relative_error` of each row of ``X`` against the same row of ``X_hat``: ``(n,)``."""
+    X, X_hat = check_tensor("X", X), check_tensor("X_hat", X_hat)
+    if X.ndim != 2 or X.shape != X_hat.shape:
+        raise ValueError(f"X_hat must have X's shape (a matrix), got {tuple(X_hat.shape)} "
+                         f"and {tuple(X.shape)}")
+    norm, diff = X.norm(dim=1), (X - X_hat).norm(dim=1)
+    if not (bool(norm.isfinite().all()) and bool(diff.isfinite().all())):
+        norm, diff = X.double().norm(dim=1), (X.double() - X_hat.double()).norm(dim=1)
+    return torch.where(norm > 0, diff / torch.where(norm > 0, norm, 1), diff)
 
 
 def relative_error(x: torch.Tensor, x_hat: torch.Tensor) -> float:

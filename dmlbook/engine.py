@@ -1,9 +1,9 @@
 """Many nodes in one process: stacked parameters, batched steps, mixing.
 
 All nodes' parameters live in one tensor ``params`` of shape ``(n, P)``, one
-flat row per node. One SGD step for all nodes is one forward pass vmapped
-over the rows (``torch.func.vmap`` of ``functional_call``) and one backward
-pass, and mixing is one sparse matrix product ``W @ params``, so a round
+flat row per node. One SGD step for all nodes is one forward pass for all
+rows and one backward pass (how the forward pass is batched depends on the
+model: :mod:`dmlbook.stacked`), and mixing is one sparse matrix product ``W @ params``, so a round
 costs a handful of tensor operations whatever the number of nodes. Every message goes through a
 :class:`~dmlbook.ledger.Ledger`.
 """
@@ -18,9 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, vmap
+from torch.func import functional_call
 
 from . import data as data_mod
+from . import stacked
 from .faults import NO_FAULTS, Faults
 from .ledger import Ledger
 from .models import model_for
@@ -128,14 +129,24 @@ def check_batch_size(batch_size, n_nodes: int = 1) -> int:
     return batch_size
 
 
+# Bytes of tensors saved for the backward pass above which one step goes in chunks of nodes.
+ACTIVATION_BUDGET = 256 * 2**20
+
+
 class Nodes:
     """``n`` copies of one model, held as stacked flat parameters ``(n, P)``.
+
+    ``strategy`` says how the forward pass is batched over the nodes (one of
+    :data:`dmlbook.stacked.STRATEGIES`; ``None``: the default, ``"auto"``
+    unless :func:`dmlbook.stacked.use_strategy` says otherwise); ``chunk``
+    caps the nodes per forward and backward pass (``None``: by memory).
 
     ``n`` is at most :data:`~dmlbook.units.MAX_NODES`, and ``n`` times the
     model's parameters at most :data:`~dmlbook.units.MAX_STACKED_PARAMS`.
     """
 
-    def __init__(self, model: nn.Module, n: int, *, device="cpu"):
+    def __init__(self, model: nn.Module, n: int, *, device="cpu", strategy: str | None = None,
+                 chunk: int | None = None):
         n = check_int("n", n, maximum=MAX_NODES)
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -146,8 +157,10 @@ class Nodes:
         self.flat = FlatModel(model)
         self.n = n
         self.params = self.flat.initial.to(self.device).repeat(n, 1)
-        self._logits_per_batch = vmap(self.flat.forward)
-        self._logits = vmap(self.flat.forward, in_dims=(0, None))
+        self.strategy = stacked.resolve(model, strategy)
+        self._forward = stacked.Forward(self.flat, self.strategy)
+        self.chunk = None if chunk is None else check_int("chunk", chunk, maximum=MAX_NODES)
+        self._activation_bytes: dict[tuple, int] = {}
 
     @property
     def payload_bytes(self) -> int:
@@ -159,14 +172,56 @@ class Nodes:
 
         The nodes' losses are independent, so the gradient of their *sum*
         with respect to the stacked parameters is, row by row, each node's
-        own gradient: one vmapped forward and one backward serve all nodes.
+        own gradient: one batched forward and one backward serve all nodes.
+        Where the activations of all nodes would pass :data:`ACTIVATION_BUDGET`
+        bytes, the nodes go through in chunks (:meth:`chunk_size`), with the
+        same results.
         """
-        params = self.params.detach().requires_grad_()
-        logits = self._logits_per_batch(params, X)
+        chunk = self.chunk_size(X)
+        if chunk >= self.n:
+            return self._losses_and_gradients(self.params, X, y)
+        losses = torch.empty(self.n, device=self.params.device)
+        grads = torch.empty_like(self.params)
+        for start in range(0, self.n, chunk):
+            rows = slice(start, start + chunk)
+            losses[rows], grads[rows] = self._losses_and_gradients(
+                self.params[rows], X[rows], y[rows])
+        return losses, grads
+
+    def _losses_and_gradients(self, params, X, y):
+        params = params.detach().requires_grad_()
+        logits = self._forward(params, X)
         losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
-        losses = losses.view(self.n, -1).mean(1)
+        losses = losses.view(len(params), -1).mean(1)
         (g,) = torch.autograd.grad(losses.sum(), params)
         return losses.detach(), g
+
+    def chunk_size(self, X: torch.Tensor) -> int:
+        """How many nodes go through one forward and backward pass on batches like ``X``.
+
+        ``chunk`` when given to the constructor; else as many as keep the
+        tensors saved for the backward pass under :data:`ACTIVATION_BUDGET`
+        (measured once per batch shape on one node).
+        """
+        if self.chunk is not None:
+            return min(self.n, self.chunk)
+        key = tuple(X.shape[1:])
+        if key not in self._activation_bytes:
+            saved = []
+
+            def pack(t):
+                saved.append(t.numel() * t.element_size())
+                return t
+
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                params = self.params[:1].detach().requires_grad_()
+                self._forward(params, X[:1]).sum()
+            self._activation_bytes[key] = max(1, sum(saved))
+        return max(1, min(self.n, ACTIVATION_BUDGET // self._activation_bytes[key]))
+
+    def forward(self, params: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Logits ``(k, B, classes)`` of models ``params`` ``(k, P)`` on their inputs ``X (k, B, ...)``."""
+        return self._forward(params, X)
 
     def gradients(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-node gradients ``(n, P)`` on per-node batches ``X (n, B, ...)``."""
@@ -191,7 +246,7 @@ class Nodes:
         params = self.params if params is None else params
         losses, accs = [], []
         for start in range(0, len(params), chunk):
-            logits = self._logits(params[start:start + chunk], X)
+            logits = self._forward.shared(params[start:start + chunk], X)
             losses.append(F.cross_entropy(logits.transpose(1, 2),
                                           y.expand(len(logits), -1), reduction="none").mean(1))
             accs.append((logits.argmax(-1) == y).float().mean(1))

@@ -136,8 +136,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
             raw, method, level, sizes=clients.flat.sizes,
             reference=server if send == "parameters" else None)
         result.ledger.record(r, np.arange(n), n, nbytes)
-        result.rel_error.append(float(np.mean([compression.relative_error(a, b)
-                                                for a, b in zip(raw, sent)])))
+        result.rel_error.append(float(compression.relative_errors(raw, sent).double().mean()))
         result.client_step_error.append(float(
             ((sent - raw).norm(dim=1) / updates.norm(dim=1).clamp_min(1e-30)).mean()))
         exact = clients.params.mean(0)

@@ -373,7 +373,7 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
         ids = [b.node for b in batch]
         idx = torch.stack([node_data.node_batch_indices(i, batch_gen, batch_size) for i in ids])
         params = nodes.params[ids].detach().requires_grad_()
-        logits = torch.func.vmap(nodes.flat.forward)(params, node_data.X[idx])
+        logits = nodes.forward(params, node_data.X[idx])
         loss = torch.nn.functional.cross_entropy(
             logits.flatten(0, 1), node_data.y[idx].flatten(), reduction="none")
         loss = loss.view(len(ids), -1).mean(1).sum()

@@ -1,0 +1,188 @@
+"""How the engine runs one model's forward pass for many nodes at once.
+
+Every strategy computes ``logits[i] = model(params[i], X[i])`` for each row
+``i`` of the stacked parameters ``params`` ``(k, P)`` and per-node inputs
+``X`` ``(k, B, ...)``; they differ only in which kernels do the work, so they
+agree to float rounding (tests/test_strategies.py):
+
+* ``"vmap"`` — ``torch.func.vmap`` of ``functional_call`` over the rows. One
+  batched matrix product per linear layer: the fastest for MLPs. A
+  convolution with per-node weights becomes one *grouped* convolution, which
+  the CPU build of torch runs slower than the same convolutions one by one.
+* ``"layers"`` — the model's own ``forward`` on all nodes' examples merged into
+  one batch ``(k * B, ...)``: layers without parameters (ReLU, pooling,
+  normalisation of one example, flatten) run once for all nodes, each linear
+  layer is one ``baddbmm`` over the nodes, and each convolution runs node by
+  node with the ordinary (fast) kernel on views of the stacked weights. For
+  models whose parameters all sit in ``nn.Linear`` and ``nn.Conv2d`` layers,
+  and whose forward treats examples independently.
+* ``"loop"`` — the model once per node, on views of its row: the per-client
+  loop, for any model.
+
+``"auto"`` (the default) picks by rule: ``"vmap"`` for models without
+convolutions, ``"layers"`` for models with convolutions that it supports, else
+``"loop"``. Measured on this project's 2-core CPU (benchmarks/README.md):
+``"layers"`` beats both the vmapped grouped convolution and the per-client
+loop on the sheet's LeNet, while ``vmap`` is the fastest for the MLPs.
+:func:`use_strategy` overrides the choice for the engines built inside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+
+from .units import check_choice
+
+STRATEGIES = ("auto", "vmap", "layers", "loop")
+_default = ["auto"]
+
+
+@contextlib.contextmanager
+def use_strategy(strategy: str):
+    """Engines (:class:`~dmlbook.engine.Nodes`) built inside use ``strategy``.
+
+    ``strategy`` is one of :data:`STRATEGIES`; ``"auto"`` restores the rule.
+    """
+    strategy = check_choice("strategy", strategy, STRATEGIES)
+    before = _default[0]
+    _default[0] = strategy
+    try:
+        yield strategy
+    finally:
+        _default[0] = before
+
+
+def _has_conv(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+
+
+def _layers_supported(model: nn.Module) -> bool:
+    """True when every parameter belongs to an ``nn.Linear`` or a 2-d convolution."""
+    for module in model.modules():
+        own = list(module.parameters(recurse=False))
+        if own and not isinstance(module, (nn.Linear, nn.Conv2d)):
+            return False
+        if isinstance(module, nn.Conv2d) and (module.padding_mode != "zeros"
+                                              or isinstance(module.padding, str)):
+            return False
+    return True
+
+
+def resolve(model: nn.Module, strategy: str | None = None) -> str:
+    """The strategy the engine uses for ``model``: ``strategy`` or the rule of ``"auto"``."""
+    strategy = check_choice("strategy", _default[0] if strategy is None else strategy,
+                            STRATEGIES)
+    if strategy == "layers" and not _layers_supported(model):
+        raise ValueError("strategy 'layers' needs a model whose parameters all belong to "
+                         "nn.Linear and nn.Conv2d layers (zero padding); use 'vmap' or 'loop'")
+    if strategy != "auto":
+        return strategy
+    if not _has_conv(model):
+        return "vmap"
+    return "layers" if _layers_supported(model) else "loop"
+
+
+class _StackedLinear(nn.Module):
+    """``nn.Linear`` with one weight per node, on the nodes' merged batch."""
+
+    def __init__(self, name: str, store: dict):
+        super().__init__()
+        self.name, self.store = name, store
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.store[self.name + "weight"]  # (k, out, in)
+        bias = self.store.get(self.name + "bias")
+        k = weight.shape[0]
+        rows = x.reshape(k, -1, x.shape[-1])
+        if bias is None:
+            out = torch.bmm(rows, weight.transpose(1, 2))
+        else:
+            out = torch.baddbmm(bias[:, None, :], rows, weight.transpose(1, 2))
+        return out.reshape(*x.shape[:-1], weight.shape[1])
+
+
+class _StackedConv2d(nn.Module):
+    """``nn.Conv2d`` with one weight per node: node by node, the ordinary kernel."""
+
+    def __init__(self, conv: nn.Conv2d, name: str, store: dict):
+        super().__init__()
+        self.name, self.store = name, store
+        self.kw = dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+                       groups=conv.groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self.store[self.name + "weight"].unbind(0)
+        bias = self.store.get(self.name + "bias")
+        biases = bias.unbind(0) if bias is not None else [None] * len(weights)
+        inputs = x.chunk(len(weights))
+        return torch.cat([F.conv2d(xi, w, b, **self.kw)
+                          for xi, w, b in zip(inputs, weights, biases)])
+
+
+def _stacked_module(module: nn.Module, store: dict) -> nn.Module:
+    """A copy of ``module`` whose Linear and Conv2d layers read stacked weights from ``store``."""
+    copy_ = copy.deepcopy(module)
+
+    def swap(parent: nn.Module, prefix: str):
+        for child_name, child in parent.named_children():
+            name = f"{prefix}{child_name}."
+            if isinstance(child, nn.Linear):
+                setattr(parent, child_name, _StackedLinear(name, store))
+            elif isinstance(child, nn.Conv2d):
+                setattr(parent, child_name, _StackedConv2d(child, name, store))
+            else:
+                swap(child, name)
+
+    swap(copy_, "")
+    return copy_
+
+
+class Forward:
+    """``logits = forward(params (k, P), X (k, B, ...))`` -> ``(k, B, classes)``, one strategy.
+
+    ``shared(params, X)`` does the same with one input ``X (N, ...)`` for
+    every row (evaluation on a common test set).
+    """
+
+    def __init__(self, flat, strategy: str):
+        self.flat, self.strategy = flat, strategy
+        if strategy == "vmap":
+            self._per_node = vmap(flat.forward)
+            self._shared = vmap(flat.forward, in_dims=(0, None))
+        elif strategy == "layers":
+            self.store: dict[str, torch.Tensor] = {}
+            self.module = _stacked_module(flat.module, self.store)
+
+    def _split(self, params: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each named tensor of every row, ``(k, *shape)``: views, gradients flow back."""
+        k = params.shape[0]
+        return {name: part.reshape(k, *shape) for name, shape, part in
+                zip(self.flat.names, self.flat.shapes, params.split(self.flat.sizes, dim=1))}
+
+    def __call__(self, params: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        if self.strategy == "vmap":
+            return self._per_node(params, X)
+        if self.strategy == "loop":
+            return torch.stack([self.flat.forward(p, x)
+                                for p, x in zip(params.unbind(0), X.unbind(0))])
+        k, B = X.shape[:2]
+        self.store.clear()
+        self.store.update(self._split(params))
+        try:
+            out = self.module(X.reshape(k * B, *X.shape[2:]))
+        finally:
+            self.store.clear()
+        return out.reshape(k, B, *out.shape[1:])
+
+    def shared(self, params: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        if self.strategy == "vmap":
+            return self._shared(params, X)
+        # One node at a time: the shared X need not be copied per node.
+        return torch.stack([functional_call(self.flat.module, self.flat.unflatten(p), (X,))
+                            for p in params.unbind(0)])
