@@ -70,3 +70,13 @@ def configure_threads(threads: int | None = None) -> int:
 
 
 configure_threads()
+
+
+def _record_glued_values() -> None:
+    """In a live kernel, keep what cells glue: JupyterLab shows it (dmlbook.glued)."""
+    from . import glued
+
+    glued.install()
+
+
+_record_glued_values()
