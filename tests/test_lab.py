@@ -326,6 +326,10 @@ def _exercise_panel(page, panel, spec, lab, times: list):
             page.wait_for_function("p => p.innerText.includes('Out of date')", arg=handle,
                                    timeout=CHANGE_TIMEOUT_MS, polling=20)
             assert not run.is_disabled()
+            # The result the controls no longer match is dimmed.
+            opacity = float(panel.evaluate(
+                "p => getComputedStyle(p.querySelector('.dmlbook-output')).opacity"))
+            assert opacity < 0.6, f"a stale result is not dimmed (opacity {opacity})"
             t0 = time.perf_counter()
             run.click()
         times.append(_wait_changed(page, handle, before, t0, spec))
