@@ -48,7 +48,8 @@ import torch
 torch.set_num_threads(1)
 from dmlbook.data import synthetic_logistic
 from dmlbook.dpsgd import run_dpsgd
-from dmlbook.engine import Nodes, naive_allreduce
+from dmlbook.collectives import naive_allreduce
+from dmlbook.engine import Nodes
 from dmlbook.ledger import Ledger, RECORD_BYTES
 from dmlbook.models import make_model
 out = {"record_bytes": RECORD_BYTES}

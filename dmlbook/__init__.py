@@ -2,9 +2,11 @@
 
 One module per concept; the chapters import these and narrate.
 
-Importing the package caps torch's CPU threads (see :func:`configure_threads`):
-the models are small, and on a busy 2-core machine more threads than free
-cores make every step slower, not faster.
+Importing the package changes no global state. A program that runs the
+package (a chapter, a benchmark, a worker of :mod:`dmlbook.distributed`)
+caps torch's CPU threads itself with :func:`configure_threads`: the models
+are small, and on a busy 2-core machine more threads than free cores make
+every step slower, not faster.
 """
 
 import os
@@ -67,9 +69,6 @@ def configure_threads(threads: int | None = None) -> int:
     except RuntimeError:  # torch already ran parallel work in this process
         pass
     return n
-
-
-configure_threads()
 
 
 def _record_glued_values() -> None:

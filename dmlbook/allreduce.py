@@ -56,7 +56,8 @@ import numpy as np
 import torch
 
 from .engine import Nodes, check_batch_size, prepare, progress_bar, seeded_generator
-from .faults import NO_FAULTS, Faults, check_faults
+from .collectives import ring_allreduce
+from .faults import STREAM_DOWN, STREAM_NAIVE, STREAM_UP, Faults, check_faults
 from .ledger import Ledger
 from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LR, MAX_NODES,
                     MAX_NODE_STEPS, MAX_ROUNDS, check_choice, check_diverged, check_int,
@@ -64,22 +65,6 @@ from .units import (MAX_BPS, MAX_BYTES_PER_PARAM, MAX_COUNT, MAX_LR, MAX_NODES,
 
 SCHEMES = ("ps", "naive", "ring")
 SCHEME_NAMES = {"ps": "parameter server", "naive": "naive all-reduce", "ring": "ring all-reduce"}
-
-# Independent random streams for message loss, one per kind of exchange (and
-# per ring step), so that e.g. a lost gradient says nothing about its reply.
-STREAM_UP, STREAM_DOWN, STREAM_NAIVE, STREAM_RING = 11, 12, 13, 100
-
-
-def _arrives(faults: Faults, round: int, receivers, alive: np.ndarray,
-             stream: int) -> np.ndarray:
-    """Which messages to ``receivers`` arrive: receiver alive and the message not lost."""
-    receivers = np.asarray(receivers, dtype=np.int64)
-    ok = alive[receivers].copy()
-    if faults.drop_prob > 0 and len(receivers):
-        draw = np.random.default_rng([faults.seed, round, stream]).random(len(receivers))
-        ok &= draw >= faults.drop_prob
-    return ok
-
 
 @dataclass
 class DataParallelResult:
@@ -109,44 +94,6 @@ class DataParallelResult:
     @property
     def final(self) -> torch.Tensor:
         return self.params[-1]
-
-
-def _ring_allreduce(grads: torch.Tensor, ring: list[int], *, round: int, ledger: Ledger,
-                    alive: np.ndarray, faults: Faults = NO_FAULTS) -> torch.Tensor | None:
-    """Sum ``grads[ring]`` by reduce-scatter + all-gather; ``None`` if the ring stalls.
-
-    ``grads`` is ``(n, P)``; members are worker ids in ring order. A chunk
-    that does not arrive (dead receiver or sender, or a lost message) stalls
-    the ring: the members notice and abandon the round after that step.
-    """
-    m = len(ring)
-    if m == 1:
-        return grads[ring[0]].clone()
-    # chunks[k][c]: member k's current copy of chunk c.
-    chunks = [list(torch.tensor_split(grads[w].clone(), m)) for w in ring]
-    step = 0
-    for phase in ("reduce-scatter", "all-gather"):
-        for s in range(m - 1):
-            # Every member sends at once; use the state from before this step.
-            offset = -s if phase == "reduce-scatter" else 1 - s
-            outgoing = [(k, (k + offset) % m) for k in range(m)]
-            payloads = [chunks[k][c].clone() for k, c in outgoing]
-            senders = np.array([ring[k] for k, _ in outgoing])
-            receivers = np.array([ring[(k + 1) % m] for k, _ in outgoing])
-            live = alive[senders]
-            delivered = live & _arrives(faults, round, receivers, alive, STREAM_RING + step)
-            step += 1
-            ledger.record(round, senders[live], receivers[live],
-                          [payloads[i].numel() * payloads[i].element_size()
-                           for i in np.flatnonzero(live)], delivered[live])
-            if not delivered.all():
-                return None  # a chunk never arrives: the ring stalls
-            for (k, c), payload in zip(outgoing, payloads):
-                if phase == "reduce-scatter":
-                    chunks[(k + 1) % m][c] = chunks[(k + 1) % m][c] + payload
-                else:
-                    chunks[(k + 1) % m][c] = payload
-    return torch.cat(chunks[0])
 
 
 def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr: float = 0.1,
@@ -243,7 +190,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                 model_params = workers.params[server].clone()
                 result.server, result.failover_round = server, r
             others = sending[sending != server]
-            up = _arrives(faults, r, np.full(len(others), server), alive, STREAM_UP)
+            up = faults.arrives(r, np.full(len(others), server), alive, STREAM_UP)
             result.ledger.record(r, others, server, nbytes, up)
             if not alive[server]:
                 server_waited += 1
@@ -253,14 +200,14 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                     model_params -= lr * grads[arrived].mean(0)
                     if server < n:
                         workers.params[server] = model_params
-                    down = _arrives(faults, r, others, alive, STREAM_DOWN)
+                    down = faults.arrives(r, others, alive, STREAM_DOWN)
                     result.ledger.record(r, server, others, nbytes, down)
                     workers.params[others[down]] = model_params  # a lost reply: no change
                     updated = True
         elif scheme == "naive":
             src = np.repeat(sending, len(members) - 1)
             dst = np.array([d for s in sending for d in members if d != s], dtype=np.int64)
-            ok = _arrives(faults, r, dst, alive, STREAM_NAIVE)
+            ok = faults.arrives(r, dst, alive, STREAM_NAIVE)
             result.ledger.record(r, src, dst, nbytes, ok)
             if not waiting:
                 new = {int(w): workers.params[w] - lr * grads[
@@ -269,7 +216,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                     workers.params[w] = p
                 updated = True
         else:
-            summed = _ring_allreduce(grads, members, round=r, ledger=result.ledger,
+            summed = ring_allreduce(grads, members, round=r, ledger=result.ledger,
                                      alive=alive, faults=faults)
             if summed is not None:
                 workers.params[members] -= lr * summed / len(members)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from . import data as data_mod
-from .allreduce import _ring_allreduce
-from .engine import (History, Nodes, check_batch_size, gossip, naive_allreduce, prepare,
-                     progress_bar, seeded_generator)
+from .collectives import naive_allreduce, ring_allreduce_models
+from .engine import (History, Nodes, check_batch_size, gossip, prepare, progress_bar,
+                     seeded_generator)
 from .faults import Faults, check_faults
 from .ledger import Ledger
 from .topology import Topology, resolve_topology
@@ -73,7 +73,8 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
         final_allreduce: ``None``, ``"naive"`` or ``"ring"``: one all-reduce
             after the last round. The ring cuts each model into ``n_nodes``
             chunks and sends ``2 n (n - 1)`` messages of one chunk each
-            (reduce-scatter, then all-gather), :func:`ring_allreduce_models`.
+            (reduce-scatter, then all-gather),
+            :func:`~dmlbook.collectives.ring_allreduce_models`.
         eval_every: evaluate every node on the test set every this many rounds.
         seed: seed of the model, the split, the graph and the batches.
         device: ``"cpu"`` (default) or ``"cuda"``.
@@ -157,21 +158,6 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
         record(rounds + 1)
         history.labels[rounds + 1] = f"{final_allreduce} all-reduce"
     return RunResult(history, topology, nodes, history.ledger)
-
-
-def ring_allreduce_models(nodes: Nodes, *, round: int, ledger: Ledger) -> None:
-    """Replace every node's model by the average of all, with a ring all-reduce.
-
-    Node ``i`` passes chunks to node ``i + 1``: ``n - 1`` reduce-scatter steps
-    and ``n - 1`` all-gather steps, each node sending one chunk (about
-    ``1/n`` of a model) per step: ``2 n (n - 1)`` messages, ``2 (n - 1)``
-    models' worth of bytes in all. Every message goes into ``ledger``. Faults
-    are not modelled here (the sheet's nodes are reliable).
-    """
-    n = nodes.n
-    total = _ring_allreduce(nodes.params, list(range(n)), round=round, ledger=ledger,
-                            alive=np.ones(n, dtype=bool))
-    nodes.params = (total / n).expand(n, -1).clone()
 
 
 @dataclass(frozen=True)

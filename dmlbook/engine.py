@@ -284,41 +284,6 @@ def gossip(nodes: Nodes, topology: Topology, *, round: int, ledger: Ledger,
                        nbytes=nodes.payload_bytes, faults=faults, active=active)
 
 
-def naive_allreduce(nodes: Nodes, *, round: int, ledger: Ledger,
-                    faults: Faults = NO_FAULTS) -> None:
-    """Every live node sends its model to every other node; all take the average.
-
-    ``n (n - 1)`` messages without faults. A node averages the models that
-    reached it, its own included: D-PSGD's exchange on the complete graph,
-    whose Metropolis weights are all ``1/n``. Every live node sends (an
-    all-reduce waits for stragglers); crashed nodes keep their model.
-
-    No graph is built: without faults every node gets the exact mean; with
-    faults an ``n x n`` 0/1 matrix of what arrived averages it. Messages are
-    recorded grouped by receiver, like :func:`mix` on the complete graph.
-    """
-    n = nodes.n
-    check_diverged(round, **{"the models": nodes.params})
-    receiver = np.repeat(np.arange(n, dtype=np.int32), n - 1)
-    sender = np.tile(np.arange(n - 1, dtype=np.int32), n)
-    sender += sender >= receiver  # everyone but the receiver, in order
-    if faults.none:
-        ledger.record(round, sender, receiver, nodes.payload_bytes, True)
-        nodes.params = nodes.params.mean(0, keepdim=True).expand(n, -1).clone()
-        return
-    alive = faults.alive(round, n)
-    sent = alive[sender]
-    sender, receiver = sender[sent], receiver[sent]
-    delivered = faults.delivered(round, receiver, n)
-    ledger.record(round, sender, receiver, nodes.payload_bytes, delivered)
-    arrived = torch.eye(n, dtype=nodes.params.dtype, device=nodes.params.device)
-    arrived[torch.from_numpy(receiver[delivered]).long(),
-            torch.from_numpy(sender[delivered]).long()] = 1
-    averaged = (arrived @ nodes.params) / arrived.sum(1, keepdim=True)
-    keep = torch.from_numpy(alive).to(nodes.params.device)[:, None]
-    nodes.params = torch.where(keep, averaged, nodes.params)
-
-
 @dataclass
 class History:
     """Per-round records of a run. Row ``k`` of the ``(R, n)`` arrays is round ``rounds[k]``.

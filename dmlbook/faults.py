@@ -9,6 +9,12 @@
   ``straggler_prob``, too slow to take part: it skips its local step and sends
   nothing that round, but still receives and averages what reaches it.
 
+Every random draw of a fault is made here, from a named stream (``STREAM_*``
+below): stream ``k`` of round ``r`` is ``numpy.random.default_rng([seed, r, k])``,
+so that, e.g., a lost gradient says nothing about its reply, and a straggler
+nothing about a lost message. The event-driven gossip simulator draws each
+message's loss from its own run's stream, in event order (:func:`lost`).
+
 A node always averages over the models it actually received, plus its own,
 with its mixing weights renormalised over those. Nothing raises: the ledger
 records every message as sent, and whether it was delivered. Node ids in
@@ -23,6 +29,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .units import MAX_NODES, MAX_ROUNDS, check_int, check_probability, check_seed
+
+# The named random streams of the faults (the third entry of each draw's seed).
+#: Stragglers (:meth:`Faults.active`).
+STREAM_STRAGGLERS = 1
+#: Message loss in a gossip exchange and in the naive all-reduce of D-PSGD
+#: (:meth:`Faults.delivered`).
+STREAM_LOSS = 2
+#: Message loss of data-parallel training (:meth:`Faults.arrives`): gradients
+#: up to the server, models down from it, the naive all-to-all, and each ring
+#: step (``STREAM_RING + step``).
+STREAM_UP, STREAM_DOWN, STREAM_NAIVE, STREAM_RING = 11, 12, 13, 100
 
 
 @dataclass
@@ -72,19 +89,38 @@ class Faults:
         alive = self.alive(round, n)
         if self.straggler_prob == 0:
             return alive
-        return alive & (self._rng(round, 1).random(n) >= self.straggler_prob)
+        return alive & (self._rng(round, STREAM_STRAGGLERS).random(n) >= self.straggler_prob)
 
     def delivered(self, round: int, receivers: np.ndarray, n: int) -> np.ndarray:
         """Which of the messages sent to ``receivers`` in ``round`` arrive."""
         receivers = np.asarray(receivers)
         ok = self.alive(round, n)[receivers]
         if self.drop_prob > 0:
-            ok &= self._rng(round, 2).random(len(receivers)) >= self.drop_prob
+            ok &= self._rng(round, STREAM_LOSS).random(len(receivers)) >= self.drop_prob
+        return ok
+
+    def arrives(self, round: int, receivers, alive: np.ndarray, stream: int) -> np.ndarray:
+        """Which messages to ``receivers`` arrive: receiver in ``alive``, message not lost.
+
+        The losses are drawn from the named ``stream`` of ``round``.
+        """
+        receivers = np.asarray(receivers, dtype=np.int64)
+        ok = alive[receivers].copy()
+        if self.drop_prob > 0 and len(receivers):
+            ok &= self._rng(round, stream).random(len(receivers)) >= self.drop_prob
         return ok
 
 
 
 NO_FAULTS = Faults()
+
+
+def lost(rng: np.random.Generator, drop_prob: float) -> bool:
+    """Whether one message is lost: one draw from ``rng``, a run's own stream.
+
+    For event-driven simulations, whose messages are drawn in event order.
+    """
+    return bool(rng.random() < drop_prob)
 
 
 def check_faults(faults, n: int) -> Faults:

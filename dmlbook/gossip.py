@@ -27,6 +27,7 @@ import torch
 
 from .centralized import train_centralized
 from .engine import Nodes, check_batch_size, prepare, progress_bar
+from .faults import lost
 from .ledger import Ledger
 from .units import (MAX_GOSSIP_EVENTS, MAX_LR, MAX_NODES, MAX_ROUNDS, check_choice,
                     check_diverged, check_int, check_number, check_probability, check_seed)
@@ -192,7 +193,7 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
 
     def send(t, src, dst, kind, payload):
         arrival = t + delay
-        ok = rng.random() >= drop_prob
+        ok = not lost(rng, drop_prob)
         # A push that arrives after the end is never answered: not delivered.
         # A reply already on its way still lands (see below).
         delivered = ok and (kind == "reply" or arrival < end)
@@ -383,7 +384,7 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
             peer = sampler.next(i)
             arrival = b.time + delay
             # Delivered: not lost, and there before the run ends.
-            delivered = bool(rng.random() >= drop_prob) and arrival < until
+            delivered = not lost(rng, drop_prob) and arrival < until
             records.add(int(arrival // delta), i, peer, delivered)
             if delivered:
                 queue.push(arrival, "receive", peer, nodes.params[i].clone(), sender=i)

@@ -4,8 +4,9 @@ import torch
 import torch.nn.functional as F
 
 from dmlbook import data
+from dmlbook.collectives import naive_allreduce
 from dmlbook.engine import (FlatModel, NodeData, Nodes, gossip, mixing_operator,
-                            naive_allreduce, resolve_device, seeded_generator)
+                            resolve_device, seeded_generator)
 from dmlbook.faults import Faults
 from dmlbook.ledger import Ledger
 from dmlbook.models import make_model
@@ -126,26 +127,6 @@ def test_crashed_nodes_neither_send_nor_change():
     assert torch.allclose(nodes.params[0], x[live].mean(0), atol=1e-6)
 
 
-def test_naive_allreduce():
-    nodes = spread(Nodes(make_model("logreg"), 6))
-    mean = nodes.params.mean(0)
-    ledger = Ledger(6)
-    naive_allreduce(nodes, round=1, ledger=ledger)
-    assert ledger.totals().sent == 6 * 5
-    assert torch.allclose(nodes.params, mean.expand(6, -1), atol=1e-6)
-    assert nodes.consensus_distance() < 1e-6
-
-
-def test_naive_allreduce_with_a_crashed_node():
-    nodes = spread(Nodes(make_model("logreg"), 4))
-    x = nodes.params.clone()
-    ledger = Ledger(4)
-    naive_allreduce(nodes, round=2, ledger=ledger, faults=Faults(crash_at={3: 1}))
-    assert ledger.totals().sent == 3 * 3 and ledger.totals().delivered == 3 * 2
-    assert torch.allclose(nodes.params[0], x[:3].mean(0), atol=1e-6)
-    assert torch.equal(nodes.params[3], x[3])
-
-
 def test_mixing_operator_is_cached_and_stochastic():
     topo = make_topology("torus", 16)
     W = mixing_operator(topo)
@@ -206,46 +187,6 @@ def test_prepare_returns_the_test_set_not_the_train_set():
     assert torch.equal(X_test, dataset.X_test) and torch.equal(y_test, dataset.y_test)
     # Every training example is dealt to exactly one node; no test example is.
     assert len(node_data.y) == 1797 - 359 == len(dataset.y_train)
-
-
-def test_naive_allreduce_records_every_pair_grouped_by_receiver():
-    nodes = spread(Nodes(make_model("logreg"), 3))
-    ledger = Ledger(3)
-    naive_allreduce(nodes, round=7, ledger=ledger)
-    c = ledger.columns()
-    assert list(zip(c["receiver"], c["sender"])) == [(0, 1), (0, 2), (1, 0), (1, 2),
-                                                     (2, 0), (2, 1)]
-    assert set(c["round"]) == {7} and c["delivered"].all()
-    assert (c["nbytes"] == nodes.payload_bytes).all()
-
-
-def test_naive_allreduce_with_loss_averages_what_arrived():
-    # Node 0 of 3: whatever its delivered mask says, its row is the mean of its own
-    # model and the models that reached it, counted from the ledger.
-    nodes = spread(Nodes(make_model("logreg"), 3))
-    x = nodes.params.clone()
-    ledger = Ledger(3)
-    naive_allreduce(nodes, round=1, ledger=ledger, faults=Faults(drop_prob=0.5, seed=3))
-    c = ledger.columns()
-    for i in range(3):
-        got = [i] + [int(s) for s, r, ok in zip(c["sender"], c["receiver"], c["delivered"])
-                     if r == i and ok]
-        assert torch.allclose(nodes.params[i], x[got].mean(0), atol=1e-6)
-
-
-def test_naive_allreduce_equals_mixing_on_the_complete_graph():
-    """The closed form gives what D-PSGD's exchange on the complete graph gives."""
-    for faults in (Faults(), Faults(drop_prob=0.3, crash_at={4: 0}, seed=1)):
-        a = spread(Nodes(make_model("logreg"), 6))
-        b = Nodes(make_model("logreg"), 6)
-        b.params = a.params.clone()
-        la, lb = Ledger(6), Ledger(6)
-        naive_allreduce(a, round=2, ledger=la, faults=faults)
-        gossip(b, make_topology("complete", 6), round=2, ledger=lb, faults=faults,
-               active=faults.alive(2, 6))
-        assert torch.allclose(a.params, b.params, atol=1e-6)
-        for f in Ledger.FIELDS:
-            assert np.array_equal(la.columns()[f], lb.columns()[f])
 
 
 def test_divergence_stops_the_exchange():

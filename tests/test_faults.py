@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from dmlbook.faults import Faults
+from dmlbook.faults import (STREAM_DOWN, STREAM_LOSS, STREAM_NAIVE, STREAM_RING, STREAM_STRAGGLERS,
+                            STREAM_UP, Faults, lost)
 
 
 def test_crash_from_round():
@@ -50,3 +51,34 @@ def test_crashes_of_nodes_the_run_does_not_have_are_errors_not_no_ops():
         f.alive(1, 8)
     assert list(f.alive(1, 10)) == [True] * 9 + [False]
     assert f.check_nodes(10) is f
+
+
+def test_upward_and_downward_losses_are_independent_streams():
+    faults = Faults(drop_prob=0.5, seed=0)
+    alive = np.ones(65, bool)
+    up = faults.arrives(1, np.full(64, 64), alive, STREAM_UP)
+    down = faults.arrives(1, np.arange(64), alive, STREAM_DOWN)
+    assert not np.array_equal(up, down)
+    # Reproducible: the same draw for the same (seed, round, stream).
+    assert np.array_equal(up, faults.arrives(1, np.full(64, 64), alive, STREAM_UP))
+
+
+def test_every_named_stream_is_its_own():
+    streams = [STREAM_STRAGGLERS, STREAM_LOSS, STREAM_UP, STREAM_DOWN, STREAM_NAIVE,
+               STREAM_RING]
+    assert len(set(streams)) == len(streams)
+    # The ring's per-step streams (STREAM_RING + step) never reach another name.
+    assert max(streams[:-1]) < STREAM_RING
+
+
+def test_arrives_keeps_dead_receivers_out_and_draws_nothing_without_loss():
+    alive = np.array([True, False, True])
+    assert Faults().arrives(3, [0, 1, 2], alive, STREAM_NAIVE).tolist() == [True, False, True]
+    assert Faults(drop_prob=1.0).arrives(3, [0, 2], alive, STREAM_NAIVE).tolist() == [False,
+                                                                                        False]
+
+
+def test_lost_draws_once_from_the_runs_stream():
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    draws = [lost(a, 0.3) for _ in range(50)]
+    assert draws == [bool(x < 0.3) for x in b.random(50)]

@@ -1,5 +1,7 @@
-"""Torch's thread count: ``DMLBOOK_THREADS``, else at most 2, set when dmlbook is imported."""
+"""Torch's thread count: ``DMLBOOK_THREADS``, else at most 2, set by ``configure_threads``
+where the package is the main program, never by an import."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,14 +10,37 @@ import pytest
 
 import dmlbook
 
-PROBE = "import dmlbook, torch; print(torch.get_num_threads(), torch.get_num_interop_threads())"
+PROBE = ("import dmlbook, torch; dmlbook.configure_threads(); "
+         "print(torch.get_num_threads(), torch.get_num_interop_threads())")
+# Importing the package and its figures changes no global state.
+IMPORT_PROBE = """
+import json, os, matplotlib
+rc = {k: str(v) for k, v in matplotlib.rcParams.items()}
+import dmlbook, dmlbook.plotting, dmlbook.explore
+omp = os.environ.get("OMP_NUM_THREADS")
+import torch
+changed = sorted(k for k, v in matplotlib.rcParams.items() if str(v) != rc[k])
+print(json.dumps({"omp": omp, "rc_changed": changed, "threads": [torch.get_num_threads(),
+                  torch.get_num_interop_threads()]}))
+"""
+TORCH_PROBE = ("import json, torch; "
+               "print(json.dumps([torch.get_num_threads(), torch.get_num_interop_threads()]))")
 
 
-def run_probe(**env_changes):
+def run_probe(probe=PROBE, **env_changes):
     env = {k: v for k, v in os.environ.items() if k not in ("DMLBOOK_THREADS", "OMP_NUM_THREADS")}
     env.update(env_changes)
-    return subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
                           text=True, timeout=120)
+
+
+def test_importing_the_package_and_its_figures_changes_no_global_state():
+    done = run_probe(IMPORT_PROBE)
+    assert done.returncode == 0, done.stderr
+    state = json.loads(done.stdout)
+    plain = run_probe(TORCH_PROBE)
+    assert plain.returncode == 0, plain.stderr
+    assert state == {"omp": None, "rc_changed": [], "threads": json.loads(plain.stdout)}
 
 
 def test_default_is_at_most_two_threads():

@@ -371,7 +371,7 @@ def test_fixed_layout_keeps_every_label_inside_the_figure():
 
 
 def test_plain_log_labels():
-    from dmlbook.plotting import _plain_number
+    from dmlbook.plotting.style import _plain_number
 
     cases = {0.5: "0.5", 1: "1", 2: "2", 2000: "2,000", 99_999: "99,999", 1e5: "1e5",
              2e5: "2e5", 3e15: "3e15", 0.002: "0.002", 4.9999999999999996e-06: "5e-6",
