@@ -69,3 +69,13 @@ def configure_threads(threads: int | None = None) -> int:
     except RuntimeError:  # torch already ran parallel work in this process
         pass
     return n
+
+
+def _record_glued_values() -> None:
+    """In a live kernel, keep what cells glue: JupyterLab shows it (dmlbook.glued)."""
+    from . import glued
+
+    glued.install()
+
+
+_record_glued_values()

@@ -284,7 +284,7 @@ def compression_level(method):
         return Number("level", "bits per entry", "bits", 4, 1, 16, integer=True,
                       why="what the quantizer accepts")
     if method == "topk":
-        return Number("level", "fraction of entries kept", "0 to 1", 0.1, 0.001, 1,
+        return Number("level", "fraction of entries kept (0 to 1)", "", 0.1, 0.001, 1,
                       why="at least one entry in a thousand")
     return None
 
@@ -341,7 +341,7 @@ EX5 = PanelSpec(
     controls=(
         Choice("sampling", "peer sampling", (("uniform", "uniform"),
                                              ("balanced", "balanced")), "uniform"),
-        Number("drop_prob", "loss probability", "0 to 0.9", 0.0, 0.0, 0.9,
+        Number("drop_prob", "loss probability", "", 0.0, 0.0, 0.9,
                why="at 0.9 almost nothing arrives"),
         Number("n_nodes", "nodes", "", EX5_SCENARIO["n_nodes"], 4, 128, integer=True,
                why="128 nodes simulate in a few seconds"),

@@ -33,17 +33,20 @@ import ipywidgets as W
 import numpy as np
 from matplotlib.figure import Figure
 
-# Figures are drawn at the book's 100 dpi size and rendered with 1.5 device
-# pixels per CSS pixel: sharp on a laptop's high-density screen, and a
-# 256-colour palette keeps a precomputed grid of them small.
-RENDER_DPI = 150
+# Figures are drawn at the book's 100 dpi size (one inch shown as 100 CSS pixels)
+# and rendered with 2 device pixels per CSS pixel, as the chapters' figures
+# (dmlbook/plotting.py): sharp on high-density screens; a 256-colour palette
+# keeps a precomputed grid of them small.
 CSS_DPI = 100
+RENDER_DPI = 2 * CSS_DPI
 # A live panel redraws on every change: at one device pixel per CSS pixel (the
 # resolution of Jupyter's own inline figures) it draws in about 15% less time.
 LIVE_DPI = 100
 # ... and encodes its PNG with zlib's fastest level (the explorers keep 6: smaller pages).
 LIVE_COMPRESS_LEVEL = 1
 LABEL_STYLE = {"description_width": "initial"}
+STALE_CSS = (".dmlbook-stale { opacity: 0.45; filter: grayscale(0.6); "
+             "transition: opacity 0.2s; }")
 HOW_TO_GO_LIVE = ("For any other value, open this chapter live: the rocket button at the top "
                   "of the page (Binder), or <code>make lab</code> on your machine.")
 
@@ -319,7 +322,9 @@ class LivePanel(W.VBox):
         self.output.add_class("dmlbook-output")
         self.status = W.HTML()
         self.computations = 0
-        children = [W.HTML(f"<b>{html.escape(spec.title)}</b>"),
+        # JupyterLab does not load the book's CSS: the panel brings the rule that
+        # dims a result the controls no longer match (class dmlbook-stale).
+        children = [W.HTML(f"<style>{STALE_CSS}</style><b>{html.escape(spec.title)}</b>"),
                     W.GridBox(list(self.controls.values()), layout=W.Layout(
                         grid_template_columns="repeat(2, minmax(280px, 1fr))")),
                     W.HTML(spec.bounds_html())]
@@ -406,42 +411,91 @@ def _option_label(spec: PanelSpec, name: str, value, first_values) -> str:
     return spec.control(name).format(value)
 
 
+def _start_index(values, default) -> int:
+    """Where a dropdown opens: at the sheet's value (the control's default) when offered."""
+    for i, value in enumerate(values):
+        if value == default:
+            return i
+    return 0
+
+
+def share_axes_limits(figures: list[Figure]) -> None:
+    """Give the i-th axes of every figure the same x and y limits: the union of theirs.
+
+    An explorer's results then compare by eye: switching a dropdown moves the
+    lines, not the axes. Figures with a different number of axes are left alone;
+    so is an axis whose scale differs between the figures.
+    """
+    if len(figures) < 2 or len({len(f.axes) for f in figures}) != 1:
+        return
+    for k in range(len(figures[0].axes)):
+        axes = [f.axes[k] for f in figures]
+        for axis in ("x", "y"):
+            if len({getattr(a, f"get_{axis}scale")() for a in axes}) != 1:
+                continue
+            limits = [getattr(a, f"get_{axis}lim")() for a in axes]
+            inverted = limits[0][0] > limits[0][1]
+            low = min(min(lim) for lim in limits)
+            high = max(max(lim) for lim in limits)
+            for a in axes:
+                getattr(a, f"set_{axis}lim")((high, low) if inverted else (low, high))
+
+
+def _grid_results(spec: PanelSpec, first, first_values, second, second_values):
+    """``[[(status, Result or message)]]`` for every grid point, axes shared across them."""
+    dependent = isinstance(second_values, dict)
+    results = []
+    for a in first_values:
+        row = []
+        for b in (second_values[a] if dependent else second_values):
+            typed = {**spec.defaults(), first: a, second: b}
+            typed = {k: (v if isinstance(spec.control(k), Choice) else str(v))
+                     for k, v in typed.items()}
+            try:
+                row.append(("ok", spec.compute(**spec.parse(typed))))
+            except Exception:  # noqa: BLE001 - evaluate() words the message, as live
+                row.append(spec.evaluate(typed))
+        results.append(row)
+    share_axes_limits([r.figure for row in results for status, r in row if status == "ok"])
+    return results
+
+
 def static_explorer(spec: PanelSpec) -> W.VBox:
     """Two dropdowns over ``spec.grid``, switching precomputed results without a kernel.
 
-    Each result is ``spec.evaluate`` of the defaults with the grid's values:
-    the code path of the live panel, drawn once at the sharper :data:`RENDER_DPI`.
+    Each result is ``spec.compute`` of the defaults with the grid's values (the
+    code path of the live panel), drawn at :data:`RENDER_DPI` with the same axes
+    limits in every result. Both dropdowns open at the sheet's values (the
+    controls' defaults) where the grid offers them.
     """
     (first, first_values), (second, second_values) = spec.grid.items()
     dependent = isinstance(second_values, dict)
     n_second = len(next(iter(second_values.values()))) if dependent else len(second_values)
     first_c = spec.control(first)
+    start_first = _start_index(first_values, spec.control(first).default)
     first_dd = W.Dropdown(options=[(first_c.format(v), i) for i, v in enumerate(first_values)],
-                          value=0, description=first_c.text + " (precomputed)",
+                          value=start_first, description=first_c.text,
                           style=LABEL_STYLE, layout=W.Layout(width="100%", max_width="640px"))
     if dependent:
         labels = spec.grid_labels[second]
         second_text = spec.control(second).label
+        second_row = second_values[first_values[start_first]]
     else:
         labels = [spec.control(second).format(v) for v in second_values]
         second_text = spec.control(second).text
-    second_dd = W.Dropdown(options=[(lab, i) for i, lab in enumerate(labels)], value=0,
-                           description=second_text + " (precomputed)", style=LABEL_STYLE,
+        second_row = second_values
+    start_second = _start_index(second_row, spec.control(second).default)
+    second_dd = W.Dropdown(options=[(lab, i) for i, lab in enumerate(labels)],
+                           value=start_second, description=second_text, style=LABEL_STYLE,
                            layout=W.Layout(width="100%", max_width="640px"))
     pages, links = [], []
-    for a in first_values:
-        inner = []
-        row = second_values[a] if dependent else second_values
-        for b in row:
-            typed = {**spec.defaults(), first: a, second: b}
-            typed = {k: (v if isinstance(spec.control(k), Choice) else str(v))
-                     for k, v in typed.items()}
-            status, shown = spec.evaluate(typed)
-            inner.append(W.HTML(shown if status == "ok" else error_html(shown)))
-        stack = W.Stack(inner, selected_index=0)
+    for row in _grid_results(spec, first, first_values, second, second_values):
+        inner = [W.HTML(result_html(shown) if status == "ok" else error_html(shown))
+                 for status, shown in row]
+        stack = W.Stack(inner, selected_index=start_second)
         links.append(W.jsdlink((second_dd, "index"), (stack, "selected_index")))
         pages.append(stack)
-    outer = W.Stack(pages, selected_index=0)
+    outer = W.Stack(pages, selected_index=start_first)
     links.append(W.jsdlink((first_dd, "index"), (outer, "selected_index")))
     fixed = [c for c in spec.controls if c.name not in spec.grid]
     others = ", ".join(f"{c.text} {c.format(c.default)}" for c in fixed

@@ -29,7 +29,8 @@ def _spec(training=False, compute=None, **kw):
     return PanelSpec(key="t", title="test", training=training,
                      controls=(Number("a", "speed", "Mbit/s", 1, 0.5, 100, why="test"),
                                Choice("b", "mode", (("one", 1), ("two", 2)), 1)),
-                     compute=compute or default_compute, grid={"a": [1, 2], "b": [1, 2]}, **kw)
+                     compute=compute or default_compute,
+                     **{"grid": {"a": [1, 2], "b": [1, 2]}, **kw})
 
 
 def _png(html):
@@ -149,6 +150,8 @@ def test_training_panel_runs_only_on_run_and_marks_stale_results():
     assert "<b>4</b>" in panel.output.value and "Out of date" not in panel.status.value
     panel.controls["b"].value = 2
     assert "Out of date" in panel.status.value and "dmlbook-stale" in panel.output._dom_classes
+    # The panel carries the rule that dims it (JupyterLab loads no book CSS).
+    assert ".dmlbook-stale" in panel.children[0].value and "opacity" in panel.children[0].value
     assert calls == [(3, 1)]
     panel.controls["a"].value = "0"
     panel.run()
@@ -197,14 +200,56 @@ def test_static_explorer_switches_precomputed_results_of_the_same_code_path():
     for i, a in enumerate([1, 2]):
         for j, b in enumerate([1, 2]):
             leaf = outer.children[i].children[j].value
-            assert leaf == spec.evaluate({"a": str(a), "b": b})[1]
+            expected = spec.evaluate({"a": str(a), "b": b})[1]
+            # The same table and alt text as the live panel's code path (the figure
+            # differs only in its axes limits, shared across the grid).
+            assert leaf.split("<img")[0] == expected.split("<img")[0]
+            assert re.search(r'alt="[^"]*"', leaf)[0] == re.search(r'alt="[^"]*"', expected)[0]
             assert f"<b>{a + b}</b>" in leaf
     links = {(link.source, link.target) for link in box.links}
     # Browser-side links: the first dropdown to the outer Stack, the second to every inner one.
     assert links == {((first, "index"), (outer, "selected_index"))} | {
         ((second, "index"), (inner, "selected_index")) for inner in outer.children}
     assert all(type(link).__name__ == "DirectionalLink" for link in box.links)
-    assert "(precomputed)" in first.description and "(precomputed)" in second.description
+    # "Precomputed" is said once, in the note; the labels name the controls only.
+    assert first.description == "speed (Mbit/s)" and second.description == "mode"
+
+
+def test_static_explorer_opens_at_the_sheets_values():
+    spec = _spec(grid={"a": [0.5, 1, 2], "b": [2, 1]})  # the defaults: a = 1, b = 1
+    box = widgets.static_explorer(spec)
+    (first, second), outer = box.children[1].children, box.children[2]
+    assert (first.value, second.value) == (1, 1)
+    assert outer.selected_index == 1 and all(s.selected_index == 1 for s in outer.children)
+    shown = outer.children[1].children[1].value
+    assert "<b>2</b>" in shown  # a = 1, b = 1
+    assert explore.explorer("ex1").children[1].children[0].label == "100"  # Mbit/s, the sheet's
+
+
+def test_static_explorer_shares_its_axes_limits_across_results():
+    figures = [_figure(1), _figure(5)]
+    before = [f.axes[0].get_ylim() for f in figures]
+    widgets.share_axes_limits(figures)
+    after = {f.axes[0].get_ylim() for f in figures}
+    assert len(after) == 1
+    (low, high), = after
+    assert low <= min(b[0] for b in before) and high >= max(b[1] for b in before)
+    spec = _spec()
+    box = widgets.static_explorer(spec)
+    shown = [_png(leaf.value) for inner in box.children[2].children for leaf in inner.children]
+    assert len({p.shape for p in shown}) == 1
+
+
+@pytest.mark.parametrize("key, name, typed, says", [
+    ("ex5", "drop_prob", "0.95", "loss probability: “0.95” is above the bound 0.9. "
+                                 "Enter a number from 0 to 0.9."),
+    ("ex5", "drop_prob", "-1", "loss probability: “-1” is below the bound 0. "
+                               "Enter a number from 0 to 0.9."),
+])
+def test_bound_messages_name_each_bound_once(key, name, typed, says):
+    with pytest.raises(widgets.InputError) as err:
+        explore.SPECS[key].control(name).parse(typed)
+    assert str(err.value) == says
 
 
 def test_every_chapter_explorer_is_built_from_its_spec():

@@ -1,0 +1,104 @@
+"""First paint on a slow link: the widget scripts and state out of the page's ``<head>``.
+
+myst-nb writes, into the ``<head>`` of every page with widgets, RequireJS and the
+3.6 MB widget manager as blocking scripts, and the saved state of every widget the
+kernel held, as one inline JSON script. The browser paints nothing until all of it
+has arrived: 6.7 s at 10 Mbit/s for a chapter. Here
+
+- the two scripts load with ``defer`` (``nb_ipywidgets_js`` in _config.yml; the
+  manager renders the widgets on the window's ``load`` event anyway);
+- the state keeps only the models a page shows: those reachable from a widget
+  view in the page (the static explorers) and the links between them. The live
+  "Try it" panels, which the static site hides (they need a kernel), and
+  widgets that no output shows, are dropped, with their views;
+- the state moves from ``<head>`` to the end of the article, so the text above
+  it paints while it downloads.
+
+It also marks the kernels this build starts (``DMLBOOK_STATIC_BUILD=1``), so that
+:mod:`dmlbook.progress` draws no progress bars into the pages.
+
+tests/test_browser.py measures the first paint of every chapter over a
+throttled link.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_SCRIPTS = ("vendor/requirejs/require.js", "vendor/html-manager/dist/embed-amd.js")
+HIDDEN_CLASS = "dmlbook-live-panel"
+VIEW_RE = re.compile(r'<script type="application/vnd\.jupyter\.widget-view\+json">'
+                     r'(.*?)</script>', re.S)
+REF_RE = re.compile(r"IPY_MODEL_([0-9a-f]+)")
+
+
+def _refs(model: dict) -> set[str]:
+    return set(REF_RE.findall(json.dumps(model.get("state", {}))))
+
+
+def _closure(state: dict, roots) -> set[str]:
+    seen, todo = set(), [r for r in roots if r in state]
+    while todo:
+        mid = todo.pop()
+        if mid not in seen:
+            seen.add(mid)
+            todo.extend(r for r in _refs(state[mid]) if r in state and r not in seen)
+    return seen
+
+
+def shown_models(state: dict, view_ids: list[str]) -> set[str]:
+    """The models the page shows: reachable from its visible views, plus the links among them."""
+    roots = [m for m in view_ids if m in state
+             and HIDDEN_CLASS not in state[m].get("state", {}).get("_dom_classes", [])]
+    keep = _closure(state, roots)
+    # Links (jslink, jsdlink) are referenced by no view: keep those whose ends are kept.
+    for mid, model in state.items():
+        refs = _refs(model)
+        if mid not in keep and refs and "Link" in model.get("model_name", "") and refs <= keep:
+            keep.add(mid)
+    return keep
+
+
+def slim_widgets(app, pagename, templatename, context, doctree):
+    scripts = context.get("script_files")
+    body = context.get("body")
+    if not scripts or body is None:
+        return
+    states = [s for s in scripts if getattr(s, "attributes", {}).get("type") == WIDGET_STATE]
+    if not states:
+        return
+    for script in states:
+        scripts.remove(script)
+    bundle = json.loads(states[0].attributes["body"].replace("<\\/", "</"))
+    state = bundle["state"]
+    views = [json.loads(m.group(1))["model_id"] for m in VIEW_RE.finditer(body)]
+    keep = shown_models(state, views)
+
+    def view(match):
+        return match.group(0) if json.loads(match.group(1))["model_id"] in keep else ""
+
+    body = VIEW_RE.sub(view, body)
+    bundle["state"] = {mid: model for mid, model in state.items() if mid in keep}
+    if bundle["state"]:
+        text = json.dumps(bundle, separators=(",", ":")).replace("</", "<\\/")
+        body += f'<script type="{WIDGET_STATE}">{text}</script>'
+    else:  # nothing left to render: no widget scripts either
+        scripts[:] = [s for s in scripts if str(getattr(s, "filename", s) or "")
+                      not in WIDGET_SCRIPTS]
+    context["body"] = body
+
+
+def mark_static_build(app, config):
+    """Kernels started by this build inherit it: dmlbook.progress shows no bars there."""
+    os.environ["DMLBOOK_STATIC_BUILD"] = "1"
+
+
+def setup(app):
+    app.connect("config-inited", mark_static_build)
+    # After myst-nb (500) adds the page's scripts, and after the handout edition
+    # (900) drops the whole state of its pages (nothing is moved there).
+    app.connect("html-page-context", slim_widgets, priority=950)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
