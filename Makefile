@@ -58,7 +58,7 @@ test-fast: $(STAMP)
 
 # JupyterLab at the repository root (chapters/ and workbook/), MyST pages opening as notebooks.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR)
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --config=binder/jupyter_server_config.json
 
 clean:
 	rm -rf _build .pytest_cache _vendor

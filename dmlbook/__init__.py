@@ -93,3 +93,13 @@ def pinned_threads(threads: int = 1):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _record_glued_values() -> None:
+    """In a live kernel, keep what cells glue: JupyterLab shows it (dmlbook.glued)."""
+    from . import glued
+
+    glued.install()
+
+
+_record_glued_values()

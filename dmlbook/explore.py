@@ -14,6 +14,8 @@ import numpy as np
 
 from . import bandwidth, costs, plotting
 from .dp_study import SCENARIO as EX3
+from .scenarios import (EX4_SCENARIO, EX5_SCENARIO, EX6_SCENARIO, compression_rows,
+                        dpsgd_run, gossip_run)
 from .sheet import SHEET
 from .units import MAX_COUNT, MBIT, check_int, format_bytes
 from .widgets import Choice, InputError, LivePanel, Number, PanelSpec, Result, static_explorer
@@ -283,8 +285,7 @@ def compression_result(method, level, rounds) -> Result:
     """Exercise 4: one compression setting, clients sending updates vs parameters."""
     from . import federated
 
-    with one_thread():
-        rows = federated.compression_table(((method, level),), rounds=rounds)
+    rows = compression_rows(method, level, rounds)
     table = [(f"clients send {row['send']}",
               f"accuracy {row['accuracy']:.3f}, {format_bytes(row['upload_bytes'])} up, "
               f"payload error {row['rel_error']:.1%}, step error {row['step_error']:.1%}")
@@ -322,15 +323,16 @@ EX4 = PanelSpec(
         Choice("method", "compressor", (("no compression", "none"), ("quantization", "quantize"),
                                         ("top-k sparsification", "topk")), "quantize"),
         Number("level", "compression level", "", 4, 1, 16),
-        Number("rounds", "FedAvg rounds", "", 10, 1, 60, integer=True,
+        Number("rounds", "FedAvg rounds", "", EX4_SCENARIO["rounds"], 1, 60, integer=True,
                why="60 rounds train in a few seconds"),
     ),
     compute=compression_result, depends={"level": ("method", compression_level)},
     height_px=560,
-    grid={"method": ["quantize", "topk"], "level": {"quantize": [2, 4, 8],
-                                                    "topk": [0.01, 0.1, 0.5]}},
-    grid_labels={"level": ["strong: 2 bits or top-1%", "medium: 4 bits or top-10%",
-                           "mild: 8 bits or top-50%"]})
+    # The chapter's scenario (30 rounds); 4 and 8 bits, top-10% and top-1% are the table's.
+    grid={"method": ["quantize", "topk"], "level": {"quantize": [6, 4, 3, 2],
+                                                    "topk": [0.5, 0.1, 0.05, 0.01]}},
+    grid_labels={"level": ["mild: 6 bits or top-50%", "medium: 4 bits or top-10%",
+                           "strong: 3 bits or top-5%", "strongest: 2 bits or top-1%"]})
 
 
 # ---------------------------------------------------------------- exercise 5
@@ -348,10 +350,8 @@ def gossip_result(n_nodes, delta, delay, drop_prob, sampling, until, *, seed=0) 
     """Exercise 5: gossip learning's accuracy over time and its load per cycle."""
     from . import gossip
 
-    with one_thread():
-        result = gossip.gossip_learning(n_nodes=n_nodes, delta=delta, delay=delay,
-                                        drop_prob=drop_prob, sampling=sampling, until=until,
-                                        lr=0.5, seed=seed, progress=False)
+    result = gossip_run(n_nodes=n_nodes, delta=delta, delay=delay, drop_prob=drop_prob,
+                        sampling=sampling, until=until, seed=seed)
     cycles = max(1, int(until / delta) - 1)
     load = gossip.received_per_cycle(result.ledger, n_nodes, cycles)
     totals = result.ledger.totals()
@@ -379,13 +379,14 @@ EX5 = PanelSpec(
                                              ("balanced", "balanced")), "uniform"),
         Number("drop_prob", "loss probability", "", 0.0, 0.0, 0.9,
                why="at 0.9 almost nothing arrives"),
-        Number("n_nodes", "nodes", "", 16, 4, 128, integer=True,
+        Number("n_nodes", "nodes", "", EX5_SCENARIO["n_nodes"], 4, 128, integer=True,
                why="128 nodes simulate in a few seconds"),
-        Number("delta", "Δ, the period", "s", 1.0, 0.25, 10,
+        Number("delta", "Δ, the period", "s", EX5_SCENARIO["delta"], 0.25, 10,
                why="shorter periods multiply the events to simulate"),
-        Number("delay", "message delay", "s", 0.1, 0.0, 5, why="up to five periods"),
-        Number("until", "simulated time", "s", 10, 2, 60,
-               why="60 s simulate in a few seconds at 16 nodes"),
+        Number("delay", "message delay", "s", EX5_SCENARIO["delay"], 0.0, 5,
+               why="up to five periods"),
+        Number("until", "simulated time", "s", EX5_SCENARIO["until"], 2, 60,
+               why="60 s simulate in a few seconds at 32 nodes"),
     ),
     compute=gossip_result, check=_check_gossip, height_px=620,
     grid={"drop_prob": [0.0, 0.3, 0.6], "sampling": ["uniform", "balanced"]})
@@ -394,15 +395,12 @@ EX5 = PanelSpec(
 # ---------------------------------------------------------------- exercise 6
 
 
-def dpsgd_result(n_nodes, degree, steps, split, node_a, node_b, *, lr=0.5, seed=0) -> Result:
+def dpsgd_result(n_nodes, degree, steps, split, node_a, node_b, *, seed=0) -> Result:
     """Exercise 6: message count (formula and ledger) and two nodes' loss curves."""
-    from . import dpsgd, messages
+    from . import messages
 
     formula = messages.dpsgd_messages(n_nodes, degree, steps, final_allreduce="naive")
-    with one_thread():
-        result = dpsgd.run_dpsgd(n_nodes=n_nodes, degree=degree, rounds=steps, lr=lr,
-                                 split=split, final_allreduce="naive", seed=seed,
-                                 progress=False)
+    result = dpsgd_run(n_nodes=n_nodes, degree=degree, rounds=steps, split=split, seed=seed)
     per_round = result.ledger.per_round()
     counted = int(per_round.sum())
     rows = [("messages, closed form", f"{formula:,}"),
@@ -432,19 +430,20 @@ def _check_dpsgd(values):
 EX6 = PanelSpec(
     key="ex6", title="D-PSGD: messages and two nodes' learning curves", training=True,
     controls=(
-        Number("degree", "degree", "neighbours", 4, 2, 64, integer=True,
+        Number("degree", "degree", "neighbours", EX6_SCENARIO["degree"], 2, 64, integer=True,
                why="each step's cost grows with the degree"),
         Choice("split", "data split", (("iid", "iid"), ("shards (non-iid)", "shards"),
                                        ("Dirichlet (non-iid)", "dirichlet")), "iid"),
-        Number("n_nodes", "nodes", "", 16, 4, 128, integer=True,
-               why="128 nodes train in a few seconds"),
-        Number("steps", "D-PSGD steps", "", 20, 1, 100, integer=True,
-               why="100 steps train in a few seconds at 16 nodes"),
-        Number("node_a", "first node shown", "", 0, 0, 127, integer=True, why="a node index"),
-        Number("node_b", "second node shown", "", 1, 0, 127, integer=True, why="a node index"),
+        Number("n_nodes", "nodes", "", EX6_SCENARIO["n_nodes"], 4, 256, integer=True,
+               why="256 nodes train in a few seconds"),
+        Number("steps", "D-PSGD steps", "", EX6_SCENARIO["rounds"], 1, 100, integer=True,
+               why="100 steps train in a few seconds"),
+        Number("node_a", "first node shown", "", 0, 0, 255, integer=True, why="a node index"),
+        Number("node_b", "second node shown", "", 1, 0, 255, integer=True, why="a node index"),
     ),
     compute=dpsgd_result, check=_check_dpsgd, height_px=560,
-    grid={"degree": [2, 4, 8], "split": ["iid", "shards"]})
+    # The sheet's scenario: 128 nodes, 50 steps; degree 8 is the sheet's, 2 a ring.
+    grid={"degree": [8, 2], "split": ["iid", "shards"]})
 
 
 SPECS = {spec.key: spec for spec in (EX1, EX2, EX3_TIME, EX3_FAILURES, EX4, EX5, EX6)}

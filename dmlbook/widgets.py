@@ -49,6 +49,8 @@ LIVE_COMPRESS_LEVEL = 1
 # The sharpest rendering figure_png draws (a 6 x 4 inch figure is 8.6 M pixels).
 MAX_DPI = 600
 LABEL_STYLE = {"description_width": "initial"}
+STALE_CSS = (".dmlbook-stale { opacity: 0.45; filter: grayscale(0.6); "
+             "transition: opacity 0.2s; }")
 HOW_TO_GO_LIVE = ("For any other value, open this chapter live: the rocket button at the top "
                   "of the page (Binder), or <code>make lab</code> on your machine.")
 
@@ -337,7 +339,9 @@ class LivePanel(W.VBox):
         self.output.add_class("dmlbook-output")
         self.status = W.HTML()
         self.computations = 0
-        children = [W.HTML(f"<b>{html.escape(spec.title)}</b>"),
+        # JupyterLab does not load the book's CSS: the panel brings the rule that
+        # dims a result the controls no longer match (class dmlbook-stale).
+        children = [W.HTML(f"<style>{STALE_CSS}</style><b>{html.escape(spec.title)}</b>"),
                     W.GridBox(list(self.controls.values()), layout=W.Layout(
                         grid_template_columns="repeat(2, minmax(280px, 1fr))")),
                     W.HTML(spec.bounds_html())]

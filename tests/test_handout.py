@@ -268,3 +268,73 @@ def test_objectives_and_overviews_are_questions_in_the_handout(handout):
         if "?" not in overview:
             problems.append(f"{doc}: the overview asks no question")
     assert problems == [], "\n".join(problems)
+
+
+# ---------------------------------------------------------------- it reads whole (item 8)
+
+def _edition():
+    """_ext/handout_edition.py, the handout's rules (its texts and patterns)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "_ext"))
+    import handout_edition
+
+    return handout_edition
+
+
+def _handout_text(handout, doc: str) -> str:
+    return visible_text((handout / f"{doc}.html").read_text(encoding="utf-8"))
+
+
+def _article(html: str) -> str:
+    found = re.search(r'<article class="bd-article"[^>]*>(.*?)</article>', html, flags=re.S)
+    return found.group(1) if found else html
+
+
+def test_handout_has_its_own_intro(handout):
+    edition = _edition()
+    text = _handout_text(handout, "intro")
+    assert edition.HANDOUT_INTRO in text
+    # Nothing that describes the full edition's solutions, self-checks or panels.
+    rest = visible_text(_article((handout / "intro.html").read_text(encoding="utf-8")))
+    assert not edition.FULL_EDITION_WORDS.search(rest.replace(edition.HANDOUT_INTRO, "")), \
+        "the intro describes the full edition"
+
+
+def test_handout_has_no_summary_heading_over_exercises_alone(handout):
+    for doc in chapter_docs():
+        article = _article((handout / f"{doc}.html").read_text(encoding="utf-8"))
+        for title, body in re.findall(r"<h2>(.*?)</h2>(.*?)(?=<h2>|$)", article, flags=re.S):
+            title = visible_text(title).strip().rstrip("#").strip()
+            if title.lower().startswith("summary"):
+                without = re.sub(r'<div class="exercise.*?</section>\s*</div>', "", body,
+                                 flags=re.S)
+                assert visible_text(without).strip(), f"{doc}: a Summary heading with no summary"
+
+
+def test_handout_prompts_point_at_nothing_removed(handout):
+    edition = _edition()
+    for doc in chapter_docs():
+        article = _article((handout / f"{doc}.html").read_text(encoding="utf-8"))
+        below = article.split("dmlbook-handout-note", 1)[-1]
+        for block in re.findall(r'<div class="exercise.*?</section>\s*</div>', below, flags=re.S):
+            text = visible_text(block)
+            assert not edition.POINTERS.search(text), f"{doc}: an exercise points at a " \
+                                                      f"removed part: {text[:200]!r}"
+            assert not re.search(r"\bfig-[a-z0-9-]+", text), f"{doc}: a raw figure label"
+
+
+def test_handout_marks_the_week_after_the_class(handout):
+    edition = _edition()
+    html = (handout / "week.html").read_text(encoding="utf-8")
+    assert edition.WEEK_NOTE in visible_text(html)
+    assert "<table" not in _article(html), "the week table (the answers) is in the handout"
+
+
+def test_handout_has_no_repository_button(handout):
+    import yaml
+
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    for name, text in site_text_files(handout).items():
+        if name.endswith(".html"):
+            assert url not in text, f"{name} links to the repository (which holds the solutions)"

@@ -9,6 +9,11 @@ figure must be present and not blank, table and figure must show the new result,
 bad values must give the panel's message and no traceback, and the kernel must be
 alive. Response times are recorded in ``_build/lab_responses.json``.
 
+Before the panels, the chapter is read as a student reads it (jupyterlab-myst,
+with the book's roles rewritten by dmlbook.labview): no raw directive, role or
+glue placeholder in any Markdown cell, every solution folded. The workbook
+pages are read the same way, and their reference solutions must be there.
+
 The server runs on 127.0.0.1 with a token, in a temporary settings directory with
 autosave off (so the chapters are never written), and every kernel and the server
 are stopped by their own ids at the end.
@@ -36,7 +41,7 @@ import pytest
 
 from book_helpers import ROOT, chapter_docs
 
-from dmlbook import explore
+from dmlbook import explore, glued
 from dmlbook.sheet import EXERCISES
 from dmlbook.widgets import Choice, Number
 
@@ -71,6 +76,10 @@ class Lab:
         plugin.mkdir(parents=True)
         # Never write the chapters back (jupytext would save the open .md).
         (plugin / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
+        # Every cell rendered (not only those scrolled into view): the test reads them all.
+        tracker = settings / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True)
+        (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
         env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
                "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
                "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
@@ -82,6 +91,8 @@ class Lab:
             [JUPYTER, "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
              f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
              f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={ROOT}",
+             # As Binder and `make lab` run it: the book's roles rewritten for jupyterlab-myst.
+             f"--config={ROOT / 'binder' / 'jupyter_server_config.json'}",
              "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False",
              # Nothing reaches the internet: no extension manager, no update checks.
              "--LabApp.extension_manager=readonly",
@@ -144,6 +155,64 @@ def responses():
     yield record
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(record, indent=1))
+
+
+# What a student reads in each Markdown cell: the rendered view, not the hidden editor.
+MARKDOWN_JS = """() => [...document.querySelectorAll('.jp-Notebook .jp-MarkdownCell')].map(cell => {
+  const area = cell.querySelector('.jp-InputArea').cloneNode(true);
+  area.querySelectorAll('.jp-Editor, .jp-InputPrompt, .jp-Toolbar, button').forEach(e => e.remove());
+  return area.textContent;
+})"""
+SOLUTIONS_JS = """() => [...document.querySelectorAll('.jp-Notebook .jp-MarkdownCell details')]
+  .map(d => ({title: (d.querySelector('summary') || {}).textContent || '', open: d.open,
+              body: d.textContent}))
+  .filter(d => d.title.trim().startsWith('Solution'))"""
+# Book syntax a renderer left as text: a fence, a role, an unevaluated glue.
+RAW_MYST = re.compile(r":::|```|\{[a-z]+(?::[a-z]+)?\}`|\{eval\}|glued\(|"
+                      + re.escape(glued.NOT_YET[:30]))
+
+
+def read_as_a_student(page, doc: str, *, wait_ms: int = 0) -> list[dict]:
+    """Raw MyST left on the page (none expected) and its solutions; waits up to ``wait_ms``."""
+    if wait_ms:
+        try:
+            page.wait_for_function(f"() => !({MARKDOWN_JS})().some(t => /glued\\(/.test(t))",
+                                   timeout=wait_ms, polling=250)
+        except Exception:  # noqa: BLE001 - the assertion below names what is left
+            pass
+    texts = page.evaluate(MARKDOWN_JS)
+    assert texts, f"{doc}: no Markdown cell rendered"
+    raw = [(i, m.group(0), t[max(0, m.start() - 60):m.end() + 60])
+           for i, t in enumerate(texts) for m in [RAW_MYST.search(t)] if m]
+    assert raw == [], f"{doc}: raw MyST in JupyterLab (cell, what, where): {raw[:5]}"
+    solutions = page.evaluate(SOLUTIONS_JS)
+    assert solutions, f"{doc}: no solution found"
+    assert not any(s["open"] for s in solutions), f"{doc}: a solution is open before a click"
+    return solutions
+
+
+@pytest.mark.parametrize("doc", [f"workbook/{p.stem}" for p in
+                                 sorted((ROOT / "workbook").glob("*.md"))])
+def test_workbook_reads_cleanly_in_jupyterlab(lab, browser, doc):
+    """A workbook page as a student opens it: MyST rendered, the reference solution folded."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    blocked = block_offsite(page, lab.url)
+    try:
+        page.goto(f"{lab.url}/lab/tree/{doc}.md?reset&token={lab.token}", wait_until="load")
+        page.wait_for_selector(".jp-Notebook .jp-MarkdownCell", timeout=120_000)
+        page.wait_for_function("() => document.querySelectorAll("
+                               "'.jp-Notebook .jp-MarkdownCell details').length > 0",
+                               timeout=60_000)
+        solutions = read_as_a_student(page, doc)
+        # The reference solution is there, as code, once unfolded.
+        assert any("def " in s["body"] or "class " in s["body"] for s in solutions), solutions
+        page.screenshot(path=str(ROOT / "_build" / f"lab_{Path(doc).name}.png"))
+        assert blocked == [], blocked
+    finally:
+        lab.started.update(lab.kernels())
+        for kernel_id in lab.kernels():
+            lab.api(f"kernels/{kernel_id}", method="DELETE")
+        page.close()
 
 
 def _png_pixels(src: str) -> np.ndarray:
@@ -257,6 +326,10 @@ def _exercise_panel(page, panel, spec, lab, times: list):
             page.wait_for_function("p => p.innerText.includes('Out of date')", arg=handle,
                                    timeout=CHANGE_TIMEOUT_MS, polling=20)
             assert not run.is_disabled()
+            # The result the controls no longer match is dimmed.
+            opacity = float(panel.evaluate(
+                "p => getComputedStyle(p.querySelector('.dmlbook-output')).opacity"))
+            assert opacity < 0.6, f"a stale result is not dimmed (opacity {opacity})"
             t0 = time.perf_counter()
             run.click()
         times.append(_wait_changed(page, handle, before, t0, spec))
@@ -362,6 +435,8 @@ def test_chapter_panels_in_jupyterlab(lab, browser, responses, doc):
                                timeout=RUN_ALL_TIMEOUT_MS, polling=250)
         run_all_s = time.perf_counter() - t0
         assert page.evaluate(NOTEBOOK_STATE)["failed"] == [], "a cell failed in JupyterLab"
+        # What the student reads: every glued number shown, no raw MyST, solutions folded.
+        read_as_a_student(page, doc, wait_ms=60_000)
         panels = page.locator(".dmlbook-live-panel")
         panels.first.wait_for(timeout=60_000)
         assert panels.count() == len(PANELS[name])

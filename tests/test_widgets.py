@@ -135,6 +135,8 @@ def test_training_panel_runs_only_on_run_and_marks_stale_results():
     assert "<b>4</b>" in panel.output.value and "Out of date" not in panel.status.value
     panel.controls["b"].value = 2
     assert "Out of date" in panel.status.value and "dmlbook-stale" in panel.output._dom_classes
+    # The panel carries the rule that dims it (JupyterLab loads no book CSS).
+    assert ".dmlbook-stale" in panel.children[0].value and "opacity" in panel.children[0].value
     assert calls == [(3, 1)]
     panel.controls["a"].value = "0"
     panel.run()

@@ -55,6 +55,8 @@ def plot_compression(rows: list[dict], *, ax=None):
         marker, color, _ = kinds[kind]
         ax.plot(row["upload_bytes"] / 2**20, row["accuracy"], marker, color=color,
                 **_COMPRESSION_MARKER[kind])
+        if "acc_range" in row:  # the range over seeds, as a vertical bar
+            ax.vlines(row["upload_bytes"] / 2**20, *row["acc_range"], color=color, lw=1.5)
         # Labels above the update markers, below the parameter markers, left of
         # the fair ones: they share their byte counts, so they would overlap.
         offset = {"update": (0, 6), "parameters": (4, -11), "fair": (-6, -3)}[kind]
@@ -78,19 +80,26 @@ def plot_compression(rows: list[dict], *, ax=None):
 def plot_exchange(results: dict, *, ax=None):
     """Consensus distance and mean test accuracy: exchanging gradients vs parameters.
 
-    Up to four runs, each with its own colour, line style and marker. ``ax``: two
-    Axes to draw into (default: a new figure of two panels).
+    Up to four runs, each with its own colour, line style and marker. A value
+    may be a list of runs, one per seed: the first is drawn with markers, the
+    others as thin lines of the same style. ``ax``: two Axes to draw into
+    (default: a new figure of two panels).
     """
     fig, (ax1, ax2) = new_or_given(ax, ncols=2, figsize=(9, 3.4))
-    for i, (name, result) in zip(range(len(_EXCHANGE_COLORS)), results.items()):
-        h = result.history.as_arrays()
-        every = max(1, len(h["round"]) // 10)
+    for i, (name, runs) in zip(range(len(_EXCHANGE_COLORS)), results.items()):
+        runs = runs if isinstance(runs, (list, tuple)) else [runs]
         s = series_style(i, colors=_EXCHANGE_COLORS, linestyles=LINE_STYLES[:4],
                          markers=MARKERS[:4])
-        style = dict(color=s["color"], ls=s["linestyle"], marker=s["marker"], ms=4,
-                     markevery=every, label=name)
-        ax1.semilogy(h["round"], h["consensus"], **style)
-        ax2.plot(h["round"], h["test_acc"].mean(1), **style)
+        for j, result in enumerate(runs):
+            h = result.history.as_arrays()
+            every = max(1, len(h["round"]) // 10)
+            style = dict(color=s["color"], ls=s["linestyle"], marker=s["marker"], ms=4,
+                         markevery=every, label=name if len(runs) == 1 else
+                         f"{name} ({len(runs)} seeds)")
+            if j:
+                style = dict(color=s["color"], ls=s["linestyle"], lw=0.8, alpha=0.7)
+            ax1.semilogy(h["round"], h["consensus"], **style)
+            ax2.plot(h["round"], h["test_acc"].mean(1), **style)
     ax1.set_xlabel("round")
     ax1.set_ylabel("consensus distance")
     ax2.set_xlabel("round")

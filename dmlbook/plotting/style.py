@@ -112,6 +112,9 @@ def _show_figures_in_ipython() -> None:
 
     pyplot's inline backend registers this only when pyplot is imported;
     the book's figures never touch pyplot, so it is registered here.
+    "retina": a PNG at twice the figure's dpi, shown at its 100 dpi size
+    (IPython gives the output that width): sharp on high-density screens, at the
+    resolution of the explorers' figures (dmlbook.widgets.RENDER_DPI).
     """
     try:
         from IPython import get_ipython
@@ -120,7 +123,7 @@ def _show_figures_in_ipython() -> None:
         return
     shell = get_ipython()
     if shell is not None:
-        select_figure_formats(shell, {"png"})
+        select_figure_formats(shell, {"retina"})
 
 
 _show_figures_in_ipython()
