@@ -18,3 +18,21 @@ def test_two_panels_are_stacked_at_the_books_width():
 
 def test_explorers_render_at_twice_their_displayed_size():
     assert widgets.RENDER_DPI == 2 * widgets.CSS_DPI
+
+
+def test_compression_labels_do_not_collide():
+    rows = [{"send": send, "method": method, "level": level, "accuracy": 0.8 + 0.001 * k,
+             "upload_bytes": 2**20 * (1 + k % 2)}
+            for k, (send, method, level) in enumerate(
+                [("update", "quantize", 4), ("parameters", "quantize", 4),
+                 ("update", "quantize", 8), ("parameters", "quantize", 8),
+                 ("update", "topk", 0.1), ("parameters", "topk_keep", 0.1),
+                 ("parameters", "quantize_per_tensor", 4), ("update", "topk", 0.5)])]
+    fig = plotting.plot_compression(rows)
+    fig.canvas.draw()
+    texts = [t for t in fig.axes[0].texts if t.get_text()]
+    boxes = [t.get_window_extent() for t in texts]
+    assert len(texts) == len(rows)
+    overlaps = [(texts[i].get_text(), texts[j].get_text()) for i in range(len(boxes))
+                for j in range(i) if boxes[i].overlaps(boxes[j])]
+    assert overlaps == []

@@ -236,3 +236,37 @@ def new_or_given(ax, **figure_kw):
 def line_colors() -> list:
     """The palette's distinct colours by meaning, the light band colour left out."""
     return list(dict.fromkeys(c for k, c in COLORS.items() if k != "band"))
+
+
+MAX_LABEL_MOVES = 50
+
+
+def separate_labels(fig, labels, *, gap_px: float = 2.0) -> int:
+    """Move annotations apart until no two overlap; returns how many moves it took.
+
+    Labels placed by offset (``textcoords="offset points"``) next to markers that
+    share a byte count or an accuracy collided. The labels are placed one by one
+    (in the order given); a label that overlaps one already placed moves down
+    by the overlap plus ``gap_px``, until it overlaps none.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not labels:
+        return 0
+    canvas = FigureCanvasAgg(fig) if not hasattr(fig.canvas, "get_renderer") else fig.canvas
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    points_per_px = 72.0 / fig.dpi
+    placed, moves = [], 0
+    for label in labels:
+        label.set_annotation_clip(False)
+        for _ in range(MAX_LABEL_MOVES):
+            box = label.get_window_extent(renderer)
+            hit = next((p for p in placed if p.overlaps(box)), None)
+            if hit is None:
+                break
+            x, y = label.xyann
+            label.xyann = (x, y - (box.y1 - hit.y0 + gap_px) * points_per_px)
+            moves += 1
+        placed.append(label.get_window_extent(renderer))
+    return moves
