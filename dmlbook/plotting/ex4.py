@@ -43,7 +43,7 @@ def plot_compression(rows: list[dict], *, ax=None):
     """
     from ..federated import describe
 
-    fig, ax = new_or_given(ax, figsize=(7.5, 5.0))
+    fig, ax = new_or_given(ax, figsize=(6.4, 5.0))
     kinds = {"update": ("o", COLORS["dl"], "clients send updates"),
              "parameters": ("s", COLORS["upload"], "clients send parameters (naive)"),
              "fair": ("^", COLORS["download"], "clients send parameters (fair baseline)")}
