@@ -207,7 +207,7 @@ EXPLORER_LAYOUT_JS = """() => [...document.querySelectorAll('.dmlbook-explorer')
             selectWidth: s.width};
   });
   return {rows, right: e.getBoundingClientRect().right,
-          overflow: e.scrollWidth > e.clientWidth + 1};
+          overflow: e.scrollWidth > e.clientWidth + 8};
 })"""
 
 
