@@ -32,7 +32,7 @@ WIDGET_SCRIPTS = ("vendor/requirejs/require.js", "vendor/html-manager/dist/embed
 HIDDEN_CLASS = "dmlbook-live-panel"
 VIEW_RE = re.compile(r'<script type="application/vnd\.jupyter\.widget-view\+json">'
                      r'(.*?)</script>', re.S)
-REF_RE = re.compile(r"IPY_MODEL_([0-9a-f]+)")
+REF_RE = re.compile(r"IPY_MODEL_(\w+)")
 
 
 def _refs(model: dict) -> set[str]:

@@ -28,9 +28,28 @@
     });
   }
 
+  /* Wide tables (five columns or more: the week table) read on a phone as one
+   * card per row: each cell is labelled with its column's header (data-label),
+   * which the phone layout of dmlbook.css shows above the cell's text. */
+  function labelWideTables() {
+    document.querySelectorAll("article table").forEach(function (table) {
+      var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+        return th.textContent.trim();
+      });
+      if (heads.length < 5) return;
+      table.classList.add("dmlbook-wide-table");
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        Array.prototype.forEach.call(row.children, function (cell, i) {
+          if (heads[i]) cell.setAttribute("data-label", heads[i]);
+        });
+      });
+    });
+  }
+
   function init() {
     forwardToggles(".primary-toggle");
     forwardToggles(".secondary-toggle");
+    labelWideTables();
   }
 
   if (document.readyState === "loading") {

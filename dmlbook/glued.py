@@ -15,7 +15,8 @@ from typing import Any
 
 GLUE_PREFIX = "application/papermill.record/"
 KINDS = ("text", "md", "math")
-NOT_YET = "(computed by a cell further down: run all cells)"
+# A text cell above the cell that glues its number: Run All reaches the text first.
+NOT_YET = "(computed by a cell further down: run this text cell again)"
 _values: dict[str, dict[str, Any]] = {}
 
 

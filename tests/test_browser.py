@@ -137,7 +137,7 @@ def test_page_in_a_browser(browser, site, doc):
         page.close()
 
 
-def check_accessibility(page, doc):
+def check_accessibility(page, doc, reports: Path = AXE_REPORTS, mode: str = "light"):
     """axe-core with the WCAG 2.0/2.1 A and AA rules: no serious or critical violation."""
     assert AXE_JS.is_file(), "axe-core is missing: run scripts/fetch_vendor.sh (make does)"
     page.add_script_tag(path=str(AXE_JS))
@@ -146,10 +146,10 @@ def check_accessibility(page, doc):
     violations = [{"rule": v["id"], "impact": v["impact"], "nodes": len(v["nodes"]),
                    "targets": [n["target"] for n in v["nodes"]][:5]}
                   for v in result["violations"]]
-    AXE_REPORTS.mkdir(parents=True, exist_ok=True)
-    (AXE_REPORTS / f"{doc.replace('/', '_')}.json").write_text(json.dumps(violations, indent=1))
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / f"{doc.replace('/', '_')}.json").write_text(json.dumps(violations, indent=1))
     severe = [v for v in violations if v["impact"] in ("serious", "critical")]
-    assert severe == [], f"accessibility violations on {doc}: {severe}"
+    assert severe == [], f"accessibility violations on {doc} ({mode} mode): {severe}"
 
 
 def check_chapter(page, doc):

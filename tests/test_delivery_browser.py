@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from book_helpers import ROOT, chapter_docs
-from test_browser import (AXE_JS, CHROMIUM, MATHJAX_DONE, WCAG_TAGS, all_docs, block_offsite,
-                          browser, site)  # noqa: F401 - fixtures
+from test_browser import (CHROMIUM, MATHJAX_DONE, all_docs, block_offsite, browser,  # noqa: F401
+                          check_accessibility, site)  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
@@ -79,10 +79,8 @@ def test_phone_menu_and_contents_open_when_tapped(browser, site, doc):
         _visible_toggle(page, ".primary-toggle").tap()
         dialog = page.locator("#pst-primary-sidebar-modal")
         dialog.wait_for(state="visible", timeout=3000)
-        links = dialog.locator("a.reference")
-        assert links.count() >= 6 and any(
-            "chapters/" in (links.nth(i).get_attribute("href") or "")
-            for i in range(links.count())), "the menu does not list the chapters"
+        hrefs = dialog.evaluate("d => [...d.querySelectorAll('a.reference')].map(a => a.href)")
+        assert sum("/chapters/" in h for h in hrefs) >= 6, "the menu does not list the chapters"
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"menu_{Path(doc).name}_390.png"))
         page.keyboard.press("Escape")
@@ -132,16 +130,7 @@ def test_page_in_dark_mode_has_no_serious_accessibility_violation(browser, site,
     page = _open(browser, f"{site}/{doc}.html", site, dark=True)
     try:
         assert _theme(page) == "dark", "the theme did not follow the dark colour scheme"
-        page.add_script_tag(path=str(AXE_JS))
-        result = page.evaluate("""tags => axe.run(document, {
-            runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})""", WCAG_TAGS)
-        violations = [{"rule": v["id"], "impact": v["impact"], "nodes": len(v["nodes"]),
-                       "targets": [n["target"] for n in v["nodes"]][:5]}
-                      for v in result["violations"]]
-        AXE_DARK.mkdir(parents=True, exist_ok=True)
-        (AXE_DARK / f"{doc.replace('/', '_')}.json").write_text(json.dumps(violations, indent=1))
-        severe = [v for v in violations if v["impact"] in ("serious", "critical")]
-        assert severe == [], f"accessibility violations on {doc} in dark mode: {severe}"
+        check_accessibility(page, doc, AXE_DARK, "dark")
         # Outputs, self-checks and explorers have their own dark colours.
         light = page.evaluate("""() => [...document.querySelectorAll(
             '.dmlbook-explorer, form.dmlbook-selfcheck, .cell_output .output')]
@@ -218,7 +207,7 @@ EXPLORER_LAYOUT_JS = """() => [...document.querySelectorAll('.dmlbook-explorer')
             selectWidth: s.width};
   });
   return {rows, right: e.getBoundingClientRect().right,
-          overflow: e.scrollWidth > e.clientWidth + 1};
+          overflow: e.scrollWidth > e.clientWidth + 8};
 })"""
 
 

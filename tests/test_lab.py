@@ -175,6 +175,16 @@ RAW_MYST = re.compile(r":::|```|\{[a-z]+(?::[a-z]+)?\}`|\{eval\}|glued\(|"
 def read_as_a_student(page, doc: str, *, wait_ms: int = 0) -> list[dict]:
     """Raw MyST left on the page (none expected) and its solutions; waits up to ``wait_ms``."""
     if wait_ms:
+        # A text cell whose numbers a later cell glues says so: run it again, as it asks.
+        page.evaluate("""notYet => {
+          const panel = window.jupyterapp.shell.currentWidget, nb = panel.content;
+          nb.widgets.forEach((cell, i) => {
+            if (cell.model.type === 'markdown' && cell.node.textContent.includes(notYet)) {
+              nb.activeCellIndex = i;
+              window.jupyterapp.commands.execute('notebook:run-cell');
+            }
+          });
+        }""", glued.NOT_YET[:30])
         try:
             page.wait_for_function(f"() => !({MARKDOWN_JS})().some(t => /glued\\(/.test(t))",
                                    timeout=wait_ms, polling=250)

@@ -123,7 +123,7 @@ def plot_failures(runs: dict, *, crash_round: int, ax=None):
     Each run has its own line style and marker (every 4th round, staggered),
     so runs that coincide stay visible.
     """
-    fig, ax = new_or_given(ax, figsize=(7.5, 4.2))
+    fig, ax = new_or_given(ax, figsize=(6.4, 4.2))
     for i, (label, result) in enumerate(runs.items()):
         style = series_style(i)
         ax.plot(result.rounds, result.test_acc, label=label, lw=1.4, ls=style["linestyle"],

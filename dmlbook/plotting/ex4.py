@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .style import COLORS, LINE_STYLES, MARKERS, book_figure, new_or_given, series_style
+from .style import (COLORS, LINE_STYLES, MARKERS, book_figure, new_or_given, separate_labels,
+                    series_style)
 
 # Four runs at most, each with its own colour, line style and marker.
 _EXCHANGE_COLORS = (COLORS["dl"], COLORS["upload"], COLORS["download"], COLORS["accent"])
@@ -42,11 +43,11 @@ def plot_compression(rows: list[dict], *, ax=None):
     """
     from ..federated import describe
 
-    fig, ax = new_or_given(ax)
+    fig, ax = new_or_given(ax, figsize=(6.4, 5.0))
     kinds = {"update": ("o", COLORS["dl"], "clients send updates"),
              "parameters": ("s", COLORS["upload"], "clients send parameters (naive)"),
              "fair": ("^", COLORS["download"], "clients send parameters (fair baseline)")}
-    used = set()
+    used, labels = set(), []
     for row in rows:
         fair = row["send"] == "parameters" and row["method"] in ("quantize_per_tensor",
                                                                  "topk_keep")
@@ -61,9 +62,10 @@ def plot_compression(rows: list[dict], *, ax=None):
         # the fair ones: they share their byte counts, so they would overlap.
         offset = {"update": (0, 6), "parameters": (4, -11), "fair": (-6, -3)}[kind]
         ha = {"update": "center", "parameters": "left", "fair": "right"}[kind]
-        ax.annotate(describe(row["method"], row["level"]).replace(" quantization", ""),
-                    (row["upload_bytes"] / 2**20, row["accuracy"]), fontsize=7,
-                    xytext=offset, textcoords="offset points", ha=ha)
+        labels.append(ax.annotate(
+            describe(row["method"], row["level"]).replace(" quantization", ""),
+            (row["upload_bytes"] / 2**20, row["accuracy"]), fontsize=8,
+            xytext=offset, textcoords="offset points", ha=ha))
     for kind, (marker, color, label) in kinds.items():
         if kind in used:
             ax.plot([], [], marker, color=color, label=label, **_COMPRESSION_MARKER[kind])
@@ -73,6 +75,7 @@ def plot_compression(rows: list[dict], *, ax=None):
     ax.set_xlabel("bytes uploaded by all clients (MiB)")
     ax.set_ylabel("final test accuracy")
     ax.legend(fontsize=8)
+    separate_labels(fig, labels)
     return fig
 
 

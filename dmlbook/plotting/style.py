@@ -134,9 +134,15 @@ _show_figures_in_ipython()
 FIXED_MARGINS_IN = {"left": 0.95, "right": 0.2, "bottom": 0.55, "top": 0.4}
 
 
+# Two-panel figures, stacked: the book's column width, and each panel 0.95 of
+# the side-by-side height (a stacked pair needs less room per panel).
+STACKED_WIDTH_IN = 6.4
+STACKED_HEIGHT_FACTOR = 1.9
+
+
 @book_figure
 def figure(*, nrows: int = 1, ncols: int = 1, figsize=None, layout: str = "constrained",
-           **kw):
+           stack: bool = True, **kw):
     """A new figure and axes in the book's style.
 
     The figure is a plain :class:`matplotlib.figure.Figure`, never registered
@@ -147,8 +153,18 @@ def figure(*, nrows: int = 1, ncols: int = 1, figsize=None, layout: str = "const
     ``layout="constrained"`` fits the margins to the labels at every draw;
     ``"fixed"`` uses :data:`FIXED_MARGINS_IN`, for the live panels' one-axes
     figures, redrawn on every change: the constrained layout was 40% of that.
+
+    Two panels side by side (``ncols=2``) are stacked, one above the other, at
+    the book's figure width (``stack=False`` keeps them side by side); the
+    axes come back in the same order, so callers unpack them as before.
     """
     figsize = figsize or matplotlib.rcParams["figure.figsize"]
+    if stack and layout == "constrained" and (nrows, ncols) == (1, 2):
+        # Two panels side by side are shown shrunk to the page's column (their
+        # 8-point text fell to about 6 px): one above the other, at the column's
+        # width, keeps every label at its size.
+        nrows, ncols = 2, 1
+        figsize = (STACKED_WIDTH_IN, round(STACKED_HEIGHT_FACTOR * figsize[1], 2))
     if layout == "constrained":
         fig = Figure(figsize=figsize, layout="constrained")
     elif layout == "fixed":
@@ -220,3 +236,37 @@ def new_or_given(ax, **figure_kw):
 def line_colors() -> list:
     """The palette's distinct colours by meaning, the light band colour left out."""
     return list(dict.fromkeys(c for k, c in COLORS.items() if k != "band"))
+
+
+MAX_LABEL_MOVES = 50
+
+
+def separate_labels(fig, labels, *, gap_px: float = 2.0) -> int:
+    """Move annotations apart until no two overlap; returns how many moves it took.
+
+    Labels placed by offset (``textcoords="offset points"``) next to markers that
+    share a byte count or an accuracy collided. The labels are placed one by one
+    (in the order given); a label that overlaps one already placed moves down
+    by the overlap plus ``gap_px``, until it overlaps none.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not labels:
+        return 0
+    canvas = FigureCanvasAgg(fig) if not hasattr(fig.canvas, "get_renderer") else fig.canvas
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    points_per_px = 72.0 / fig.dpi
+    placed, moves = [], 0
+    for label in labels:
+        label.set_annotation_clip(False)
+        for _ in range(MAX_LABEL_MOVES):
+            box = label.get_window_extent(renderer)
+            hit = next((p for p in placed if p.overlaps(box)), None)
+            if hit is None:
+                break
+            x, y = label.xyann
+            label.xyann = (x, y - (box.y1 - hit.y0 + gap_px) * points_per_px)
+            moves += 1
+        placed.append(label.get_window_extent(renderer))
+    return moves
