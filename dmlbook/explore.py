@@ -2,7 +2,8 @@
 
 Each description gives the free live panel (:func:`panel`) and the static
 explorer of the HTML site (:func:`explorer`); both call the same ``compute``.
-Also the equations that exercises 1 and 2 show with their numbers filled in.
+The equations that exercises 1 and 2 show with their numbers filled in live in
+:mod:`dmlbook.equations` (re-exported here).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .scenarios import (EX4_SCENARIO, EX5_SCENARIO, EX6_SCENARIO, compression_ro
                         dpsgd_run, gossip_run)
 from .sheet import SHEET
 from .units import MAX_COUNT, MBIT, check_int, format_bytes
+from .equations import fl_bandwidth_equations, fl_cost_equation  # noqa: F401
 from .widgets import Choice, InputError, LivePanel, Number, PanelSpec, Result, static_explorer
 
 # The sheet's settings of exercises 1 and 2 (dmlbook.sheet), in the panels' units.
@@ -459,52 +461,3 @@ def panel(key: str, **defaults) -> LivePanel:
 def explorer(key: str):
     """The precomputed explorer of ``key`` for the static site (no kernel needed)."""
     return static_explorer(SPECS[key])
-
-
-# ---------------------------------------------------------------- equations
-
-
-def _tex_int(n: int) -> str:
-    return f"{n:,}".replace(",", "{,}")
-
-
-def _tex_pow10(x: float) -> str:
-    exponent = round(math.log10(x))
-    return f"10^{{{exponent}}}" if 10.0**exponent == x else _tex_int(round(x))
-
-
-def fl_bandwidth_equations(n_params, bits_per_param, *, download_bps, upload_bps,
-                           time_limit_s):
-    """The two inequalities of exercise 1's solution, as LaTeX (IPython ``Math``)."""
-    from IPython.display import Math
-
-    # Checks every input as max_participants does; then the checked, plain values.
-    bits = bandwidth.max_participants(n_params, bits_per_param=bits_per_param,
-                                      download_bps=download_bps, upload_bps=upload_bps,
-                                      time_limit_s=time_limit_s).model_bits
-    time_limit_s = float(time_limit_s)
-    out = []
-    for bps in (float(download_bps), float(upload_bps)):
-        bound = time_limit_s * bps / bits
-        out.append(Math(
-            rf"n \cdot {_tex_int(bits)}\ \text{{bit}} \le {time_limit_s:g}\ \text{{s}}"
-            rf" \cdot {_tex_pow10(bps)}\ \tfrac{{\text{{bit}}}}{{\text{{s}}}}"
-            rf"\quad\Longrightarrow\quad n \le "
-            + f"{bound:,.1f}".replace(",", "{,}")))
-    return tuple(out)
-
-
-def fl_cost_equation(n_params, *, rounds, clients_per_round, usd_per_gib, bytes_per_param):
-    """Exercise 2's cost formula with the numbers filled in, as LaTeX (``Math``)."""
-    from IPython.display import Math
-
-    usd = costs.fl_download_cost(n_params, rounds=rounds, clients_per_round=clients_per_round,
-                                 usd_per_gib=usd_per_gib, bytes_per_param=bytes_per_param)
-    per_client = _tex_int(round(costs.fl_download_bytes(n_params, rounds=1, clients_per_round=1,
-                                                        bytes_per_param=bytes_per_param)))
-    rounds, clients_per_round = int(rounds), int(clients_per_round)  # checked above
-    return Math(
-        rf"C_\text{{FL}} = {_tex_int(rounds)}\ \text{{rounds}} \cdot {_tex_int(clients_per_round)}"
-        rf"\ \tfrac{{\text{{clients}}}}{{\text{{round}}}} \cdot {per_client}\ \tfrac{{\text{{B}}}}"
-        rf"{{\text{{client}}}} \cdot \frac{{\${usd_per_gib:g}}}{{2^{{30}}\ \text{{B}}}}"
-        rf" \approx \${usd:,.2f}")

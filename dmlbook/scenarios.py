@@ -20,10 +20,10 @@ def _once(cache: dict, key, make):
     Exercises 4-6 train each run once: the chapter, its Try-this answers and
     the static explorer read the same cached run.
     """
-    from .explore import one_thread
+    from . import pinned_threads
 
     if key not in cache:
-        with one_thread():
+        with pinned_threads(1):
             value = make()
         while len(cache) >= MAX_CACHED_RUNS:
             cache.pop(next(iter(cache)))  # the oldest
