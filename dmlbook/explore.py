@@ -20,7 +20,8 @@ from .scenarios import (EX4_SCENARIO, EX5_SCENARIO, EX6_SCENARIO, compression_ro
 from .sheet import SHEET
 from .units import MAX_COUNT, MBIT, check_int, format_bytes
 from .equations import fl_bandwidth_equations, fl_cost_equation  # noqa: F401
-from .widgets import Choice, InputError, LivePanel, Number, PanelSpec, Result, static_explorer
+from .static_explorer import static_explorer
+from .widgets import Choice, InputError, LivePanel, Number, PanelSpec, Result
 
 # The sheet's settings of exercises 1 and 2 (dmlbook.sheet), in the panels' units.
 SHEET_EX1 = dict(n_params=SHEET.lenet_params, bits_per_param=SHEET.bits_per_param,

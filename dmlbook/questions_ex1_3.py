@@ -7,7 +7,7 @@ show in a ``remove-input`` cell *before* the evidence that answers it.
 
 from __future__ import annotations
 
-from . import selfcheck
+from . import predictions, selfcheck
 
 __all__ = ["ex1_symmetric", "ex1_step", "ex2_dl_factor", "ex2_half_precision",
            "ex3_same_parameters", "ex3_server_models", "ex3_loss", "ex3_subquestion"]
@@ -15,7 +15,7 @@ __all__ = ["ex1_symmetric", "ex1_step", "ex2_dl_factor", "ex2_half_precision",
 
 def ex1_symmetric(n_symmetric: int):
     """How many participants if the upload were as fast as the download."""
-    return selfcheck.predict_number(
+    return predictions.predict_number(
         "predict-ex1-symmetric", "Predict: if the server's upload were as fast as its "
         "download (1 Gbit/s both ways), how many participants would fit?",
         answer=n_symmetric, unit="participants", rel_tolerance=0.001,
@@ -31,7 +31,7 @@ def ex1_step(step_s: float):
     options = [(text, low <= step_s < high,
                 f"The build measured {step_s * 1e3:.1f} ms for one step of 32 images.")
                for text, low, high in bins]
-    return selfcheck.predict_choice(
+    return predictions.predict_choice(
         "predict-ex1-step", "Predict: the sheet assumes a local step takes 60 s. How long "
         "does one SGD step of this LeNet on 32 images take on the machine that built "
         "this page?", options,
@@ -40,7 +40,7 @@ def ex1_step(step_s: float):
 
 def ex2_dl_factor(factor: float, nodes: int, degree: int):
     """How many times FL's total traffic DL moves per round."""
-    return selfcheck.predict_number(
+    return predictions.predict_number(
         "predict-ex2-dl-factor", f"Predict: {nodes} DL nodes each send their model to "
         f"{degree} neighbours per round. FL's {nodes} clients each download and upload "
         "one model per round. How many times FL's total traffic (downloads plus uploads) "
@@ -53,7 +53,7 @@ def ex2_dl_factor(factor: float, nodes: int, degree: int):
 
 def ex2_half_precision(usd_16: float):
     """The bill with 16-bit parameters."""
-    return selfcheck.predict_number(
+    return predictions.predict_number(
         "predict-ex2-half", "Predict: what would the sheet's bill be, in US dollars, if "
         "every parameter travelled as a 16-bit float?", answer=usd_16, unit="US dollars",
         rel_tolerance=0.01, reveal=f"${usd_16:.2f}: half the bytes, half the bill.",
@@ -62,7 +62,7 @@ def ex2_half_precision(usd_16: float):
 
 def ex3_same_parameters(max_diff: float, rounds: int, seeds: int):
     """Do the three schemes end with the same parameters?"""
-    return selfcheck.predict_choice(
+    return predictions.predict_choice(
         "predict-ex3-same", f"Predict: a parameter server, a naive and a ring all-reduce "
         f"train the same model from the same seed for {rounds} rounds. How do their "
         "parameters compare?",
@@ -77,7 +77,7 @@ def ex3_same_parameters(max_diff: float, rounds: int, seeds: int):
 
 def ex3_server_models(n_workers: int, server_models: float):
     """How many models the one server sends per round."""
-    return selfcheck.predict_number(
+    return predictions.predict_number(
         "predict-ex3-server", f"Predict: with {n_workers} workers, how many model-sized "
         "messages does the one parameter server send per round?",
         answer=server_models, unit="models", rel_tolerance=1e-6,
@@ -88,7 +88,7 @@ def ex3_server_models(n_workers: int, server_models: float):
 
 def ex3_loss(ring_stalls: str, ps_stalls: str, naive_stalls: str, drop: float):
     """Which scheme loses most rounds to message loss."""
-    return selfcheck.predict_choice(
+    return predictions.predict_choice(
         "predict-ex3-loss", f"Predict: each message is lost with probability {drop:.0%} "
         "and nothing is retransmitted. Which scheme makes no progress in the most rounds?",
         [("The parameter server (one server)", False, "The server averages the gradients "

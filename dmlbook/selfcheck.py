@@ -32,7 +32,7 @@ from numbers import Real
 import numpy as np
 
 __all__ = ["UNIT_FACTORS", "SelfCheck", "NumericCheck", "ChoiceCheck", "numeric", "choice",
-           "for_exercise", "predict_number", "predict_choice"]
+           "for_exercise"]
 
 # Unit factors that turn a right answer into a typical wrong one, each with the
 # mistake it names. A typed value off by one of them (either way) gets this hint.
@@ -477,13 +477,3 @@ def for_exercise(exercise: int) -> SelfCheck:
     }
     check_id, question, options = questions[exercise]
     return choice(check_id, question, options)
-
-
-# Predictions are self-checks too (same parsing, same script safety); they live in
-# dmlbook.predictions, which imports this module, so they are looked up on first use.
-def __getattr__(name: str):
-    if name in ("predict_number", "predict_choice"):
-        from . import predictions
-
-        return getattr(predictions, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

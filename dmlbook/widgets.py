@@ -13,7 +13,7 @@ From it come
   computed at build time by the same ``compute``, switched in the browser with
   no kernel by linking each dropdown's ``index`` to a ``Stack``'s
   ``selected_index`` (``jsdlink``: the link runs in the browser); it lives in
-  :mod:`dmlbook.static_explorer` and is importable from here.
+  :mod:`dmlbook.static_explorer` (not re-exported here: that module builds on this one).
 
 Figures are never pyplot figures: JupyterLab's inline backend closes every open
 pyplot figure after each widget message, which blanked the panels' figures. The
@@ -420,6 +420,3 @@ class LivePanel(W.VBox):
             self.run_button.disabled = False
 
 
-# The static face lives in its own module (dmlbook/static_explorer.py); its names
-# stay importable from here.
-from .static_explorer import share_axes_limits, static_explorer  # noqa: E402,F401

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from dmlbook import predictions, selfcheck
+from dmlbook import predictions
 
 
 def _data(check):
@@ -34,7 +34,7 @@ def _parse(markup):
 def number(**kwargs):
     args = dict(check_id="ex1-predict", question="How many participants at equal links?",
                 answer=22033, unit="participants", reveal="The run gives 22,033 participants.")
-    return selfcheck.predict_number(**(args | kwargs))
+    return predictions.predict_number(**(args | kwargs))
 
 
 def test_number_grades_a_guess_within_ten_percent():
@@ -94,7 +94,7 @@ def test_the_handout_version_has_the_question_and_no_answer():
 def test_choice_prediction():
     options = [("It stays constant", False, "push-only gossip loses and duplicates mass."),
                ("It drifts", True, "each push changes only the receiver.")]
-    check = selfcheck.predict_choice("ex5-predict-sum", "Will the sum stay constant?",
+    check = predictions.predict_choice("ex5-predict-sum", "Will the sum stay constant?",
                                      options, reveal="The run's sum drifted by 4 %.")
     logic = check.logic
     assert logic.feedback(1) == ("right", "Your prediction matches the run. each push "
@@ -134,7 +134,7 @@ def test_choice_bad_input(kwargs, name):
     args = dict(check_id="ex5-p", question="q?",
                 options=[("a", True, "x"), ("b", False, "y")], reveal="r") | kwargs
     with pytest.raises(ValueError, match=name):
-        selfcheck.predict_choice(**args)
+        predictions.predict_choice(**args)
 
 
 def test_repr_keeps_the_answer_out_of_text_outputs():

@@ -41,11 +41,11 @@ pytestmark = pytest.mark.skipif(
 HOSTILE = "<!-- </script><script>window.pwned = 1</script> <b>bold</b> &amp;"
 # The checks of the tiny chapter, as a chapter cell writes them (and the test rebuilds them).
 CHECKS = {
-    "p-number": """selfcheck.predict_number(
+    "p-number": """predictions.predict_number(
     "p-number", "How many participants if uploads were as fast as downloads?",
     answer=22033, unit="participants", mistakes={2203: "the upload limit " + HOSTILE},
     reveal="The run gave 22,033 participants <b>not bold</b>.")""",
-    "p-choice": """selfcheck.predict_choice(
+    "p-choice": """predictions.predict_choice(
     "p-choice", "Will the sum stay constant in push-only gossip?",
     [("Yes, exactly", False, "a push changes the receiver only."),
      ("No, it drifts", True, "each push replaces half of one model.")],
@@ -61,7 +61,7 @@ HEADER = CHAPTER_HEADER + """
 
 ```{code-cell} ipython3
 :tags: [remove-cell]
-from dmlbook import selfcheck
+from dmlbook import predictions, selfcheck
 """
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dmlbook import explore, widgets
+from dmlbook import explore, static_explorer, widgets
 from dmlbook.widgets import Choice, InputError, LivePanel, Number, PanelSpec, Result
 
 
@@ -146,7 +146,7 @@ def test_training_panel_runs_only_on_run_and_marks_stale_results():
 
 def test_static_explorer_switches_precomputed_results_of_the_same_code_path():
     spec = _spec()
-    box = widgets.static_explorer(spec)
+    box = static_explorer.static_explorer(spec)
     note, controls, outer = box.children
     assert "Precomputed" in note.value and "make lab" in note.value and "rocket" in note.value
     first, second = controls.children
@@ -172,7 +172,7 @@ def test_static_explorer_switches_precomputed_results_of_the_same_code_path():
 
 def test_static_explorer_opens_at_the_sheets_values():
     spec = _spec(grid={"a": [0.5, 1, 2], "b": [2, 1]})  # the defaults: a = 1, b = 1
-    box = widgets.static_explorer(spec)
+    box = static_explorer.static_explorer(spec)
     (first, second), outer = box.children[1].children, box.children[2]
     assert (first.value, second.value) == (1, 1)
     assert outer.selected_index == 1 and all(s.selected_index == 1 for s in outer.children)
@@ -184,13 +184,13 @@ def test_static_explorer_opens_at_the_sheets_values():
 def test_static_explorer_shares_its_axes_limits_across_results():
     figures = [_figure(1), _figure(5)]
     before = [f.axes[0].get_ylim() for f in figures]
-    widgets.share_axes_limits(figures)
+    static_explorer.share_axes_limits(figures)
     after = {f.axes[0].get_ylim() for f in figures}
     assert len(after) == 1
     (low, high), = after
     assert low <= min(b[0] for b in before) and high >= max(b[1] for b in before)
     spec = _spec()
-    box = widgets.static_explorer(spec)
+    box = static_explorer.static_explorer(spec)
     shown = [_png(leaf.value) for inner in box.children[2].children for leaf in inner.children]
     assert len({p.shape for p in shown}) == 1
 
