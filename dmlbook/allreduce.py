@@ -325,8 +325,8 @@ def compute_profile(worker_counts=(2, 8, 32, 128, 512), *, model="mlp", batch_si
     At most 4,096 workers and 100 repeats.
     """
     counts = tuple(check_int("worker count", k) for k in worker_counts)
-    if not counts or max(counts) > 4096:
-        raise ValueError(f"worker_counts must name 1 .. 4096 workers, got {worker_counts!r}")
+    if not counts or max(counts) > MAX_NODES:
+        raise ValueError(f"worker_counts must name 1 .. {MAX_NODES} workers, got {worker_counts!r}")
     repeats = check_int("repeats", repeats)
     if repeats > 100:
         raise ValueError(f"repeats must be at most 100, got {repeats}")

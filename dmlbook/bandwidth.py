@@ -21,6 +21,9 @@ from fractions import Fraction
 from .units import (FLOAT32_BITS, MAX_BITS_PER_PARAM, MAX_BPS, MAX_COUNT, MAX_SECONDS,
                     MIN_BPS, MIN_SECONDS, check_int, check_number)
 
+#: Clients (and server copies) of the broadcast calculators: the arithmetic stays exact.
+MAX_CLIENTS = 10**9
+
 
 def _bps(name, value):
     """A link speed: :data:`~dmlbook.units.MIN_BPS` to :data:`~dmlbook.units.MAX_BPS`."""
@@ -187,7 +190,7 @@ def max_participants_with_cdn(
     download_bps = _bps("download_bps", download_bps)
     upload_bps = _bps("upload_bps", upload_bps)
     time_limit_s = _seconds("time_limit_s", time_limit_s)
-    copies = check_int("server_copies", server_copies, maximum=10**9)
+    copies = check_int("server_copies", server_copies, maximum=MAX_CLIENTS)
     upload_s = copies * bits / upload_bps
     if Fraction(copies * bits) > Fraction(time_limit_s) * Fraction(upload_bps):
         return BroadcastLimit(0, "upload", upload_s)
@@ -218,10 +221,10 @@ def broadcast_tree(n_clients: int, n_params: int, *, fanout: int, upload_bps: fl
 
     The server sends the model to ``fanout`` clients; each client that has it
     forwards it to ``fanout`` new ones, all uploading at ``upload_bps`` bits/s.
-    Level ``l`` adds ``fanout**l`` clients. At most 10**9 clients.
+    Level ``l`` adds ``fanout**l`` clients. At most :data:`MAX_CLIENTS` (10**9) clients.
     """
-    n = check_int("n_clients", n_clients, maximum=10**9)
-    fanout = check_int("fanout", fanout, maximum=10**9)
+    n = check_int("n_clients", n_clients, maximum=MAX_CLIENTS)
+    fanout = check_int("fanout", fanout, maximum=MAX_CLIENTS)
     if fanout < 2:
         raise ValueError(f"fanout must be at least 2 (a chain is not a tree), got {fanout}")
     bits = model_bits(n_params, bits_per_param)

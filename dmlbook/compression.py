@@ -33,6 +33,10 @@ from .units import MAX_COUNT, MAX_STACKED_PARAMS, check_choice, check_int, check
 
 METHODS = ("none", "quantize", "topk", "quantize_per_tensor", "topk_keep")
 BYTES_PER_KEPT_ENTRY = 4 + 4  # a float32 value and its int32 index
+#: Quantization levels: 1 to 16 bits per entry.
+MAX_QUANT_BITS = 16
+#: Largest "near zero" threshold of the statistics (any float32 magnitude is below it).
+MAX_NEAR_ZERO = 1e300
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,7 @@ def check_level(method: str, level):
             raise ValueError(f"level must be None for method 'none', got {level!r}")
         return None
     if method in ("quantize", "quantize_per_tensor"):
-        return 8 if level is None else check_int("level (bits)", level, maximum=16)
+        return 8 if level is None else check_int("level (bits)", level, maximum=MAX_QUANT_BITS)
     if level is None:
         return 0.01
     return float(check_number("level (top-k's fraction, in (0, 1])", level, maximum=1))
@@ -200,7 +204,7 @@ def compress_rows(X: torch.Tensor, method: str = "none", level=None, *, sizes=No
         values, nbytes = _quantize_rows(X, 8 if level is None else level)
     elif method == "quantize_per_tensor":
         bits = 8 if level is None else level
-        check_int("bits", bits, maximum=16)
+        check_int("bits", bits, maximum=MAX_QUANT_BITS)
         sizes = [X.shape[1]] if sizes is None else [int(s) for s in sizes]
         if any(s < 1 for s in sizes) or sum(sizes) != X.shape[1]:
             raise ValueError(f"sizes must be positive and add up to the vector's "
@@ -215,7 +219,7 @@ def compress_rows(X: torch.Tensor, method: str = "none", level=None, *, sizes=No
 
 def _quantize_rows(X: torch.Tensor, bits: int) -> tuple[torch.Tensor, int]:
     """:func:`quantize` of every row at once: the same arithmetic, broadcast over rows."""
-    bits = check_int("bits", bits, maximum=16)
+    bits = check_int("bits", bits, maximum=MAX_QUANT_BITS)
     nbytes = math.ceil(X.shape[1] * bits / 8) + 8
     if X.shape[1] == 0:
         return X.clone(), 8
@@ -284,7 +288,7 @@ class EntryStats:
 
 def entry_stats(x: torch.Tensor, near_zero: float = 1e-3) -> EntryStats:
     """Statistics of a vector's entries; ``near_zero`` is an absolute threshold."""
-    near_zero = float(check_number("near_zero", near_zero, maximum=1e300))
+    near_zero = float(check_number("near_zero", near_zero, maximum=MAX_NEAR_ZERO))
     x = check_tensor("x", x, allow_empty=False)
     if x.numel() == 1 or not bool(x.float().std().isfinite()):
         x = x.double()  # one entry has no spread; float32 extremes overflow

@@ -30,6 +30,11 @@ def _price(name, value, allow_zero=False):
     return check_number(name, value, allow_zero=allow_zero, maximum=MAX_USD_PER_GIB)
 
 
+#: Counts of the exact bill (parameters, rounds, clients): exact integer arithmetic.
+MAX_EXACT_COUNT = 10**12
+#: Sizes of the word LSTM (vocabulary, embedding, hidden, projection).
+MAX_LSTM_SIZE = 10**6
+
 #: Rounds of a cumulative cost curve (one float64 per round: 80 MB).
 MAX_CURVE_ROUNDS = 10_000_000
 
@@ -187,12 +192,12 @@ def fl_bill(n_params: int, *, rounds: int, clients_per_round: int, usd_per_gib: 
 
     Bytes are ``rounds * clients_per_round * ceil(n_params * bits_per_param / 8)``:
     a model of packed parameters, rounded up to whole bytes. Counts are
-    bounded (each at most 10**12) so the arithmetic stays exact.
+    bounded (each at most :data:`MAX_EXACT_COUNT`, 10**12) so the arithmetic stays exact.
     The sheet's case gives 110.65 dollars; 8 bits at 0.09 $/GiB gives 82.99.
     """
-    n_params = check_int("n_params", n_params, maximum=10**12)
-    rounds = check_int("rounds", rounds, maximum=10**12)
-    clients = check_int("clients_per_round", clients_per_round, maximum=10**12)
+    n_params = check_int("n_params", n_params, maximum=MAX_EXACT_COUNT)
+    rounds = check_int("rounds", rounds, maximum=MAX_EXACT_COUNT)
+    clients = check_int("clients_per_round", clients_per_round, maximum=MAX_EXACT_COUNT)
     bits = check_int("bits_per_param", bits_per_param, maximum=MAX_BITS_PER_PARAM)
     usd_per_gib = _price("usd_per_gib", usd_per_gib)
     model_bytes = -(-n_params * bits // 8)
@@ -226,13 +231,10 @@ def lstm_parameter_count(vocab: int = 10_000, embed: int = 192, hidden: int = 25
     "output embedding of dimension 192" literally (``projection=192``) gives
     4,294,160.
     """
-    vocab, embed, hidden = (check_int(n, v) for n, v in
+    vocab, embed, hidden = (check_int(n, v, maximum=MAX_LSTM_SIZE) for n, v in
                             (("vocab", vocab), ("embed", embed), ("hidden", hidden)))
-    for name, value in (("vocab", vocab), ("embed", embed), ("hidden", hidden)):
-        if value > 10**6:
-            raise ValueError(f"{name} must be at most 10**6, got {value}")
     out = hidden if projection is None else check_int("projection", projection,
-                                                      maximum=10**6)
+                                                      maximum=MAX_LSTM_SIZE)
     if not isinstance(peepholes, bool):
         raise ValueError(f"peepholes must be True or False, got {peepholes!r}")
     cell = 4 * hidden * (embed + out) + 4 * hidden + (3 * hidden if peepholes else 0)

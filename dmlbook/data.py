@@ -31,6 +31,8 @@ MAX_SYNTHETIC_VALUES = 2**25
 MIN_ALPHA = 1e-3
 #: Largest Dirichlet concentration (far beyond it the split is plain IID).
 MAX_ALPHA = 1e6
+#: Largest noise scale of the synthetic data.
+MAX_NOISE = 1e6
 
 
 @dataclass
@@ -161,7 +163,7 @@ def synthetic_logistic(n_samples: int = 1000, n_features: int = 10, *,
     if n_samples * n_features > MAX_SYNTHETIC_VALUES:
         raise ValueError(f"n_samples x n_features must be <= {MAX_SYNTHETIC_VALUES:,} "
                          f"(MAX_SYNTHETIC_VALUES), got {n_samples * n_features:,}")
-    noise = check_number("noise", noise, maximum=1e6)
+    noise = check_number("noise", noise, maximum=MAX_NOISE)
     test_fraction = check_fraction("test_fraction", test_fraction)
     seed = check_seed(seed)
     rng = np.random.default_rng(seed)

@@ -131,11 +131,15 @@ class EventQueue:
         return self._heap[0].time if self._heap else math.inf
 
 
-def _check_common(n, delta, jitter, delay, drop_prob, sampling):
-    n = check_int("n_nodes", n, minimum=2)
+def _check_common(n, delta, jitter, delay, drop_prob, sampling, *, periods):
+    """The arguments both protocols share, each checked once.
+
+    ``periods`` bounds the run's length in periods Δ: the delay is at most that long.
+    """
+    n = check_int("n_nodes", n, minimum=2, maximum=MAX_NODES)
     delta = check_number("delta", delta, maximum=MAX_PERIOD_S)
     jitter = check_probability("jitter", jitter)
-    delay = check_number("delay", delay, allow_zero=True)
+    delay = check_number("delay", delay, allow_zero=True, maximum=periods * delta)
     drop_prob = check_probability("drop_prob", drop_prob)
     sampling = check_choice("sampling", sampling, SAMPLING)
     return n, delta, jitter, delay, drop_prob, sampling
@@ -186,19 +190,16 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
                          f"variance must stay a finite float), got {np.abs(x).max():g}")
     seed = check_seed(seed)
     cycles = check_int("cycles", cycles, maximum=MAX_ROUNDS)
-    delta = check_number("delta", delta, maximum=MAX_PERIOD_S)
-    check_number("delay", delay, allow_zero=True, maximum=cycles * delta)
     if len(x) * cycles > MAX_GOSSIP_EVENTS:
         raise ValueError(f"cycles must keep nodes x cycles <= {MAX_GOSSIP_EVENTS:,} "
                          f"(MAX_GOSSIP_EVENTS), got {len(x) * cycles:,}")
     n, delta, jitter, delay, drop_prob, sampling = _check_common(
-        len(x), delta, jitter, delay, drop_prob, sampling)
-    cycles = check_int("cycles", cycles)
+        len(x), delta, jitter, delay, drop_prob, sampling, periods=cycles)
     protocol = check_choice("protocol", protocol, PROTOCOLS)
     if handlers is not None and (protocol != "push-pull" or not isinstance(handlers, tuple)
                                  or len(handlers) != 2 or not all(map(callable, handlers))):
         raise ValueError("handlers must be None, or (on_push, on_reply) with protocol='push-pull'")
-    rng = np.random.default_rng([check_int("seed", seed, minimum=0), 1])
+    rng = np.random.default_rng([seed, 1])
     sampler = PeerSampler(n, sampling, rng, seed)
     queue, ledger = EventQueue(), Ledger(n)
     records = _LedgerBuffer(ledger, nbytes=8)  # one float64 per message
@@ -327,23 +328,21 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     of :func:`aggregate` (the workbook's check passes a student's merge here).
     """
     n, delta, jitter, delay, drop_prob, sampling = _check_common(
-        n_nodes, delta, jitter, delay, drop_prob, sampling)
-    check_int("n_nodes", n, maximum=MAX_NODES)
+        n_nodes, delta, jitter, delay, drop_prob, sampling, periods=MAX_ROUNDS)
     until = check_number("until", until, maximum=MAX_ROUNDS * delta)
     if n * until / delta > MAX_GOSSIP_EVENTS:
         raise ValueError(f"until must keep n_nodes x until / delta <= {MAX_GOSSIP_EVENTS:,} "
                          f"(MAX_GOSSIP_EVENTS), got {n * until / delta:,.0f}")
-    if check_number("eval_every", eval_every) < until / MAX_ROUNDS:
+    eval_every = check_number("eval_every", eval_every)
+    if eval_every < until / MAX_ROUNDS:
         raise ValueError(f"eval_every must keep until / eval_every <= {MAX_ROUNDS:,}, "
                          f"got {eval_every!r}")
-    check_number("delay", delay, allow_zero=True, maximum=until)
-    check_number("sgd_time", sgd_time, allow_zero=True, maximum=until)
-    check_batch_size(batch_size, n)
-    sgd_time = check_number("sgd_time", sgd_time, allow_zero=True)
+    if delay > until:
+        raise ValueError(f"delay must be at most until ({until!r} s), got {delay!r}")
+    sgd_time = check_number("sgd_time", sgd_time, allow_zero=True, maximum=until)
+    batch_size = check_batch_size(batch_size, n)
     lr = float(check_number("lr", lr, maximum=MAX_LR))
-    batch_size = check_int("batch_size", batch_size)
-    eval_every = check_number("eval_every", eval_every)
-    seed = check_int("seed", seed, minimum=0)
+    seed = check_seed(seed)
     if not isinstance(batch_steps, (bool, np.bool_)):
         raise ValueError(f"batch_steps must be True or False, got {batch_steps!r}")
     if merge is not None and not callable(merge):
