@@ -39,6 +39,10 @@ OTHER_ROLE = re.compile(r"\{(numref|doc|cite|cite:p|cite:t)\}`([^`]+)`")
 # A rewritten role is a link whose target holds the original, quoted.
 REWRITTEN = re.compile(r"\[([^\]]*)\]\(#myst-role:([^)\s]+)\)")
 # The literalinclude directive (Sphinx reads the file; jupyterlab-myst cannot).
+# ```{glue} name``` / ```{glue:} name``` / ```{glue:figure} name``` (with options and a
+# caption): kept whole in a comment, with a line saying where the output is.
+GLUE_BLOCK = re.compile(r"^```\{glue(?::|:figure)?\}[ \t]+(\S+)[^\n]*\n.*?^```[ \t]*$", re.M | re.S)
+GLUE_BLOCK_BACK = re.compile(r"^<!-- myst-glue:(\S+) -->\n[^\n]*$", re.M)
 INCLUDE = re.compile(r"^```\{literalinclude\}[ \t]+(\S+)[ \t]*\n((?::[^\n]*\n)*)```[ \t]*$", re.M)
 INCLUDED = re.compile(r"^<!-- myst-directive:(\S+) -->\n```python\n.*?^```$", re.M | re.S)
 
@@ -161,6 +165,10 @@ def to_lab(source: str, *, captions: dict | None = None, folder: Path = ROOT,
     """A Markdown cell's source as JupyterLab should render it."""
     source = GLUE_MATH.sub(lambda m: (f"<!-- glue:math {m.group(1)} -->\n"
                                       f'{{eval}}`glued("{m.group(1)}", "", "math")`'), source)
+    source = GLUE_BLOCK.sub(lambda m: (
+        f"<!-- myst-glue:{quote(m.group(0), safe='')} -->\n"
+        f"*(The output “{m.group(1)}” is shown by the code cell that makes it; the book "
+        f"places it here.)*"), source)
     source = GLUE_ROLE.sub(_glue_to_eval, source)
     source = INCLUDE.sub(lambda m: _include(m, folder), source)
     bib = bib_labels() if bib is None else bib
@@ -171,6 +179,7 @@ def to_book(source: str) -> str:
     """Undo :func:`to_lab`: the source in the book's syntax."""
     source = REWRITTEN.sub(lambda m: unquote(m.group(2)), source)
     source = INCLUDED.sub(lambda m: unquote(m.group(1)), source)
+    source = GLUE_BLOCK_BACK.sub(lambda m: unquote(m.group(1)), source)
     source = EVAL_MATH_BLOCK.sub(lambda m: f"```{{glue:math}} {m.group(1)}\n```", source)
     return EVAL_GLUED.sub(_eval_to_glue, source)
 

@@ -337,8 +337,14 @@ def _exercise_panel(page, panel, spec, lab, times: list):
                                    timeout=CHANGE_TIMEOUT_MS, polling=20)
             assert not run.is_disabled()
             # The result the controls no longer match is dimmed.
-            opacity = float(panel.evaluate(
-                "p => getComputedStyle(p.querySelector('.dmlbook-output')).opacity"))
+            # (after its 0.2 s fade: the opacity is read until it settles, for 2 s at most)
+            dim = "p => parseFloat(getComputedStyle(p.querySelector('.dmlbook-output')).opacity)"
+            try:
+                page.wait_for_function(f"p => ({dim})(p) < 0.6", arg=handle, timeout=2000,
+                                       polling=50)
+            except Exception:  # noqa: BLE001 - playwright's TimeoutError: the assert says it
+                pass
+            opacity = float(panel.evaluate(dim))
             assert opacity < 0.6, f"a stale result is not dimmed (opacity {opacity})"
             t0 = time.perf_counter()
             run.click()

@@ -32,7 +32,7 @@ def test_roles_become_words_a_student_reads():
 
 
 def test_literalinclude_becomes_the_included_code():
-    source = "```{literalinclude} ../dmlbook/reference.py\n:pyobject: participants\n```"
+    source = "```{literalinclude} ../dmlbook/check/reference.py\n:pyobject: participants\n```"
     shown = labview.to_lab(source, folder=ROOT / "workbook")
     assert "```python\ndef participants(" in shown and "return" in shown
     assert labview.to_book(shown) == source

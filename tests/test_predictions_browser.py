@@ -27,7 +27,7 @@ import threading
 import pytest
 
 from book_helpers import ROOT, chapter_docs
-from dmlbook import selfcheck
+from dmlbook import predictions, selfcheck
 from test_claims_build import CONFIG as CLAIMS_CONFIG
 from test_claims_build import HEADER as CHAPTER_HEADER
 from test_claims_build import build
@@ -74,7 +74,8 @@ def chapter_md() -> str:
 
 
 def make(check_id: str):
-    return eval(CHECKS[check_id], {"selfcheck": selfcheck, "HOSTILE": HOSTILE})
+    return eval(CHECKS[check_id], {"selfcheck": selfcheck, "predictions": predictions,
+                                   "HOSTILE": HOSTILE})
 
 
 def _build(folder, handout: bool) -> subprocess.CompletedProcess:
