@@ -14,6 +14,10 @@ has arrived: 6.7 s at 10 Mbit/s for a chapter. Here
 - the state moves from ``<head>`` to the end of the article, so the text above
   it paints while it downloads.
 
+- the search scripts that pydata-sphinx-theme puts into every page's ``<head>``
+  (searchtools.js, language_data.js and the 74 kB searchindex.js) load with
+  ``defer``: the search field needs them only after the page has parsed.
+
 It also marks the kernels this build starts (``DMLBOOK_STATIC_BUILD=1``), so that
 :mod:`dmlbook.progress` draws no progress bars into the pages.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_SCRIPTS = ("vendor/requirejs/require.js", "vendor/html-manager/dist/embed-amd.js")
@@ -33,6 +38,8 @@ HIDDEN_CLASS = "dmlbook-live-panel"
 VIEW_RE = re.compile(r'<script type="application/vnd\.jupyter\.widget-view\+json">'
                      r'(.*?)</script>', re.S)
 REF_RE = re.compile(r"IPY_MODEL_(\w+)")
+SEARCH_SCRIPTS = re.compile(r'<script src="([^"]*(?:_static/searchtools\.js|'
+                            r'_static/language_data\.js|searchindex\.js))"></script>')
 
 
 def _refs(model: dict) -> set[str]:
@@ -91,6 +98,17 @@ def slim_widgets(app, pagename, templatename, context, doctree):
     context["body"] = body
 
 
+def defer_search_scripts(app, exception):
+    """Every page's search scripts with ``defer`` (they keep their order)."""
+    if exception is not None or getattr(app.builder, "format", "") != "html":
+        return
+    for path in Path(app.outdir).rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        new = SEARCH_SCRIPTS.sub(r'<script defer src="\1"></script>', text)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+
+
 def mark_static_build(app, config):
     """Kernels started by this build inherit it: dmlbook.progress shows no bars there."""
     os.environ["DMLBOOK_STATIC_BUILD"] = "1"
@@ -101,4 +119,5 @@ def setup(app):
     # After myst-nb (500) adds the page's scripts, and after the handout edition
     # (900) drops the whole state of its pages (nothing is moved there).
     app.connect("html-page-context", slim_widgets, priority=950)
+    app.connect("build-finished", defer_search_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

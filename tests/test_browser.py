@@ -266,7 +266,7 @@ FIGURES_JS = """() => {
     return {src: img.getAttribute('src') || '', alt: img.getAttribute('alt'),
             pixels: pixels(img), panel: !!img.closest('.jupyter-widgets'),
             number: !!(caption && caption.querySelector('.caption-number')),
-            caption: caption ? caption.innerText.trim() : ''};
+            caption: caption ? (caption.innerText || caption.textContent).trim() : ''};
   });
 }"""
 PATH_LIKE = re.compile(r"(^|[\\/])[^ ]*\.(png|jpe?g|svg|gif)$|_build|jupyter_execute", re.I)
