@@ -71,7 +71,8 @@ def _grid_point(spec, first_text: str, second_text: str) -> tuple[int, int]:
 
 
 def _selected(select) -> str:
-    return select.evaluate("s => s.options[s.selectedIndex].text")
+    # ipywidgets writes an option's spaces as no-break spaces; the grid's labels have plain ones.
+    return select.evaluate("s => s.options[s.selectedIndex].text").replace("\xa0", " ")
 
 
 def _visible(explorer) -> dict:

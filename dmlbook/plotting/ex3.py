@@ -163,7 +163,7 @@ def plot_failure_run(result, *, crash_round: int | None, title: str, ax=None):
 def plot_failures_over_seeds(runs: dict, *, crash_round: int, ax=None):
     """Exercise 3's failure runs over seeds: ``{case: [run per seed]}``; the median test
     accuracy per case (line) and the range over the seeds (band)."""
-    fig, ax = new_or_given(ax, figsize=(7.5, 4.2))
+    fig, ax = new_or_given(ax, figsize=(6.4, 4.2))
     for i, (label, results) in enumerate(runs.items()):
         style = series_style(i)
         acc = np.array([r.test_acc for r in results])
