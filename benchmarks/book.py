@@ -6,7 +6,8 @@
 Part 1 runs the same cold build as `make book` and reads each notebook's
 execution time from the build log. Part 2 executes each chapter on its own in
 a fresh kernel (as Binder would) while sampling the kernel's resident memory,
-and its child processes (proportional set size), and reports the peak. Targets: whole book within 110 s on the 2-core machine,
+and its child processes (proportional set size), and reports the peak. Targets: whole book within 150 s on the 2-core machine (issue #21: the
+training claims over three seeds included),
 each chapter within 30 s, no chapter's kernel above 1.5 GB (Binder gives
 about 2 GB).
 
@@ -30,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BOOK_LIMIT_S, CHAPTER_LIMIT_S, MEMORY_LIMIT_B = 110, 30, 1.5e9
+BOOK_LIMIT_S, CHAPTER_LIMIT_S, MEMORY_LIMIT_B = 150, 30, 1.5e9
 PAGE_LIMIT_B, GROWTH_LIMIT_B = 3 * 2**20, 15 * 2**20
 CALCULATOR_LIMIT_S, TRAINING_LIMIT_S = 0.100, 2.0
 
