@@ -181,17 +181,24 @@ class Nodes:
         own gradient: one batched forward and one backward serve all nodes.
         Where the activations of all nodes would pass :data:`ACTIVATION_BUDGET`
         bytes, the nodes go through in chunks (:meth:`chunk_size`), with the
-        same results.
+        same results. On a CPU, models with convolutions spread their nodes
+        over torch's threads (:func:`dmlbook.stacked.for_rows_in_threads`).
         """
         chunk = self.chunk_size(X)
-        if chunk >= self.n:
+        threads = stacked.threads_for(self.strategy, self.device)
+        if chunk >= self.n and threads == 1:
             return self._losses_and_gradients(self.params, X, y)
+        # Each thread holds one chunk's activations at a time: the budget is shared.
+        chunk = max(1, min(chunk // threads, -(-self.n // threads)))
         losses = torch.empty(self.n, device=self.params.device)
         grads = torch.empty_like(self.params)
-        for start in range(0, self.n, chunk):
-            rows = slice(start, start + chunk)
+
+        def work(rows):
             losses[rows], grads[rows] = self._losses_and_gradients(
                 self.params[rows], X[rows], y[rows])
+
+        stacked.for_rows_in_threads(
+            work, [slice(s, s + chunk) for s in range(0, self.n, chunk)], threads)
         return losses, grads
 
     def _losses_and_gradients(self, params, X, y):
@@ -250,13 +257,22 @@ class Nodes:
         ``params`` (``(k, P)``) evaluates other models instead, e.g. the average.
         """
         params = self.params if params is None else params
-        losses, accs = [], []
-        for start in range(0, len(params), chunk):
-            logits = self._forward.shared(params[start:start + chunk], X)
-            losses.append(F.cross_entropy(logits.transpose(1, 2),
-                                          y.expand(len(logits), -1), reduction="none").mean(1))
-            accs.append((logits.argmax(-1) == y).float().mean(1))
-        return torch.cat(losses).cpu().numpy(), torch.cat(accs).cpu().numpy()
+        k = len(params)
+        threads = stacked.threads_for(self.strategy, self.device)
+        chunk = max(1, min(chunk, -(-k // threads)))
+        losses = torch.empty(k, device=params.device)
+        accs = torch.empty(k, device=params.device)
+
+        def work(rows):
+            with torch.no_grad():  # grad mode is per thread
+                logits = self._forward.shared(params[rows], X)
+                losses[rows] = F.cross_entropy(logits.transpose(1, 2), y.expand(len(logits), -1),
+                                               reduction="none").mean(1)
+                accs[rows] = (logits.argmax(-1) == y).float().mean(1)
+
+        stacked.for_rows_in_threads(work, [slice(s, s + chunk) for s in range(0, k, chunk)],
+                                    threads)
+        return losses.cpu().numpy(), accs.cpu().numpy()
 
     def mean(self) -> torch.Tensor:
         return self.params.mean(0)

@@ -19,6 +19,15 @@ agree to float rounding (tests/test_strategies.py):
 * ``"loop"`` — the model once per node, on views of its row: the per-client
   loop, for any model.
 
+On a CPU, the ``"layers"`` strategy also spreads a step's
+nodes over threads (:func:`for_rows_in_threads`): each of torch's intra-op
+threads takes whole nodes, one thread per kernel, instead of every kernel
+being split over all threads. A small convolution (a batch of 32 images)
+splits badly, so whole nodes per thread is what makes the engine beat a
+per-client loop on LeNet (benchmarks/README.md). Each node's result is
+computed by the same single-threaded kernels whatever the thread, so runs
+stay deterministic.
+
 ``"auto"`` (the default) picks by rule: ``"vmap"`` for models without
 convolutions, ``"layers"`` for models with convolutions that it supports, else
 ``"loop"``. Measured on this project's 2-core CPU (benchmarks/README.md):
@@ -31,6 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -88,16 +99,67 @@ def resolve(model: nn.Module, strategy: str | None = None) -> str:
     return "layers" if _layers_supported(model) else "loop"
 
 
+_pool: list[ThreadPoolExecutor] = []
+_pool_lock = threading.Lock()
+
+
+def threads_for(strategy: str, device: torch.device) -> int:
+    """Threads that share a step's nodes: torch's intra-op threads for the
+    per-node convolution strategies on a CPU, else 1 (one batched kernel)."""
+    if device.type != "cpu" or strategy != "layers":  # "loop" swaps the module's parameters
+        return 1
+    return max(1, torch.get_num_threads())
+
+
+def for_rows_in_threads(work, slices: list[slice], threads: int) -> None:
+    """Call ``work(rows)`` for every slice of rows, spread over ``threads`` threads.
+
+    Each thread takes every ``threads``-th slice and runs its kernels on one
+    intra-op thread; torch's thread count is restored afterwards. With one
+    thread or one slice, the calls run here, in order. ``work`` writes its
+    results into preallocated rows, so the order of the calls does not matter.
+    """
+    if threads <= 1 or len(slices) <= 1:
+        for rows in slices:
+            work(rows)
+        return
+    threads = min(threads, len(slices))
+    with _pool_lock:
+        if not _pool or _pool[0]._max_workers < threads:
+            _pool[:] = [ThreadPoolExecutor(max_workers=threads,
+                                           thread_name_prefix="dmlbook-nodes")]
+        pool = _pool[0]
+
+    def share(first):
+        torch.set_num_threads(1)
+        for rows in slices[first::threads]:
+            work(rows)
+
+    before = torch.get_num_threads()
+    try:
+        for future in [pool.submit(share, i) for i in range(threads)]:
+            future.result()
+    finally:
+        torch.set_num_threads(before)
+
+
+class _Store(threading.local):
+    """The stacked weights of the forward pass under way, one set per thread."""
+
+    def __init__(self):
+        self.tensors: dict[str, torch.Tensor] = {}
+
+
 class _StackedLinear(nn.Module):
     """``nn.Linear`` with one weight per node, on the nodes' merged batch."""
 
-    def __init__(self, name: str, store: dict):
+    def __init__(self, name: str, store: _Store):
         super().__init__()
         self.name, self.store = name, store
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.store[self.name + "weight"]  # (k, out, in)
-        bias = self.store.get(self.name + "bias")
+        weight = self.store.tensors[self.name + "weight"]  # (k, out, in)
+        bias = self.store.tensors.get(self.name + "bias")
         k = weight.shape[0]
         rows = x.reshape(k, -1, x.shape[-1])
         if bias is None:
@@ -110,22 +172,22 @@ class _StackedLinear(nn.Module):
 class _StackedConv2d(nn.Module):
     """``nn.Conv2d`` with one weight per node: node by node, the ordinary kernel."""
 
-    def __init__(self, conv: nn.Conv2d, name: str, store: dict):
+    def __init__(self, conv: nn.Conv2d, name: str, store: _Store):
         super().__init__()
         self.name, self.store = name, store
         self.kw = dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
                        groups=conv.groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self.store[self.name + "weight"].unbind(0)
-        bias = self.store.get(self.name + "bias")
+        weights = self.store.tensors[self.name + "weight"].unbind(0)
+        bias = self.store.tensors.get(self.name + "bias")
         biases = bias.unbind(0) if bias is not None else [None] * len(weights)
         inputs = x.chunk(len(weights))
         return torch.cat([F.conv2d(xi, w, b, **self.kw)
                           for xi, w, b in zip(inputs, weights, biases)])
 
 
-def _stacked_module(module: nn.Module, store: dict) -> nn.Module:
+def _stacked_module(module: nn.Module, store: _Store) -> nn.Module:
     """A copy of ``module`` whose Linear and Conv2d layers read stacked weights from ``store``."""
     copy_ = copy.deepcopy(module)
 
@@ -156,7 +218,7 @@ class Forward:
             self._per_node = vmap(flat.forward)
             self._shared = vmap(flat.forward, in_dims=(0, None))
         elif strategy == "layers":
-            self.store: dict[str, torch.Tensor] = {}
+            self.store = _Store()
             self.module = _stacked_module(flat.module, self.store)
 
     def _split(self, params: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -172,17 +234,18 @@ class Forward:
             return torch.stack([self.flat.forward(p, x)
                                 for p, x in zip(params.unbind(0), X.unbind(0))])
         k, B = X.shape[:2]
-        self.store.clear()
-        self.store.update(self._split(params))
+        self.store.tensors = self._split(params)
         try:
             out = self.module(X.reshape(k * B, *X.shape[2:]))
         finally:
-            self.store.clear()
+            self.store.tensors = {}
         return out.reshape(k, B, *out.shape[1:])
 
     def shared(self, params: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         if self.strategy == "vmap":
             return self._shared(params, X)
         # One node at a time: the shared X need not be copied per node.
+        if self.strategy == "layers":  # the stacked module reads this thread's store
+            return torch.stack([self(params[i:i + 1], X[None])[0] for i in range(len(params))])
         return torch.stack([functional_call(self.flat.module, self.flat.unflatten(p), (X,))
                             for p in params.unbind(0)])

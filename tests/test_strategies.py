@@ -116,3 +116,80 @@ def test_auto_rule_and_override():
         Nodes(bn, 2, strategy="layers")
     with pytest.raises(ValueError, match="strategy"):
         Nodes(LeNet(), 2, strategy="grouped")
+
+
+@pytest.fixture
+def torch_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_nodes_spread_over_threads_give_the_single_threaded_results(torch_threads, chunk):
+    """On a CPU, "layers" gives each thread whole nodes; every node's result is unchanged."""
+    n, B = 5, 3
+    X, y = torch.randn(n, B, 3, 32, 32), torch.randint(0, 10, (n, B))
+    torch.set_num_threads(1)
+    assert stacked.threads_for("layers", torch.device("cpu")) == 1
+    ref = lenet_nodes(n, chunk=chunk)
+    ref_loss, ref_grad = ref.losses_and_gradients(X, y)
+    ref_eval = ref.evaluate(X[0], y[0])
+    torch.set_num_threads(2)
+    assert stacked.threads_for("layers", torch.device("cpu")) == 2
+    nodes = lenet_nodes(n, chunk=chunk)
+    calls = []
+    original = stacked.for_rows_in_threads
+
+    def spy(work, slices, threads):
+        calls.append((len(slices), threads))
+        return original(work, slices, threads)
+
+    stacked.for_rows_in_threads = spy
+    try:
+        loss, grad = nodes.losses_and_gradients(X, y)
+        acc_loss, acc = nodes.evaluate(X[0], y[0])
+    finally:
+        stacked.for_rows_in_threads = original
+    assert calls and all(threads == 2 and k >= 2 for k, threads in calls)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(acc_loss, ref_eval[0], rtol=1e-5)
+    np.testing.assert_array_equal(acc, ref_eval[1])
+    assert torch.get_num_threads() == 2  # restored after the step
+
+
+def test_threaded_steps_are_deterministic(torch_threads):
+    torch.set_num_threads(2)
+    X, y = torch.randn(6, 4, 3, 32, 32), torch.randint(0, 10, (6, 4))
+    first, second = lenet_nodes(6), lenet_nodes(6)
+    for _ in range(2):
+        first.sgd_step(X, y, 0.05)
+        second.sgd_step(X, y, 0.05)
+    assert torch.equal(first.params, second.params)
+
+
+def test_only_layers_on_a_cpu_uses_threads(torch_threads):
+    torch.set_num_threads(2)
+    cpu = torch.device("cpu")
+    assert stacked.threads_for("vmap", cpu) == 1  # one batched kernel
+    assert stacked.threads_for("loop", cpu) == 1  # swaps the module's parameters: one thread
+    assert stacked.threads_for("layers", torch.device("meta")) == 1
+
+
+def test_rows_in_threads_covers_every_slice_once_and_restores_threads(torch_threads):
+    torch.set_num_threads(2)
+    seen, inner = [], []
+
+    def work(rows):
+        seen.append(rows.start)
+        inner.append(torch.get_num_threads())
+
+    slices = [slice(i, i + 1) for i in range(7)]
+    stacked.for_rows_in_threads(work, slices, 2)
+    assert sorted(seen) == list(range(7))
+    assert inner == [1] * 7  # each thread runs its kernels on one intra-op thread
+    assert torch.get_num_threads() == 2
+    with pytest.raises(ZeroDivisionError):
+        stacked.for_rows_in_threads(lambda rows: 1 / 0, slices, 2)
+    assert torch.get_num_threads() == 2
