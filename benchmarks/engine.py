@@ -111,7 +111,7 @@ def bare_gradients(n, rounds, *, batch_size=32, seed=0, device="cpu"):
 def lenet_rows(n, *, repeats=3, batch_size=32, lr=0.01, seed=0, device="cpu"):
     """One LeNet SGD step on ``n`` nodes: engine (auto), engine (vmap), per-client loop."""
     gen = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, batch_size, 3, 32, 32, generator=gen, device=device)
+    X = torch.randn(n, batch_size, 3, 32, 32, generator=gen).to(device)
     y = torch.randint(0, 10, (n, batch_size), generator=gen).to(device)
     torch.manual_seed(seed)
     template = LeNet().to(device)

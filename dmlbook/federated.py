@@ -77,7 +77,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
                lr: float = 0.1, batch_size: int = 32, send: str = "update",
                method: str = "none", level=None, model="mlp", dataset=None,
                split: str = "iid", sample_round: int | None = None, seed: int = 0,
-               progress: bool | None = None, aggregate=None) -> FLResult:
+               progress: bool | None = None, aggregate=None, device="cpu") -> FLResult:
     """FedAvg with every client in every round; the server is node ``n_clients``.
 
     Each round: the server sends its model to every client; each takes
@@ -96,6 +96,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     step instead of the plain mean: the new model from the old one, the
     ``(n_clients, P)`` payloads as received and each client's number of
     training examples (the workbook's checks pass a student's step here).
+    ``device`` is ``"cpu"`` (default) or ``"cuda"``: where the clients train.
     """
     n = check_int("n_clients", n_clients, maximum=MAX_NODES)
     rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
@@ -111,9 +112,9 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         sample_round = check_int("sample_round", sample_round, maximum=rounds)
     if aggregate is not None and not callable(aggregate):
         raise ValueError(f"aggregate must be None or a function, got {type(aggregate).__name__}")
-    setup = prepare(model, n, dataset=dataset, split=split, seed=seed)
+    setup = prepare(model, n, dataset=dataset, split=split, seed=seed, device=device)
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
-    clients = Nodes(module, n)
+    clients = Nodes(module, n, device=device)
     server = clients.params[0].clone()
     result = FLResult(ledger=Ledger(n + 1))
     generator = seeded_generator(seed)
