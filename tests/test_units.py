@@ -1,6 +1,7 @@
 import math
 
 import pytest
+import torch
 
 from dmlbook import units
 from conftest import BAD_NUMBERS
@@ -84,3 +85,20 @@ def test_fractions_and_divergence():
     units.check_diverged(3, loss=1.0, params=[0.0, 2.0])
     with pytest.raises(ValueError, match="diverged at round 3; try a smaller lr"):
         units.check_diverged(3, loss=math.inf)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("where", [0, 1_000, -1])
+def test_check_diverged_finds_one_bad_entry_in_a_tensor(dtype, bad, where):
+    params = torch.randn(64, 37).to(dtype)
+    units.check_diverged(1, params=params)  # all finite: no error
+    params.view(-1)[where] = bad
+    with pytest.raises(ValueError, match="diverged at round 1.*params is no longer finite"):
+        units.check_diverged(1, params=params)
+
+
+def test_check_diverged_on_empty_and_integer_tensors():
+    units.check_diverged(1, a=torch.empty(0), b=torch.arange(5), c=torch.zeros(3, 0))
+    with pytest.raises(ValueError, match="c is no longer finite"):
+        units.check_diverged(2, c=torch.tensor([1.0, math.nan]).requires_grad_())
