@@ -124,16 +124,18 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
     history = History(ledger=Ledger(n_nodes, counts_only=counts_only))
     generator = seeded_generator(seed)
 
-    eval_seconds = 0.0
+    eval_seconds = eval_cpu_seconds = 0.0
 
     def record(r):
-        nonlocal eval_seconds
-        t = time.perf_counter()
+        nonlocal eval_seconds, eval_cpu_seconds
+        t, cpu = time.perf_counter(), time.thread_time()
         history.record(r, nodes, X_test, y_test)
         eval_seconds += time.perf_counter() - t
+        eval_cpu_seconds += time.thread_time() - cpu
 
     record(0)
     start, eval_seconds = time.perf_counter(), 0.0
+    cpu_start, eval_cpu_seconds = time.thread_time(), 0.0
     bar = progress_bar(rounds, progress, "D-PSGD")
     for r in range(1, rounds + 1):
         active = faults.active(r, n_nodes)
@@ -164,6 +166,7 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
         bar.update()
     bar.close()
     history.train_seconds = time.perf_counter() - start - eval_seconds
+    history.train_cpu_seconds = time.thread_time() - cpu_start - eval_cpu_seconds
     if final_allreduce == "naive":
         naive_allreduce(nodes, round=rounds + 1, ledger=history.ledger, faults=faults)
     elif final_allreduce == "ring":

@@ -380,6 +380,9 @@ class History:
     ledger: Ledger = field(default_factory=Ledger)
     labels: dict[int, str] = field(default_factory=dict)
     train_seconds: float = 0.0  # wall-clock of the rounds' steps and exchanges (no evaluation)
+    # The same in CPU seconds of the calling thread: all of the work when torch
+    # runs on one thread, and a busy machine inflates it far less than wall-clock.
+    train_cpu_seconds: float = 0.0
 
     def as_arrays(self) -> dict[str, np.ndarray]:
         """The records as NumPy arrays, ready to plot."""
