@@ -50,7 +50,7 @@ from dmlbook.models import LeNet, count_parameters, make_model  # noqa: E402
 SEED = 0
 STEPS, BATCH, LR = 5, 32, 0.1
 PER_CLIENT = STEPS * BATCH  # one pass over a client's data is exactly the 5 steps
-FULL = [("lenet", 10, 4), ("lenet", 100, 3), ("mlp", 100, 6), ("mlp", 1000, 4)]  # model, clients, rounds
+FULL = [("lenet", 10, 4), ("lenet", 100, 3), ("mlp", 100, 6), ("mlp", 1000, 3)]  # model, clients, rounds
 QUICK = [("lenet", 4, 3), ("mlp", 100, 3)]
 N_TEST = 500
 
