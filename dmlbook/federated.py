@@ -125,7 +125,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     if local_epochs is not None:
         local_epochs = check_int("local_epochs", local_epochs, maximum=MAX_ROUNDS)
     check_product("rounds", k * rounds * (local_epochs or local_steps), MAX_NODE_STEPS,
-                  "cohort x rounds x local_steps (MAX_NODE_STEPS)")
+                  "cohort x rounds x local steps or epochs (MAX_NODE_STEPS)")
     lr = float(check_number("lr", lr, maximum=MAX_LR))
     batch_size = check_batch_size(batch_size, k)
     send = check_choice("send", send, ("update", "parameters"))
@@ -137,6 +137,10 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         raise ValueError(f"aggregate must be None or a function, got {type(aggregate).__name__}")
     setup = prepare(model, n, dataset=dataset, split=split, seed=seed, device=device)
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
+    if local_epochs is not None:  # the steps of a pass: the largest client's batches
+        steps = local_epochs * -(-int(node_data.sizes.max()) // batch_size)
+        check_product("local_epochs", k * rounds * steps, MAX_NODE_STEPS,
+                      "cohort x rounds x local_epochs x batches per pass (MAX_NODE_STEPS)")
     clients = Nodes(module, k, device=device)
     server = clients.params[0].clone()
     result = FLResult(ledger=Ledger(n + 1))

@@ -156,3 +156,10 @@ def test_local_epochs_leave_a_client_alone_once_its_pass_is_done():
     alone.sgd_step(nd.X[idx[0, :1]], nd.y[idx[0, :1]], 0.1)  # client 0's only batch
     assert torch.allclose(clients.params[0], alone.params[0], atol=1e-7)
     assert not torch.allclose(clients.params[1], x0[1])
+
+
+def test_local_epochs_are_bounded_by_the_steps_they_take():
+    """A pass of batch 1 over ~360 examples is ~360 steps: counted against MAX_NODE_STEPS."""
+    with pytest.raises(ValueError, match="local_epochs.*MAX_NODE_STEPS"):
+        federated.run_fedavg(n_clients=4, local_epochs=3000, batch_size=1, rounds=100,
+                             progress=False)
