@@ -85,9 +85,11 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
 
     Each round: the server sends its model to every client of the round's
     cohort (``cohort_size=None``: every client); each takes ``local_steps``
-    SGD steps (or ``local_epochs`` passes over its data, see below); each sends back its ``"update"`` (new minus
-    received parameters) or its ``"parameters"``, compressed with ``method``
-    at ``level``; the server adds the mean update, or takes the mean model.
+    SGD steps at learning rate ``lr`` on batches of ``batch_size`` of its own
+    examples (or ``local_epochs`` passes over its data, see below); each
+    sends back its ``"update"`` (new minus received parameters) or its
+    ``"parameters"``, compressed with ``method`` at ``level``; the server
+    adds the mean update, or takes the mean model.
     ``sample_round`` keeps that round's raw updates and parameters in
     ``payloads`` (for histograms). ``rel_error`` is the payloads' relative
     compression error; ``step_error`` the error of the new server model
@@ -102,8 +104,8 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     training examples (the workbook's checks pass a student's step here).
     ``device`` is ``"cpu"`` (default) or ``"cuda"``: where the clients train.
 
-    ``cohort_size`` (1 to ``n_clients``): each round the server samples that
-    many distinct clients, uniformly without replacement, from a random
+    ``cohort_size`` (clients, 1 to ``n_clients``): each round the server samples
+    that many distinct clients, uniformly without replacement, from a random
     stream of its own (seeded by ``seed``); only they receive the model,
     train and upload, so the ledger holds ``2 * cohort_size`` messages a
     round, and the server averages their payloads only (``aggregate`` gets
