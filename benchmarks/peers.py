@@ -27,8 +27,19 @@ ratio, both accuracies):
    Same MLP and initial model, split, steps, learning rate and batch size.
    What differs: pfl takes a client's batches in order from its data, dmlbook
    draws them with replacement, so the two runs see different batches.
+5. pfl on **its own benchmark's shape** (``--only pfl-cifar``): its
+   image-classification baseline (cifar10_iid, simple_cnn, FedAvg) on
+   CIFAR-10-shaped synthetic data, 1,000 users x 50 points, cohort 50, one
+   local epoch of batch 10 at lr 0.1, server SGD at lr 1 on the mean update;
+   the same initial model, split, cohorts (pfl is handed the cohorts
+   ``run_fedavg(cohort_size=50)`` samples) and test set. Reported: both after
+   the same rounds, and the wall-clock to a target test accuracy. What
+   differs: dmlbook shuffles a client's examples at every pass, pfl takes
+   them in the stored order (the split's random order, the same each time a
+   user is sampled); both models lack simple_cnn's two dropout layers.
 
-Every comparison trains the digits MLP (64-32-10, 2,410 parameters).
+Comparisons 1 to 4 train the digits MLP (64-32-10, 2,410 parameters); 5
+trains pfl's simple_cnn (1,626,442 parameters).
 
 The last line is ``peers: min speed-up N.N× over K comparisons``.
 """
@@ -69,6 +80,7 @@ FEDAVG = dict(rounds=30, local_steps=5, lr=0.1, batch_size=32)
 DPSGD = dict(rounds=50, lr=0.5, batch_size=16, topology="ring", degree=2)
 FULL_SIZES = {"gossip": (128, 512, 1024), "fedavg": (10, 100), "dpsgd": (4, 8, 16),
               "pfl": (10, 100, 1000)}
+TASKS = ("gossip", "fedavg", "dpsgd", "pfl", "pfl-cifar")
 QUICK_SIZES = {"gossip": (128,), "fedavg": (10,), "dpsgd": (4,), "pfl": (10,)}
 
 
@@ -370,6 +382,149 @@ def compare_pfl(n_clients: int) -> float:
                 peer["accuracy"])
 
 
+# --------------------------------------------------------------------------- pfl, its own shape
+
+# pfl-research's image-classification baseline (benchmarks/image_classification/configs/
+# baseline.yaml: cifar10_iid, simple_cnn, fedavg): 50 points per user, cohort 50, one
+# local epoch of batch 10 at lr 0.1, the server's SGD at lr 1 on the mean update
+# (weight_by_samples false). The rounds and the target accuracy are this benchmark's.
+# signal: the class patterns' amplitude against unit noise (0.12: about 60% after 75
+# centralized SGD steps of batch 50; the quick run's 0.25 learns in a few rounds).
+PFL_CIFAR = dict(users=1000, points=50, cohort=50, local_epochs=1, batch_size=10, lr=0.1,
+                 rounds=30, n_test=1000, target=0.6, signal=0.12)
+PFL_CIFAR_QUICK = dict(PFL_CIFAR, users=100, cohort=10, rounds=4, n_test=200, target=0.15,
+                       signal=0.25)
+
+
+def cifar_shaped(n_train: int, n_test: int, signal: float, seed: int = SEED):
+    """CIFAR-10-shaped synthetic data: 3x32x32 images, 10 classes, nothing downloaded.
+
+    Each class has a smooth pattern (8x8 Gaussian noise upsampled to 32x32);
+    an image is ``signal`` times its class's pattern plus unit Gaussian
+    noise per pixel.
+    """
+    from dmlbook.data import Dataset
+
+    g = torch.Generator().manual_seed(seed)
+    patterns = torch.nn.functional.interpolate(torch.randn(10, 3, 8, 8, generator=g),
+                                               size=32, mode="bilinear", align_corners=False)
+
+    def draw(n):
+        y = torch.randint(0, 10, (n,), generator=g)
+        return signal * patterns[y] + torch.randn(n, 3, 32, 32, generator=g), y
+
+    (X_train, y_train), (X_test, y_test) = draw(n_train), draw(n_test)
+    return Dataset(X_train, y_train, X_test, y_test, num_classes=10)
+
+
+def simple_cnn(seed: int = SEED) -> torch.nn.Module:
+    """pfl-research's ``simple_cnn`` for 32x32x3 inputs (benchmarks/model/pytorch/cnn.py):
+    conv 3x3 to 32, conv 3x3 to 64, 2x2 max-pool, dense 128, dense 10; 1,626,442
+    parameters, Glorot-uniform weights. Without its two dropout layers (and its
+    NHWC-to-NCHW transpose: these images are NCHW already)."""
+    nn = torch.nn
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Conv2d(3, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(14 * 14 * 64, 128),
+                              nn.ReLU(), nn.Linear(128, 10))
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+    return model
+
+
+def cohorts(n_users: int, cohort: int, rounds: int) -> list[list[int]]:
+    """The cohorts ``run_fedavg(cohort_size=cohort)`` samples, round by round (its stream)."""
+    g = torch.Generator().manual_seed(federated.COHORT_STREAM + SEED)
+    return [torch.randperm(n_users, generator=g)[:cohort].sort().values.tolist()
+            for _ in range(rounds)]
+
+
+def dmlbook_cifar(cfg, dataset, rounds: int) -> tuple[float, object]:
+    start = time.perf_counter()
+    run = federated.run_fedavg(n_clients=cfg["users"], cohort_size=cfg["cohort"], rounds=rounds,
+                               local_epochs=cfg["local_epochs"], batch_size=cfg["batch_size"],
+                               lr=cfg["lr"], model=simple_cnn(), dataset=dataset, seed=SEED,
+                               progress=False)
+    return time.perf_counter() - start, run
+
+
+def pfl_cifar_run(cfg, dataset) -> dict:
+    """pfl's FedAvg on the same users, cohorts, initial model and test set."""
+    from pfl.aggregate.simulate import SimulatedBackend
+    from pfl.aggregate.weighting import WeightByUser
+    from pfl.algorithm import FederatedAveraging, NNAlgorithmParams
+    from pfl.callback.base import TrainingProcessCallback
+    from pfl.data.dataset import Dataset
+    from pfl.data.federated_dataset import FederatedDataset
+    from pfl.hyperparam import NNEvalHyperParams, NNTrainHyperParams
+    from pfl.metrics import Metrics, Weighted
+    from pfl.model.pytorch import PyTorchModel
+
+    logging.getLogger("pfl").setLevel(logging.WARNING)
+    setup = engine.prepare(simple_cnn(), cfg["users"], dataset=dataset, seed=SEED)
+    nd, X_test, y_test = setup.node_data, setup.X_test, setup.y_test
+    net = simple_cnn()
+    loss_fn = torch.nn.functional.cross_entropy
+    net.loss = types.MethodType(lambda self, x, y, eval=False: loss_fn(self(x), y), net)
+    net.metrics = types.MethodType(torch.no_grad()(
+        lambda self, x, y, eval=True: {"loss": Weighted(float(loss_fn(self(x), y, reduction="sum")),
+                                                        len(y))}), net)
+    users = {i: [nd.X[int(nd.offsets[i]):int(nd.offsets[i] + nd.sizes[i])],
+                 nd.y[int(nd.offsets[i]):int(nd.offsets[i] + nd.sizes[i])]]
+             for i in range(cfg["users"])}
+    order = iter([u for c in cohorts(cfg["users"], cfg["cohort"], cfg["rounds"]) for u in c])
+    fed = FederatedDataset(lambda u: Dataset(users[u], user_id=u), lambda: next(order))
+    model = PyTorchModel(model=net, local_optimizer_create=torch.optim.SGD,
+                         central_optimizer=torch.optim.SGD(list(net.parameters()), 1.0))
+    backend = SimulatedBackend(training_data=fed, val_data=None, postprocessors=[WeightByUser()])
+    curve = []
+
+    class Evaluate(TrainingProcessCallback):  # the server model on the test set, every round
+        def after_central_iteration(self, aggregate_metrics, model, *, central_iteration):
+            with torch.no_grad():
+                acc = float((net(X_test).argmax(1) == y_test).float().mean())
+            curve.append((time.perf_counter(), acc))
+            return False, Metrics()
+
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        FederatedAveraging().run(
+            algorithm_params=NNAlgorithmParams(central_num_iterations=cfg["rounds"],
+                                               evaluation_frequency=cfg["rounds"],
+                                               train_cohort_size=cfg["cohort"],
+                                               val_cohort_size=0),
+            backend=backend, model=model,
+            model_train_params=NNTrainHyperParams(local_num_epochs=cfg["local_epochs"],
+                                                  local_learning_rate=cfg["lr"],
+                                                  local_batch_size=cfg["batch_size"]),
+            model_eval_params=NNEvalHyperParams(local_batch_size=len(y_test)),
+            callbacks=[Evaluate()])
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "acc": [a for _, a in curve], "t": [t - start for t, _ in curve]}
+
+
+def compare_pfl_cifar(cfg) -> float:
+    """pfl on its own baseline's shape: same rounds, then the wall-clock to the target."""
+    dataset = cifar_shaped(cfg["users"] * cfg["points"], cfg["n_test"], cfg["signal"])
+    ours_s, ours = dmlbook_cifar(cfg, dataset, cfg["rounds"])
+    peer = pfl_cifar_run(cfg, dataset)
+    ours_acc = ours.test_acc[1:]
+    reached = first_cycle_at(ours_acc, cfg["target"])
+    peer_reached = first_cycle_at(peer["acc"], cfg["target"])
+    ours_to = dmlbook_cifar(cfg, dataset, reached)[0] if reached else float("nan")
+    peer_to = peer["t"][peer_reached - 1] if peer_reached else float("nan")
+    to_ratio = peer_to / ours_to if reached and peer_reached else float("nan")
+    print(f"# pfl's shape: {cfg['users']} users x {cfg['points']} points, cohort {cfg['cohort']}, "
+          f"{cfg['local_epochs']} epoch of batch {cfg['batch_size']}, simple_cnn; to "
+          f"{cfg['target']:.0%} test accuracy: dmlbook round {reached}, {ours_to:.2f} s; "
+          f"pfl round {peer_reached}, {peer_to:.2f} s; ratio {to_ratio:.1f}×", flush=True)
+    return line("pfl simple_cnn", f"{cfg['rounds']}r", ours_s, "pfl", peer["wall_s"],
+                ours_acc[-1], peer["acc"][-1],
+                f"{cfg['users']} users, cohort {cfg['cohort']}, {cfg['rounds']} rounds")
+
+
 # --------------------------------------------------------------------------- gloo
 
 def compare_dpsgd(n_nodes: int) -> float:
@@ -399,12 +554,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="only the smallest size of each comparison")
-    parser.add_argument("--only", choices=("gossip", "fedavg", "dpsgd", "pfl"), action="append",
+    parser.add_argument("--only", choices=TASKS, action="append",
                         help="run only these comparisons (repeatable)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
-    tasks = args.only or ["gossip", "fedavg", "dpsgd", "pfl"]
+    tasks = args.only or list(TASKS)
     os.environ.setdefault("TQDM_DISABLE", "1")
     # One thread per process on both sides (Ray's workers read OMP_NUM_THREADS):
     # on a 2-core machine more threads only contend.
@@ -425,6 +580,8 @@ def main(argv=None) -> None:
         ratios += [compare_dpsgd(n) for n in sizes["dpsgd"]]
     if "pfl" in tasks:
         ratios += [compare_pfl(n) for n in sizes["pfl"]]
+    if "pfl-cifar" in tasks:
+        ratios.append(compare_pfl_cifar(PFL_CIFAR_QUICK if args.quick else PFL_CIFAR))
     print(f"peers: min speed-up {min(ratios):.1f}× over {len(ratios)} comparisons")
 
 

@@ -105,15 +105,20 @@ class NodeData:
         sizes, offsets = self.sizes[nodes], self.offsets[nodes]
         return offsets[..., None] + (u * sizes[..., None]).long().clamp_max(sizes[..., None] - 1)
 
-    def batch_indices(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+    def batch_indices(self, generator: torch.Generator, batch_size: int,
+                      nodes: torch.Tensor | None = None) -> torch.Tensor:
         """``(n, batch_size)`` indices into ``X``: row ``i`` from node ``i``'s examples.
 
+        ``nodes`` (node ids, ``(k,)``) draws for those nodes only: ``(k,
+        batch_size)`` indices, row ``j`` from node ``nodes[j]``'s examples.
         ``batch_size`` is at most :data:`~dmlbook.units.MAX_BATCH_SIZE`, and
-        ``n * batch_size`` at most :data:`~dmlbook.units.MAX_EXAMPLES_PER_STEP`.
+        rows times ``batch_size`` at most
+        :data:`~dmlbook.units.MAX_EXAMPLES_PER_STEP`.
         """
-        batch_size = check_batch_size(batch_size, self.n)
-        u = torch.rand((self.n, batch_size), generator=generator, dtype=torch.float64)
-        return self._indices(u, slice(None))
+        rows = self.n if nodes is None else len(nodes)
+        batch_size = check_batch_size(batch_size, rows)
+        u = torch.rand((rows, batch_size), generator=generator, dtype=torch.float64)
+        return self._indices(u, slice(None) if nodes is None else nodes)
 
     def node_batch_indices(self, node: int, generator: torch.Generator,
                            batch_size: int) -> torch.Tensor:
@@ -122,8 +127,35 @@ class NodeData:
         u = torch.rand(batch_size, generator=generator, dtype=torch.float64)
         return self._indices(u, node)
 
-    def batch(self, generator: torch.Generator, batch_size: int):
-        idx = self.batch_indices(generator, batch_size).to(self.X.device)
+    def epoch_indices(self, generator: torch.Generator, batch_size: int,
+                      nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass over each of ``nodes``' examples, shuffled, in batches of ``batch_size``.
+
+        Returns indices into ``X`` ``(steps, k, batch_size)`` and a mask
+        ``(steps, k)`` of the nodes that still have a batch at that step:
+        node ``nodes[j]`` with ``m`` examples takes ``ceil(m / batch_size)``
+        steps, each example once; where ``m`` is not a multiple of
+        ``batch_size``, its last batch is filled up from the start of the
+        same shuffled order (so every batch has ``batch_size`` examples).
+        ``steps`` is the largest node's number of batches.
+        """
+        batch_size = check_batch_size(batch_size, len(nodes))
+        sizes, offsets = self.sizes[nodes], self.offsets[nodes]
+        width = int(sizes.max())
+        u = torch.rand((len(nodes), width), generator=generator, dtype=torch.float64)
+        u[torch.arange(width) >= sizes[:, None]] = 2.0  # past a node's examples: sorted last
+        order = u.argsort(1)  # row j: a permutation of 0 .. sizes[j] - 1, then the padding
+        steps = -(-width // batch_size)
+        # Position p = step * batch_size + j of node j's pass, wrapped around its size.
+        pos = torch.arange(steps * batch_size)[None, :] % sizes[:, None]  # (k, steps * B)
+        idx = offsets[:, None] + order.gather(1, pos)
+        active = torch.arange(steps)[:, None] * batch_size < sizes[None, :]
+        return idx.view(len(nodes), steps, batch_size).transpose(0, 1), active
+
+    def batch(self, generator: torch.Generator, batch_size: int,
+              nodes: torch.Tensor | None = None):
+        """One mini-batch per node (or per node of ``nodes``): ``X (k, B, ...)``, ``y (k, B)``."""
+        idx = self.batch_indices(generator, batch_size, nodes).to(self.X.device)
         return self.X[idx], self.y[idx]
 
 

@@ -27,6 +27,8 @@ from .units import (MAX_LR, MAX_NODES, MAX_SEED, MAX_NODE_STEPS, MAX_ROUNDS, che
                     check_diverged, check_int, check_number, check_product, check_seed)
 
 SEND_DL = ("parameters", "gradients")
+# Added to a run's seed for the stream that samples FedAvg's cohorts (seeds are below it).
+COHORT_STREAM = 2**40
 
 
 def fedsgd_round(server: torch.Tensor, nodes: Nodes, X, y, *, lr: float,
@@ -77,13 +79,17 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
                lr: float = 0.1, batch_size: int = 32, send: str = "update",
                method: str = "none", level=None, model="mlp", dataset=None,
                split: str = "iid", sample_round: int | None = None, seed: int = 0,
-               progress: bool | None = None, aggregate=None, device="cpu") -> FLResult:
-    """FedAvg with every client in every round; the server is node ``n_clients``.
+               progress: bool | None = None, aggregate=None, device="cpu",
+               cohort_size: int | None = None, local_epochs: int | None = None) -> FLResult:
+    """FedAvg; the server is node ``n_clients``.
 
-    Each round: the server sends its model to every client; each takes
-    ``local_steps`` SGD steps; each sends back its ``"update"`` (new minus
-    received parameters) or its ``"parameters"``, compressed with ``method``
-    at ``level``; the server adds the mean update, or takes the mean model.
+    Each round: the server sends its model to every client of the round's
+    cohort (``cohort_size=None``: every client); each takes ``local_steps``
+    SGD steps at learning rate ``lr`` on batches of ``batch_size`` of its own
+    examples (or ``local_epochs`` passes over its data, see below); each
+    sends back its ``"update"`` (new minus received parameters) or its
+    ``"parameters"``, compressed with ``method`` at ``level``; the server
+    adds the mean update, or takes the mean model.
     ``sample_round`` keeps that round's raw updates and parameters in
     ``payloads`` (for histograms). ``rel_error`` is the payloads' relative
     compression error; ``step_error`` the error of the new server model
@@ -97,14 +103,33 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     ``(n_clients, P)`` payloads as received and each client's number of
     training examples (the workbook's checks pass a student's step here).
     ``device`` is ``"cpu"`` (default) or ``"cuda"``: where the clients train.
+
+    ``cohort_size`` (clients, 1 to ``n_clients``): each round the server samples
+    that many distinct clients, uniformly without replacement, from a random
+    stream of its own (seeded by ``seed``); only they receive the model,
+    train and upload, so the ledger holds ``2 * cohort_size`` messages a
+    round, and the server averages their payloads only (``aggregate`` gets
+    the cohort's rows and sizes). The engine trains the cohort as one
+    ``Nodes`` of ``cohort_size`` rows. ``None`` (the default) is every client
+    every round, with the same results as before this option existed.
+
+    ``local_epochs`` (optional): instead of ``local_steps`` batches drawn
+    with replacement, each client goes ``local_epochs`` times over its own
+    examples in a fresh shuffled order, in batches of ``batch_size``
+    (:meth:`dmlbook.engine.NodeData.epoch_indices`: a client whose number of
+    examples is not a multiple of ``batch_size`` fills its last batch from
+    the start of that pass); ``local_steps`` is then not used.
     """
     n = check_int("n_clients", n_clients, maximum=MAX_NODES)
+    k = n if cohort_size is None else check_cohort_size(cohort_size, n)
     rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
     local_steps = check_int("local_steps", local_steps, maximum=MAX_ROUNDS)
-    check_product("rounds", n * rounds * local_steps, MAX_NODE_STEPS,
-                  "n_clients x rounds x local_steps (MAX_NODE_STEPS)")
+    if local_epochs is not None:
+        local_epochs = check_int("local_epochs", local_epochs, maximum=MAX_ROUNDS)
+    check_product("rounds", k * rounds * (local_epochs or local_steps), MAX_NODE_STEPS,
+                  "cohort x rounds x local steps or epochs (MAX_NODE_STEPS)")
     lr = float(check_number("lr", lr, maximum=MAX_LR))
-    batch_size = check_batch_size(batch_size, n)
+    batch_size = check_batch_size(batch_size, k)
     send = check_choice("send", send, ("update", "parameters"))
     method = check_choice("method", method, compression.METHODS)
     level = compression.check_level(method, level)
@@ -114,10 +139,18 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         raise ValueError(f"aggregate must be None or a function, got {type(aggregate).__name__}")
     setup = prepare(model, n, dataset=dataset, split=split, seed=seed, device=device)
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
-    clients = Nodes(module, n, device=device)
+    if local_epochs is not None:  # the steps of a pass: the largest client's batches
+        steps = local_epochs * -(-int(node_data.sizes.max()) // batch_size)
+        check_product("local_epochs", k * rounds * steps, MAX_NODE_STEPS,
+                      "cohort x rounds x local_epochs x batches per pass (MAX_NODE_STEPS)")
+    clients = Nodes(module, k, device=device)
     server = clients.params[0].clone()
     result = FLResult(ledger=Ledger(n + 1))
     generator = seeded_generator(seed)
+    # The cohorts come from a stream of their own (its seed above every run's
+    # seed), so that the batches' stream is the one of a run without cohorts.
+    cohort_generator = torch.Generator().manual_seed(COHORT_STREAM + check_seed(seed))
+    everyone = torch.arange(n)
 
     def record(r):
         loss, acc = clients.evaluate(X_test, y_test, params=server[None])
@@ -128,10 +161,13 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     record(0)
     bar = progress_bar(rounds, progress, "FedAvg")
     for r in range(1, rounds + 1):
-        result.ledger.record(r, n, np.arange(n), clients.payload_bytes)
-        clients.params = server.expand(n, -1).clone()
-        for _ in range(local_steps):
-            clients.sgd_step(*node_data.batch(generator, batch_size), lr)
+        cohort = everyone if k == n else \
+            torch.randperm(n, generator=cohort_generator)[:k].sort().values
+        result.ledger.record(r, n, cohort.numpy(), clients.payload_bytes)
+        clients.params = server.expand(k, -1).clone()
+        local_training(clients, node_data, None if k == n else cohort, generator,
+                       batch_size=batch_size, lr=lr, local_steps=local_steps,
+                       local_epochs=local_epochs)
         check_diverged(r, **{"the clients' models": clients.params})
         updates = clients.params - server
         raw = updates if send == "update" else clients.params
@@ -148,12 +184,12 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
             result.rel_error.append(float(compression.relative_errors(raw, sent).double().mean()))
             result.client_step_error.append(float(
                 ((sent - raw).norm(dim=1) / updates.norm(dim=1).clamp_min(1e-30)).mean()))
-        result.ledger.record(r, np.arange(n), n, nbytes)
+        result.ledger.record(r, cohort.numpy(), n, nbytes)
         exact = clients.params.mean(0)
         if aggregate is None:
             new = server + sent.mean(0) if send == "update" else sent.mean(0)
         else:
-            new = aggregate(server.clone(), sent.clone(), node_data.sizes.clone())
+            new = aggregate(server.clone(), sent.clone(), node_data.sizes[cohort].clone())
         result.step_error.append(float((new - exact).norm() / (exact - server).norm()))
         server = new
         check_diverged(r, **{"the server's model": server})
@@ -162,6 +198,36 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     bar.close()
     result.server = server
     return result
+
+
+def check_cohort_size(cohort_size, n_clients: int) -> int:
+    """``cohort_size`` if it is a whole number from 1 to ``n_clients``; else a ``ValueError``."""
+    if isinstance(cohort_size, bool) or not isinstance(cohort_size, (int, np.integer)) \
+            or not 1 <= cohort_size <= n_clients:
+        raise ValueError(f"cohort_size must be None or a whole number of clients from 1 to "
+                         f"n_clients ({n_clients}), got {cohort_size!r}")
+    return int(cohort_size)
+
+
+def local_training(clients: Nodes, node_data, cohort, generator, *, batch_size: int,
+                   lr: float, local_steps: int, local_epochs: int | None) -> None:
+    """The clients' local SGD of one round, all of them in each batched step.
+
+    ``cohort`` (client ids, one per row of ``clients``; ``None``: row ``i`` is
+    client ``i``) picks whose examples each row trains on. ``local_steps``
+    batches drawn with replacement, or ``local_epochs`` shuffled passes.
+    """
+    if local_epochs is None:
+        for _ in range(local_steps):
+            clients.sgd_step(*node_data.batch(generator, batch_size, cohort), lr)
+        return
+    rows = torch.arange(node_data.n) if cohort is None else cohort
+    for _ in range(local_epochs):
+        idx, active = node_data.epoch_indices(generator, batch_size, rows)
+        idx, active = idx.to(node_data.X.device), active.to(clients.params.device)
+        for step_idx, step_active in zip(idx, active):
+            X, y = node_data.X[step_idx], node_data.y[step_idx]
+            clients.sgd_step(X, y, lr, None if bool(step_active.all()) else step_active)
 
 
 @dataclass
