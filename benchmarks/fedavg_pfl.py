@@ -30,22 +30,22 @@ import contextlib
 import io
 import logging
 import os
-import platform
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from dmlbook import federated  # noqa: E402
 from dmlbook.data import Dataset  # noqa: E402
 from dmlbook.engine import Nodes, prepare  # noqa: E402
 from dmlbook.models import LeNet, count_parameters, make_model  # noqa: E402
+from peers import machine, with_pfl_methods  # noqa: E402
 
 SEED = 0
 STEPS, BATCH, LR = 5, 32, 0.1
@@ -108,15 +108,9 @@ def dmlbook_run(name, n, rounds, dataset) -> tuple[float, float]:
 
 
 def pfl_model(name):
-    from pfl.metrics import Weighted
     from pfl.model.pytorch import PyTorchModel
 
-    net = model(name)
-    loss_fn = torch.nn.functional.cross_entropy
-    net.loss = types.MethodType(lambda self, x, y, eval=False: loss_fn(self(x), y), net)
-    net.metrics = types.MethodType(torch.no_grad()(
-        lambda self, x, y, eval=True: {"loss": Weighted(float(loss_fn(self(x), y, reduction="sum")),
-                                                        len(y))}), net)
+    net = with_pfl_methods(model(name))
     return net, PyTorchModel(model=net, local_optimizer_create=torch.optim.SGD,
                              central_optimizer=torch.optim.SGD(list(net.parameters()), 1.0))
 
@@ -195,13 +189,6 @@ def check_equivalence(name, n, dataset) -> tuple[float, float]:
         f"from pfl's by {gaps[1]:.1e}"
     return gaps[0], gaps[1]
 
-
-def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                if ln.startswith("model name")), platform.processor() or platform.machine())
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, load average "
-            + " ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 
 def main(argv=None) -> None:

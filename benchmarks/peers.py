@@ -307,6 +307,28 @@ def compare_fedavg(n_clients: int) -> float:
 
 # --------------------------------------------------------------------------- pfl
 
+def machine() -> str:
+    """The CPU, its cores, torch's version and threads, and the load: printed above a table."""
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                if ln.startswith("model name")), platform.processor() or platform.machine())
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} torch thread(s) per process, load average "
+            + " ".join(f"{x:.1f}" for x in os.getloadavg()))
+
+
+def with_pfl_methods(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` with the ``loss`` and ``metrics`` methods that pfl's PyTorchModel calls
+    (cross-entropy; the metric is the summed loss weighted by the examples)."""
+    from pfl.metrics import Weighted
+
+    loss_fn = torch.nn.functional.cross_entropy
+    net.loss = types.MethodType(lambda self, x, y, eval=False: loss_fn(self(x), y), net)
+    net.metrics = types.MethodType(torch.no_grad()(
+        lambda self, x, y, eval=True: {"loss": Weighted(float(loss_fn(self(x), y, reduction="sum")),
+                                                        len(y))}), net)
+    return net
+
+
 def pfl_run(n_clients: int) -> dict:
     """FedAvg in pfl: FederatedAveraging on a SimulatedBackend, the whole cohort each round."""
     from pfl.aggregate.simulate import SimulatedBackend
@@ -316,24 +338,12 @@ def pfl_run(n_clients: int) -> dict:
     from pfl.data.federated_dataset import FederatedDataset
     from pfl.data.sampling import get_user_sampler
     from pfl.hyperparam import NNEvalHyperParams, NNTrainHyperParams
-    from pfl.metrics import Weighted
     from pfl.model.pytorch import PyTorchModel
 
     logging.getLogger("pfl").setLevel(logging.WARNING)
     cfg = FEDAVG
     module, dataset, node_data, X_test, y_test = engine.prepare("mlp", n_clients, seed=SEED)
-    net = copy.deepcopy(module)
-    loss_fn = torch.nn.functional.cross_entropy
-
-    def loss(self, x, y, eval=False):
-        return loss_fn(self(x), y)
-
-    @torch.no_grad()
-    def metrics(self, x, y, eval=True):
-        return {"loss": Weighted(float(loss_fn(self(x), y, reduction="sum")), len(y))}
-
-    net.loss = types.MethodType(loss, net)
-    net.metrics = types.MethodType(metrics, net)
+    net = with_pfl_methods(copy.deepcopy(module))
     users = {}
     for i in range(n_clients):
         rows = slice(int(node_data.offsets[i]), int(node_data.offsets[i] + node_data.sizes[i]))
@@ -459,18 +469,13 @@ def pfl_cifar_run(cfg, dataset) -> dict:
     from pfl.data.dataset import Dataset
     from pfl.data.federated_dataset import FederatedDataset
     from pfl.hyperparam import NNEvalHyperParams, NNTrainHyperParams
-    from pfl.metrics import Metrics, Weighted
+    from pfl.metrics import Metrics
     from pfl.model.pytorch import PyTorchModel
 
     logging.getLogger("pfl").setLevel(logging.WARNING)
     setup = engine.prepare(simple_cnn(), cfg["users"], dataset=dataset, seed=SEED)
     nd, X_test, y_test = setup.node_data, setup.X_test, setup.y_test
-    net = simple_cnn()
-    loss_fn = torch.nn.functional.cross_entropy
-    net.loss = types.MethodType(lambda self, x, y, eval=False: loss_fn(self(x), y), net)
-    net.metrics = types.MethodType(torch.no_grad()(
-        lambda self, x, y, eval=True: {"loss": Weighted(float(loss_fn(self(x), y, reduction="sum")),
-                                                        len(y))}), net)
+    net = with_pfl_methods(simple_cnn())
     users = {i: [nd.X[int(nd.offsets[i]):int(nd.offsets[i] + nd.sizes[i])],
                  nd.y[int(nd.offsets[i]):int(nd.offsets[i] + nd.sizes[i])]]
              for i in range(cfg["users"])}

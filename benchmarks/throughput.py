@@ -46,6 +46,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 from dmlbook.engine import Nodes  # noqa: E402
 from dmlbook.models import LeNet, count_parameters  # noqa: E402
+from peers import machine, with_pfl_methods  # noqa: E402
 
 SEED, BATCH, LR = 0, 10, 0.1
 
@@ -77,7 +78,6 @@ def dmlbook_rate(n: int, steps: int) -> float:
 def pfl_rate(n: int, steps: int, rounds: int = 3) -> float:
     import contextlib
     import io
-    import types
 
     from pfl.aggregate.simulate import SimulatedBackend
     from pfl.aggregate.weighting import WeightByUser
@@ -87,17 +87,12 @@ def pfl_rate(n: int, steps: int, rounds: int = 3) -> float:
     from pfl.data.federated_dataset import FederatedDataset
     from pfl.data.sampling import get_user_sampler
     from pfl.hyperparam import NNEvalHyperParams, NNTrainHyperParams
-    from pfl.metrics import Metrics, Weighted
+    from pfl.metrics import Metrics
     from pfl.model.pytorch import PyTorchModel
 
     logging.getLogger("pfl").setLevel(logging.WARNING)
     X, y = client_data(n, steps)
-    net = lenet()
-    loss_fn = torch.nn.functional.cross_entropy
-    net.loss = types.MethodType(lambda self, x, t, eval=False: loss_fn(self(x), t), net)
-    net.metrics = types.MethodType(torch.no_grad()(
-        lambda self, x, t, eval=True: {"loss": Weighted(float(loss_fn(self(x), t, reduction="sum")),
-                                                        len(t))}), net)
+    net = with_pfl_methods(lenet())
     fed = FederatedDataset(lambda u: Dataset([X[u], y[u]], user_id=u),
                            get_user_sampler("minimize_reuse", list(range(n))))
     model = PyTorchModel(model=net, local_optimizer_create=torch.optim.SGD,
@@ -204,13 +199,6 @@ def gossipy_rate(n: int, steps: int) -> float:
             node.model_handler._update(node.data[0])
     return n * steps / (time.perf_counter() - start)
 
-
-def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                if ln.startswith("model name")), "unknown CPU")
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} torch thread(s) per process, load average "
-            + " ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 
 def main(argv=None) -> None:
