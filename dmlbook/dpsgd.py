@@ -26,7 +26,8 @@ from .engine import (History, Nodes, check_batch_size, gossip, prepare, progress
 from .faults import Faults, check_faults
 from .ledger import Ledger
 from .topology import Topology, resolve_topology
-from .units import (MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS, check_choice,
+from .units import (MAX_LEDGER_RECORDS, MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS,
+                    check_choice,
                     check_diverged, check_int, check_number, check_product, check_seed)
 
 ORDERS = ("step-then-mix", "mix-and-step")
@@ -85,7 +86,10 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
             docstring. With ``local_steps > 1``, mix-and-step adds the change of
             all local steps, taken from the current model, to the mixed model.
         counts_only: keep a counts-only ledger (:class:`~dmlbook.ledger.Ledger`)
-            for large runs: the same totals and counts, no per-message records.
+            for large runs: the same totals and counts, no per-message records;
+            needed when the run's messages would pass
+            :data:`~dmlbook.units.MAX_LEDGER_RECORDS`, which is checked before
+            the first round.
         round_fn: ``round_fn(params, W, grads, lr) -> new params`` computes each
             round instead of the package's step and mix (one local step, the
             sheet's order, no faults; the messages are recorded as for the
@@ -117,6 +121,12 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
         raise ValueError("final_allreduce must be None or 'naive' when faults are given "
                          "(the ring all-reduce here models reliable nodes only)")
     topology = resolve_topology(topology, n_nodes, degree=degree, seed=seed)
+    final_messages = {None: 0, "naive": 1, "ring": 2}[final_allreduce] * n_nodes * (n_nodes - 1)
+    messages = rounds * len(topology.src_np) + final_messages
+    if not counts_only and messages > MAX_LEDGER_RECORDS:
+        raise ValueError(f"rounds x messages per round (+ the final all-reduce's) must be at "
+                         f"most {MAX_LEDGER_RECORDS:,} (MAX_LEDGER_RECORDS) for a full ledger, "
+                         f"got {messages:,}; pass counts_only=True to keep counts only")
     setup = prepare(model, n_nodes, dataset=dataset, split=split, seed=seed, alpha=alpha,
                     shards_per_node=shards_per_node, device=device)
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test

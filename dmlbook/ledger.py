@@ -40,6 +40,16 @@ MAX_NBYTES = np.iinfo(np.int32).max
 MAX_LEDGER_NODES = 2 * MAX_NODES
 
 
+#: Records a summary reads at a time: its temporary arrays stay within tens of MB.
+BLOCK_RECORDS = 2**22
+
+
+def _blocks(length: int):
+    """Slices of at most :data:`BLOCK_RECORDS` records covering ``0 .. length``."""
+    return [slice(start, min(start + BLOCK_RECORDS, length))
+            for start in range(0, length, BLOCK_RECORDS)]
+
+
 @dataclass(frozen=True)
 class LedgerTotals:
     """Totals of a ledger: messages and bytes, sent and delivered."""
@@ -223,9 +233,9 @@ class Ledger:
         if self.counts_only:
             return LedgerTotals(*(int(t) for t in self._totals))
         c = self.columns()
-        nbytes = c["nbytes"].astype(np.int64)
         return LedgerTotals(len(c["round"]), int(c["delivered"].sum()),
-                            int(nbytes.sum()), int(nbytes[c["delivered"]].sum()))
+                            int(c["nbytes"].sum(dtype=np.int64)),
+                            int(np.sum(c["nbytes"], where=c["delivered"], dtype=np.int64)))
 
     def _nodes(self) -> int:
         c = self.columns()
@@ -244,25 +254,36 @@ class Ledger:
                 self._need_records("per_node(rounds=...)")
             return self._per_node[what, bool(nbytes)].copy()
         c = self.columns()
-        mask = np.ones(len(c["round"]), bool) if rounds is None else np.isin(
-            c["round"], np.arange(*rounds.indices(int(c["round"].max(initial=-1)) + 1)))
-        if what == "sent":
-            node = c["sender"]
-        elif what == "received":
-            node, mask = c["receiver"], mask & c["delivered"]
-        else:
-            node, mask = c["receiver"], mask & ~c["delivered"]
-        weights = c["nbytes"][mask].astype(np.float64) if nbytes else None
-        return np.bincount(node[mask], weights=weights, minlength=self._nodes()).astype(np.int64)
+        n = self._nodes()
+        if rounds is not None:
+            wanted = np.zeros(int(c["round"].max(initial=-1)) + 1, bool)
+            wanted[rounds] = True
+        counts = np.zeros(n, np.int64)
+        for block in _blocks(len(c["round"])):
+            mask = np.ones(block.stop - block.start, bool) if rounds is None \
+                else wanted[c["round"][block]]
+            if what == "received":
+                mask &= c["delivered"][block]
+            elif what == "lost":
+                mask &= ~c["delivered"][block]
+            node = (c["sender"] if what == "sent" else c["receiver"])[block][mask]
+            # A block's byte sums stay below 2**53: exact in float64.
+            weights = c["nbytes"][block][mask].astype(np.float64) if nbytes else None
+            counts += np.bincount(node, weights=weights, minlength=n).astype(np.int64)
+        return counts
 
     def per_round(self, *, delivered_only: bool = False) -> np.ndarray:
         """Messages per round (index = round number)."""
         if self.counts_only:
             return self._per_round[1 if delivered_only else 0, :self._rounds].copy()
         c = self.columns()
-        mask = c["delivered"] if delivered_only else slice(None)
-        return np.bincount(c["round"][mask],
-                           minlength=int(c["round"].max(initial=-1)) + 1).astype(np.int64)
+        counts = np.zeros(int(c["round"].max(initial=-1)) + 1, np.int64)
+        for block in _blocks(len(c["round"])):
+            rounds = c["round"][block]
+            if delivered_only:
+                rounds = rounds[c["delivered"][block]]
+            counts += np.bincount(rounds, minlength=len(counts))
+        return counts
 
     def received_matrix(self, round: int) -> np.ndarray:
         """``M[dst, src]``: messages delivered from ``src`` to ``dst`` in ``round``."""

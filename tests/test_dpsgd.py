@@ -149,3 +149,34 @@ def test_data_per_node_of_the_sheets_split():
     assert 1 <= d.min_classes <= d.max_classes <= 10
     shards = data_per_node(16, split="shards", seed=0)
     assert shards.max_classes <= 4
+
+
+@pytest.mark.parametrize("final_allreduce, messages", [(None, 3 * 8), ("naive", 3 * 8 + 12),
+                                                       ("ring", 3 * 8 + 24)])
+def test_ledger_records_are_counted_before_the_first_round(monkeypatch, final_allreduce,
+                                                           messages):
+    # A ring of 4 nodes sends 8 messages a round. At the bound the run goes
+    # through and records exactly that many; one record fewer allowed and it is
+    # refused up front (it used to die mid-run on the ledger), unless counts_only.
+    import dmlbook.dpsgd as dpsgd
+
+    kw = dict(n_nodes=4, topology="ring", rounds=3, final_allreduce=final_allreduce,
+              progress=False)
+    monkeypatch.setattr(dpsgd, "MAX_LEDGER_RECORDS", messages)
+    assert len(run_dpsgd(**kw).ledger) == messages
+    monkeypatch.setattr(dpsgd, "MAX_LEDGER_RECORDS", messages - 1)
+    monkeypatch.setattr(dpsgd, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    with pytest.raises(ValueError, match=r"^rounds x messages per round .* at most "
+                                         rf"{messages - 1:,} \(MAX_LEDGER_RECORDS\).*"
+                                         "counts_only=True"):
+        run_dpsgd(**kw)
+    monkeypatch.undo()
+    monkeypatch.setattr(dpsgd, "MAX_LEDGER_RECORDS", messages - 1)
+    assert run_dpsgd(counts_only=True, **kw).ledger.totals().sent == messages
+
+
+def test_max_ledger_records_holds_one_ring_round_of_max_nodes():
+    from dmlbook.units import MAX_LEDGER_RECORDS, MAX_NODES
+
+    assert MAX_LEDGER_RECORDS == 2**25
+    assert 2 * MAX_NODES * (MAX_NODES - 1) <= MAX_LEDGER_RECORDS

@@ -168,3 +168,32 @@ def test_columns_join_one_field_at_a_time():
     finally:
         tracemalloc.stop()
     assert peak < records * (1 + 5 / 17), f"peak {peak:,} B for {records:,} B of records"
+
+
+@pytest.mark.parametrize("block", [7, 1000, 2**22])
+def test_summaries_read_in_blocks_give_the_whole_ledgers_counts(monkeypatch, block):
+    from dmlbook import ledger as ledger_mod
+
+    monkeypatch.setattr(ledger_mod, "BLOCK_RECORDS", block)
+    rng = np.random.default_rng(0)
+    n, m = 9, 500
+    cols = dict(round=rng.integers(0, 12, m), sender=rng.integers(0, n, m),
+                receiver=rng.integers(0, n, m), nbytes=rng.integers(0, 2**31 - 1, m),
+                delivered=rng.random(m) < 0.7)
+    L = Ledger(n)
+    for part in np.array_split(np.arange(m), 5):
+        L.record(*(cols[f][part] for f in Ledger.FIELDS))
+    d = cols["delivered"]
+    assert L.totals().bytes_sent == int(cols["nbytes"].sum())
+    assert L.totals().bytes_delivered == int(cols["nbytes"][d].sum())
+    assert list(L.per_round()) == list(np.bincount(cols["round"]))
+    assert list(L.per_round(delivered_only=True)) == list(np.bincount(cols["round"][d],
+                                                                         minlength=12))
+    window = (cols["round"] >= 3) & (cols["round"] < 9)
+    for what, node, mask in (("sent", "sender", np.ones(m, bool)), ("received", "receiver", d),
+                             ("lost", "receiver", ~d)):
+        for rounds, keep in ((None, mask), (slice(3, 9), mask & window)):
+            expected = [int(cols["nbytes"][keep & (cols[node] == i)].sum()) for i in range(n)]
+            assert list(L.per_node(what, nbytes=True, rounds=rounds)) == expected, (what, rounds)
+            assert list(L.per_node(what, rounds=rounds)) == \
+                list(np.bincount(cols[node][keep], minlength=n))
