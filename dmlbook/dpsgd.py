@@ -26,8 +26,8 @@ from .engine import (History, Nodes, check_batch_size, gossip, prepare, progress
 from .faults import Faults, check_faults
 from .ledger import Ledger
 from .topology import Topology, resolve_topology
-from .units import (MAX_LEDGER_RECORDS, MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS,
-                    check_choice,
+from .units import (MAX_LEDGER_RECORDS, MAX_LR, MAX_NODE_EVALS, MAX_NODES, MAX_NODE_STEPS,
+                    MAX_ROUNDS, check_choice,
                     check_diverged, check_int, check_number, check_product, check_seed)
 
 ORDERS = ("step-then-mix", "mix-and-step")
@@ -97,7 +97,9 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
 
     Bounds: ``n_nodes`` <= :data:`~dmlbook.units.MAX_NODES`, ``rounds`` and
     ``local_steps`` <= :data:`~dmlbook.units.MAX_ROUNDS`, ``n_nodes * rounds *
-    local_steps`` <= :data:`~dmlbook.units.MAX_NODE_STEPS`. Models that stop
+    local_steps`` <= :data:`~dmlbook.units.MAX_NODE_STEPS`, and the nodes
+    and their average evaluated at most :data:`~dmlbook.units.MAX_NODE_EVALS`
+    times in all (``eval_every`` sets how often). Models that stop
     being finite end the run with "diverged at round r; try a smaller lr".
     """
     n_nodes = check_int("n_nodes", n_nodes, minimum=2, maximum=MAX_NODES)
@@ -110,6 +112,14 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
     eval_every = check_int("eval_every", eval_every, maximum=MAX_ROUNDS)
     seed = check_seed(seed)
     final_allreduce = check_choice("final_allreduce", final_allreduce, FINAL_ALLREDUCES)
+    # Evaluated: round 0, every eval_every-th round, the last, after the final
+    # all-reduce; each time every node and their average.
+    evaluations = (n_nodes + 1) * (1 + rounds // eval_every + (rounds % eval_every != 0)
+                                   + (final_allreduce is not None))
+    if evaluations > MAX_NODE_EVALS:
+        raise ValueError(f"eval_every must keep (n_nodes + 1) x evaluations <= "
+                         f"{MAX_NODE_EVALS:,} (MAX_NODE_EVALS), got {evaluations:,} "
+                         f"(eval_every={eval_every})")
     order = check_choice("order", order, ORDERS)
     counts_only = check_choice("counts_only", counts_only, (False, True))
     faults = check_faults(faults, n_nodes)

@@ -72,6 +72,11 @@ MAX_STACKED_PARAMS = 2**25
 MAX_GRAPH_EDGES = 500_000
 #: Events of one event-driven gossip run: nodes x cycles (messages and steps).
 MAX_GOSSIP_EVENTS = 2_000_000
+#: Node evaluations on the test set in one run: nodes x evaluations (the digits
+#: MLP: about 0.2 ms of CPU each, so 3 to 4 minutes). Without it, gossip
+#: learning at the smallest ``eval_every`` took about 20 hours and 3.1 GiB
+#: (issue #27).
+MAX_NODE_EVALS = 1_000_000
 #: Seeds: NumPy, torch and networkx all accept 0 .. 2**32 - 1.
 MAX_SEED = 2**32 - 1
 #: Messages one ledger may hold as records (17 bytes each: 544 MiB; one ring
