@@ -77,6 +77,12 @@ MAX_GOSSIP_EVENTS = 2_000_000
 #: learning at the smallest ``eval_every`` took about 20 hours and 3.1 GiB
 #: (issue #27).
 MAX_NODE_EVALS = 1_000_000
+#: Worker counts one sweep takes (``compute_profile``, ``traffic_vs_workers``).
+MAX_WORKER_COUNTS = 64
+#: Worker-rounds of all the runs of one sweep of ``traffic_vs_workers``: the sum
+#: of its worker counts x rounds (each count runs all three schemes; one ring
+#: round of MAX_NODES workers is 33.5 M messages).
+MAX_SWEEP_WORKER_ROUNDS = MAX_NODES
 #: Seeds: NumPy, torch and networkx all accept 0 .. 2**32 - 1.
 MAX_SEED = 2**32 - 1
 #: Messages one ledger may hold as records (17 bytes each: 544 MiB; one ring
