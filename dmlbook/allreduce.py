@@ -269,13 +269,14 @@ def traffic_per_round(result: DataParallelResult, what: str = "sent") -> dict[st
     return out
 
 
-def _worker_counts(worker_counts) -> list[int]:
-    """1 to MAX_WORKER_COUNTS worker counts, each a whole number from 1 to MAX_NODES."""
+def _worker_counts(worker_counts, maximum: int = MAX_NODES) -> list[int]:
+    """1 to MAX_WORKER_COUNTS worker counts, each a whole number from 1 to ``maximum``."""
     if isinstance(worker_counts, (str, bytes)) or not hasattr(worker_counts, "__len__") \
             or not 1 <= len(worker_counts) <= MAX_WORKER_COUNTS:
         raise ValueError(f"worker_counts must be a sequence of 1 to {MAX_WORKER_COUNTS} worker "
                          f"counts (MAX_WORKER_COUNTS), got {_short(worker_counts)}")
-    return [check_int("worker_counts", k, maximum=MAX_NODES) for k in worker_counts]
+    return [check_int("worker_counts", k, maximum=min(maximum, MAX_NODES))
+            for k in worker_counts]
 
 
 def _short(value) -> str:
@@ -293,11 +294,14 @@ def traffic_vs_workers(worker_counts=(2, 4, 8, 16, 32), *, rounds: int = 2, seed
 
     Returns ``{label: [bytes per round for each n]}`` and the model size in bytes.
     At most :data:`~dmlbook.units.MAX_WORKER_COUNTS` worker counts, each at
-    most :data:`~dmlbook.units.MAX_NODES`, and their sum x ``rounds`` at most
-    :data:`~dmlbook.units.MAX_SWEEP_WORKER_ROUNDS`. The runs keep counts-only
+    most the digits' 1,438 training examples (one a worker), and their sum x
+    ``rounds`` at most :data:`~dmlbook.units.MAX_SWEEP_WORKER_ROUNDS`. The runs keep counts-only
     ledgers (the per-node bytes are all this needs).
     """
-    worker_counts = _worker_counts(worker_counts)
+    from .data import load_digits
+
+    # The runs train on the digits: a worker needs one training example at least.
+    worker_counts = _worker_counts(worker_counts, len(load_digits(seed=seed).y_train))
     rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
     check_product("worker_counts", sum(worker_counts) * rounds, MAX_SWEEP_WORKER_ROUNDS,
                   "the sum of worker counts x rounds (MAX_SWEEP_WORKER_ROUNDS)")

@@ -322,7 +322,12 @@ def test_traffic_vs_workers_bounds_its_sweep(monkeypatch):
     with pytest.raises(ValueError, match=r"^worker_counts must keep the sum of worker counts x "
                                          r"rounds \(MAX_SWEEP_WORKER_ROUNDS\) <= 4,096, "
                                          r"got 4,098"):
-        allreduce.traffic_vs_workers((2049,), rounds=2)
+        allreduce.traffic_vs_workers((1000, 1049), rounds=2)
+    # The runs train on the digits' 1,438 training examples: one a worker at least
+    # (the error used to name n_nodes, a parameter the caller never passed).
+    with pytest.raises(ValueError, match=r"^worker_counts must be a whole number >= 1 and "
+                                         r"<= 1,438, got 1439"):
+        allreduce.traffic_vs_workers((2, 1439), rounds=1)
     with pytest.raises(ValueError, match=r"^worker_counts must be a sequence of 1 to 64"):
         allreduce.traffic_vs_workers((2,) * 65, rounds=1)
     monkeypatch.setattr(allreduce, "train_data_parallel", train)

@@ -175,11 +175,11 @@ def test_ledger_records_are_counted_before_the_first_round(monkeypatch, final_al
     assert run_dpsgd(counts_only=True, **kw).ledger.totals().sent == messages
 
 
-def test_max_ledger_records_holds_one_ring_round_of_max_nodes():
+def test_max_ledger_records_holds_one_naive_round_of_max_nodes():
     from dmlbook.units import MAX_LEDGER_RECORDS, MAX_NODES
 
-    assert MAX_LEDGER_RECORDS == 2**25
-    assert 2 * MAX_NODES * (MAX_NODES - 1) <= MAX_LEDGER_RECORDS
+    assert MAX_LEDGER_RECORDS == 2**24
+    assert MAX_NODES * (MAX_NODES - 1) <= MAX_LEDGER_RECORDS < 2 * MAX_NODES * (MAX_NODES - 1)
 
 
 def test_dpsgd_evaluations_are_bounded_up_front(monkeypatch):
