@@ -212,7 +212,7 @@ def test_memory_bounds_are_checked_before_allocating():
 @pytest.mark.parametrize("budget, slices", [(None, False), (2_000_000, False), (100_000, True)])
 def test_evaluation_stays_within_the_activation_budget(digits, monkeypatch, budget, slices):
     # A wide model's activations on the whole test set (5 nodes x 178,956 hidden
-    # units x 359 images: 1.3 GB) made a run at MAX_STACKED_PARAMS peak at 3.3 GiB.
+    # units x 359 images: 1.3 GB) made a run of 2**26 stacked parameters peak at 3.3 GiB.
     # Evaluation now takes fewer nodes at once, or one node on slices of the set.
     import dmlbook.engine as engine
 
