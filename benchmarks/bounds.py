@@ -8,7 +8,8 @@ seconds) and prints one table row; the table
 in benchmarks/README.md is this script's output.
 
     python benchmarks/bounds.py            # every case (several minutes on 2 cores)
-    python benchmarks/bounds.py --quick    # one round of each all-reduce only
+    python benchmarks/bounds.py --quick    # the all-reduces' single rounds and the cheap cases
+    python benchmarks/bounds.py --case gossip   # the cases whose name contains "gossip"
 
 The data-parallel runs train the MLP (64-32-10, 2,410 parameters) on 20,000
 synthetic examples of 64 features, since the digits have 1,438.
@@ -51,6 +52,73 @@ run = train_data_parallel("ring", n_workers=1024, rounds=100, dataset=data, prog
                           counts_only=True)
 out["seconds"] = time.perf_counter() - start
 """, False),
+    "Nodes: 5 x 6,710,860 parameters (MAX_STACKED_PARAMS, a wide MLP), run_dpsgd 1 round": ("""
+from torch import nn
+from dmlbook.units import MAX_STACKED_PARAMS
+H = (MAX_STACKED_PARAMS // 5 - 10) // 75  # 64-H-10: 75 H + 10 parameters
+torch.manual_seed(0)
+wide = nn.Sequential(nn.Linear(64, H), nn.ReLU(), nn.Linear(H, 10))
+assert 5 * sum(p.numel() for p in wide.parameters()) <= MAX_STACKED_PARAMS
+start = time.perf_counter()
+run = run_dpsgd(n_nodes=5, topology="ring", rounds=1, model=wide, progress=False)
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "run_dpsgd full ledger at MAX_LEDGER_RECORDS (complete 1,000, 16 rounds) + summaries": ("""
+from dmlbook.units import MAX_LEDGER_RECORDS
+start = time.perf_counter()
+run = run_dpsgd(n_nodes=1000, topology="complete", rounds=16, eval_every=16, progress=False)
+assert 16 * 999_000 == len(run.ledger) <= MAX_LEDGER_RECORDS
+run.ledger.columns(); run.ledger.totals(); run.ledger.per_node("received", nbytes=True)
+run.ledger.per_round()
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "the same run with counts_only=True (its peak without the records)": ("""
+start = time.perf_counter()
+run = run_dpsgd(n_nodes=1000, topology="complete", rounds=16, eval_every=16, progress=False,
+                counts_only=True)
+assert run.ledger.totals().sent == 16 * 999_000
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "gossip_learning at MAX_NODE_EVALS (1,000 nodes x 1,000 evaluations, ~1 cycle)": ("""
+from dmlbook.gossip import gossip_learning
+start = time.perf_counter()
+# until / eval_every + 1 = 1,000 evaluations of 1,000 nodes within one cycle
+# (delta = 1 s): the evaluations, not the events (about 1,000 steps).
+run = gossip_learning(n_nodes=1000, until=999 / 1024, eval_every=1 / 1024, progress=False)
+assert len(run.times) * 1000 == 1_000_000
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "plot_cumulative_cost at MAX_CURVE_ROUNDS, drawn to a PNG": ("""
+import io
+from dmlbook.costs import MAX_CURVE_ROUNDS
+from dmlbook.plotting import plot_cumulative_cost
+start = time.perf_counter()
+fig = plot_cumulative_cost(4_950_544, rounds=MAX_CURVE_ROUNDS, clients_per_round=200,
+                           usd_per_gib=0.03)
+fig.savefig(io.BytesIO(), format="png")
+out["seconds"] = time.perf_counter() - start
+""", True),
+    "Ledger at MAX_ROUND, counts-only and full: record + per_round()": ("""
+from dmlbook.ledger import MAX_ROUND, Ledger
+start = time.perf_counter()
+for counts_only in (True, False):
+    ledger = Ledger(4, counts_only=counts_only)
+    ledger.record(MAX_ROUND, 0, 1, 8)
+    assert ledger.per_round()[MAX_ROUND] == 1
+out["seconds"] = time.perf_counter() - start
+""", True),
+    "compute_profile: 64 worker counts (MAX_WORKER_COUNTS) of 4,096, 100 repeats": ("""
+from dmlbook.allreduce import compute_profile
+start = time.perf_counter()
+compute_profile((4096,) * 64, repeats=100)
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "traffic_vs_workers((1,438, 1,438), rounds=1): the digits' largest count, three schemes": ("""
+from dmlbook.allreduce import traffic_vs_workers
+start = time.perf_counter()
+traffic_vs_workers((1438, 1438), rounds=1)
+out["seconds"] = time.perf_counter() - start
+""", False),
 }
 
 
@@ -58,20 +126,21 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--case", default="", help="only the cases whose name contains this")
     args = parser.parse_args(argv)
     print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
           f"{args.threads} torch threads")
-    print(f"| {'case':<70} | {'seconds':>8} | {'CPU s':>8} | {'peak GiB':>8} |")
-    print(f"|{'-' * 72}|{'-' * 9}:|{'-' * 9}:|{'-' * 9}:|")
+    print(f"| {'case':<70} | {'seconds':>8} | {'CPU s':>8} | {'peak GiB':>8} | load |")
+    print(f"|{'-' * 72}|{'-' * 9}:|{'-' * 9}:|{'-' * 9}:|-----:|")
     for name, (code, quick) in CASES.items():
-        if args.quick and not quick:
+        if args.quick and not quick or args.case not in name:
             continue
         out = run_case(PRELUDE + code, args.threads, data_bytes=False)
         if "error" in out:
             print(f"| {name:<70} | failed: {out['error']} |", flush=True)
             continue
         print(f"| {name:<70} | {out['seconds']:8.1f} | {out['cpu_s']:8.1f} | "
-              f"{out['peak_GiB']:8.2f} |", flush=True)
+              f"{out['peak_GiB']:8.2f} | {os.getloadavg()[0]:4.1f} |", flush=True)
 
 
 if __name__ == "__main__":

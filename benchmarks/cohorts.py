@@ -98,7 +98,8 @@ def run_case(body: str, threads: int, *, data_bytes: bool = True, device: str = 
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode:
-        return {"error": proc.stderr.strip().splitlines()[-1]}
+        lines = proc.stderr.strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit status {proc.returncode}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -65,6 +65,7 @@ from .data import summarize_split
 from .faults import STREAM_DOWN, STREAM_NAIVE, STREAM_UP, Faults, check_faults
 from .ledger import Ledger
 from .units import (MAX_LEDGER_RECORDS, MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS,
+                    MAX_STACKED_PARAMS, MAX_SWEEP_WORKER_ROUNDS, MAX_WORKER_COUNTS,
                     check_choice, check_diverged, check_int, check_number, check_product,
                     check_seed)
 
@@ -268,6 +269,21 @@ def traffic_per_round(result: DataParallelResult, what: str = "sent") -> dict[st
     return out
 
 
+def _worker_counts(worker_counts, maximum: int = MAX_NODES) -> list[int]:
+    """1 to MAX_WORKER_COUNTS worker counts, each a whole number from 1 to ``maximum``."""
+    if isinstance(worker_counts, (str, bytes)) or not hasattr(worker_counts, "__len__") \
+            or not 1 <= len(worker_counts) <= MAX_WORKER_COUNTS:
+        raise ValueError(f"worker_counts must be a sequence of 1 to {MAX_WORKER_COUNTS} worker "
+                         f"counts (MAX_WORKER_COUNTS), got {_short(worker_counts)}")
+    return [check_int("worker_counts", k, maximum=min(maximum, MAX_NODES))
+            for k in worker_counts]
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({type(value).__name__})"
+
+
 # The nodes whose traffic the chapter plots: label -> (scheme, role).
 TRAFFIC_SERIES = {"PS server": ("ps", "server"), "PS worker": ("ps", "worker"),
                   "naive worker": ("naive", "worker"), "ring worker": ("ring", "worker")}
@@ -277,19 +293,24 @@ def traffic_vs_workers(worker_counts=(2, 4, 8, 16, 32), *, rounds: int = 2, seed
     """Measured bytes each node sends per round, for each scheme and each n.
 
     Returns ``{label: [bytes per round for each n]}`` and the model size in bytes.
+    At most :data:`~dmlbook.units.MAX_WORKER_COUNTS` worker counts, each at
+    most the digits' 1,438 training examples (one a worker), and their sum x
+    ``rounds`` at most :data:`~dmlbook.units.MAX_SWEEP_WORKER_ROUNDS`. The runs keep counts-only
+    ledgers (the per-node bytes are all this needs).
     """
-    if isinstance(worker_counts, (str, bytes)) or not hasattr(worker_counts, "__len__") \
-            or not 1 <= len(worker_counts) <= 64:
-        raise ValueError(f"worker_counts must be a sequence of 1 to 64 worker counts, "
-                         f"got {worker_counts!r}")
-    worker_counts = [check_int("worker_counts", k, maximum=MAX_NODES) for k in worker_counts]
+    from .data import load_digits
+
+    # The runs train on the digits: a worker needs one training example at least.
+    worker_counts = _worker_counts(worker_counts, len(load_digits(seed=seed).y_train))
     rounds = check_int("rounds", rounds, maximum=MAX_ROUNDS)
+    check_product("worker_counts", sum(worker_counts) * rounds, MAX_SWEEP_WORKER_ROUNDS,
+                  "the sum of worker counts x rounds (MAX_SWEEP_WORKER_ROUNDS)")
     table: dict[str, list[float]] = {label: [] for label in TRAFFIC_SERIES}
     model_bytes = None
     for n in worker_counts:
         for scheme in SCHEMES:
             res = train_data_parallel(scheme, n_workers=n, rounds=rounds, seed=seed,
-                                      progress=False)
+                                      progress=False, counts_only=True)
             traffic = traffic_per_round(res)
             model_bytes = res.params[0].numel() * res.params[0].element_size()
             for label, (series_scheme, role) in TRAFFIC_SERIES.items():
@@ -322,15 +343,19 @@ def compute_profile(worker_counts=(2, 8, 32, 128, 512), *, model="mlp", batch_si
 
     Both are timed on this machine, on one CPU thread, with the model of
     :func:`train_data_parallel`; the gradients averaged are real ones, repeated.
-    At most 4,096 workers and 100 repeats.
+    At most :data:`~dmlbook.units.MAX_WORKER_COUNTS` worker counts, each at
+    most :data:`~dmlbook.units.MAX_NODES` and at most
+    :data:`~dmlbook.units.MAX_STACKED_PARAMS` / the model's parameters; at
+    most 100 repeats.
     """
-    counts = tuple(check_int("worker count", k) for k in worker_counts)
-    if not counts or max(counts) > MAX_NODES:
-        raise ValueError(f"worker_counts must name 1 .. {MAX_NODES} workers, got {worker_counts!r}")
+    counts = tuple(_worker_counts(worker_counts))
     repeats = check_int("repeats", repeats)
     if repeats > 100:
         raise ValueError(f"repeats must be at most 100, got {repeats}")
     setup = prepare(model, 1, seed=seed)
+    n_params = sum(p.numel() for p in setup.module.parameters())
+    check_product("worker_counts", max(counts) * n_params, MAX_STACKED_PARAMS,
+                  "the largest worker count x model parameters (MAX_STACKED_PARAMS)")
     worker = Nodes(setup.module, 1)
     X, y = setup.node_data.batch(seeded_generator(seed), check_int("batch_size", batch_size))
     with pinned_threads(1):

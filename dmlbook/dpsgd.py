@@ -26,7 +26,8 @@ from .engine import (History, Nodes, check_batch_size, gossip, prepare, progress
 from .faults import Faults, check_faults
 from .ledger import Ledger
 from .topology import Topology, resolve_topology
-from .units import (MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS, check_choice,
+from .units import (MAX_LEDGER_RECORDS, MAX_LR, MAX_NODE_EVALS, MAX_NODES, MAX_NODE_STEPS,
+                    MAX_ROUNDS, check_choice,
                     check_diverged, check_int, check_number, check_product, check_seed)
 
 ORDERS = ("step-then-mix", "mix-and-step")
@@ -85,7 +86,10 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
             docstring. With ``local_steps > 1``, mix-and-step adds the change of
             all local steps, taken from the current model, to the mixed model.
         counts_only: keep a counts-only ledger (:class:`~dmlbook.ledger.Ledger`)
-            for large runs: the same totals and counts, no per-message records.
+            for large runs: the same totals and counts, no per-message records;
+            needed when the run's messages would pass
+            :data:`~dmlbook.units.MAX_LEDGER_RECORDS`, which is checked before
+            the first round.
         round_fn: ``round_fn(params, W, grads, lr) -> new params`` computes each
             round instead of the package's step and mix (one local step, the
             sheet's order, no faults; the messages are recorded as for the
@@ -93,7 +97,9 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
 
     Bounds: ``n_nodes`` <= :data:`~dmlbook.units.MAX_NODES`, ``rounds`` and
     ``local_steps`` <= :data:`~dmlbook.units.MAX_ROUNDS`, ``n_nodes * rounds *
-    local_steps`` <= :data:`~dmlbook.units.MAX_NODE_STEPS`. Models that stop
+    local_steps`` <= :data:`~dmlbook.units.MAX_NODE_STEPS`, and the nodes
+    and their average evaluated at most :data:`~dmlbook.units.MAX_NODE_EVALS`
+    times in all (``eval_every`` sets how often). Models that stop
     being finite end the run with "diverged at round r; try a smaller lr".
     """
     n_nodes = check_int("n_nodes", n_nodes, minimum=2, maximum=MAX_NODES)
@@ -106,6 +112,14 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
     eval_every = check_int("eval_every", eval_every, maximum=MAX_ROUNDS)
     seed = check_seed(seed)
     final_allreduce = check_choice("final_allreduce", final_allreduce, FINAL_ALLREDUCES)
+    # Evaluated: round 0, every eval_every-th round, the last, after the final
+    # all-reduce; each time every node and their average.
+    evaluations = (n_nodes + 1) * (1 + rounds // eval_every + (rounds % eval_every != 0)
+                                   + (final_allreduce is not None))
+    if evaluations > MAX_NODE_EVALS:
+        raise ValueError(f"eval_every must keep (n_nodes + 1) x evaluations <= "
+                         f"{MAX_NODE_EVALS:,} (MAX_NODE_EVALS), got {evaluations:,} "
+                         f"(eval_every={eval_every})")
     order = check_choice("order", order, ORDERS)
     counts_only = check_choice("counts_only", counts_only, (False, True))
     faults = check_faults(faults, n_nodes)
@@ -117,6 +131,12 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
         raise ValueError("final_allreduce must be None or 'naive' when faults are given "
                          "(the ring all-reduce here models reliable nodes only)")
     topology = resolve_topology(topology, n_nodes, degree=degree, seed=seed)
+    final_messages = {None: 0, "naive": 1, "ring": 2}[final_allreduce] * n_nodes * (n_nodes - 1)
+    messages = rounds * len(topology.src_np) + final_messages
+    if not counts_only and messages > MAX_LEDGER_RECORDS:
+        raise ValueError(f"rounds x messages per round (+ the final all-reduce's) must be at "
+                         f"most {MAX_LEDGER_RECORDS:,} (MAX_LEDGER_RECORDS) for a full ledger, "
+                         f"got {messages:,}; pass counts_only=True to keep counts only")
     setup = prepare(model, n_nodes, dataset=dataset, split=split, seed=seed, alpha=alpha,
                     shards_per_node=shards_per_node, device=device)
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test

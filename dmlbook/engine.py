@@ -250,6 +250,10 @@ class Nodes:
         """
         if self.chunk is not None:
             return min(self.n, self.chunk)
+        return max(1, min(self.n, ACTIVATION_BUDGET // self._saved_bytes(X)))
+
+    def _saved_bytes(self, X: torch.Tensor) -> int:
+        """Bytes one node's forward pass on its batch ``X[0]`` saves for the backward pass."""
         key = tuple(X.shape[1:])
         if key not in self._activation_bytes:
             saved = []
@@ -258,11 +262,11 @@ class Nodes:
                 saved.append(t.numel() * t.element_size())
                 return t
 
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
                 params = self.params[:1].detach().requires_grad_()
                 self._forward(params, X[:1]).sum()
             self._activation_bytes[key] = max(1, sum(saved))
-        return max(1, min(self.n, ACTIVATION_BUDGET // self._activation_bytes[key]))
+        return self._activation_bytes[key]
 
     def forward(self, params: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """Logits ``(k, B, classes)`` of models ``params`` ``(k, P)`` on their inputs ``X (k, B, ...)``."""
@@ -287,11 +291,21 @@ class Nodes:
         """Each node's loss and accuracy on one shared set: two ``(n,)`` arrays.
 
         ``params`` (``(k, P)``) evaluates other models instead, e.g. the average.
+        At most ``chunk`` nodes go through at once, fewer where their
+        activations on the whole set would pass :data:`ACTIVATION_BUDGET`; a
+        model whose activations on the whole set pass it alone is evaluated
+        one node at a time on slices of the set.
         """
         params = self.params if params is None else params
+        m = len(y)
+        per_example = self._saved_bytes(X[None, :1]) if m else 1
+        if per_example * m > ACTIVATION_BUDGET:
+            return self._evaluate_in_slices(params, X, y, max(1, ACTIVATION_BUDGET // per_example))
         k = len(params)
         threads = stacked.threads_for(self.strategy, self.device)
-        chunk = max(1, min(chunk, -(-k // threads)))
+        # Each thread holds one chunk's activations at a time: the budget is shared.
+        chunk = max(1, min(chunk, -(-k // threads),
+                           ACTIVATION_BUDGET // max(1, per_example * m * threads)))
         losses = torch.empty(k, device=params.device)
         accs = torch.empty(k, device=params.device)
 
@@ -305,6 +319,19 @@ class Nodes:
         stacked.for_rows_in_threads(work, [slice(s, s + chunk) for s in range(0, k, chunk)],
                                     threads)
         return losses.cpu().numpy(), accs.cpu().numpy()
+
+    def _evaluate_in_slices(self, params, X, y, size: int):
+        m = len(y)
+        losses, accs = np.zeros(len(params)), np.zeros(len(params))
+        for i in range(len(params)):
+            loss_sum = correct = 0.0
+            for start in range(0, m, size):
+                logits = self._forward.shared(params[i:i + 1], X[start:start + size])[0]
+                part = y[start:start + size]
+                loss_sum += float(F.cross_entropy(logits, part, reduction="sum"))
+                correct += float((logits.argmax(-1) == part).sum())
+            losses[i], accs[i] = loss_sum / m, correct / m
+        return losses.astype(np.float32), accs.astype(np.float32)
 
     def mean(self) -> torch.Tensor:
         return self.params.mean(0)

@@ -29,7 +29,8 @@ from .centralized import train_centralized
 from .engine import Nodes, check_batch_size, prepare, progress_bar
 from .faults import lost
 from .ledger import Ledger
-from .units import (MAX_GOSSIP_EVENTS, MAX_LR, MAX_NODES, MAX_ROUNDS, check_choice,
+from .units import (MAX_GOSSIP_EVENTS, MAX_LR, MAX_NODE_EVALS, MAX_NODES, MAX_ROUNDS,
+                    check_choice,
                     check_diverged, check_int, check_number, check_probability, check_seed)
 
 SAMPLING = ("uniform", "balanced")
@@ -320,8 +321,10 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     Active thread: loop { wait ``delta``; ``x <- SGD(x)`` (takes ``sgd_time``
     seconds); ``p <- random peer``; send(p, x) }. Passive thread: on receive
     ``m``: ``x <- (m.x + x) / 2``. Every node is evaluated on the test set
-    every ``eval_every`` simulated seconds until ``until``. A message counts as
-    delivered only if it is not lost and arrives before ``until``.
+    every ``eval_every`` simulated seconds until ``until``, at most
+    :data:`~dmlbook.units.MAX_NODE_EVALS` node evaluations in all (``n_nodes``
+    x (``until / eval_every`` + 1)). A message counts as delivered only if it
+    is not lost and arrives before ``until``.
     ``batch_steps=False`` computes one SGD step at a time instead of batching
     steps that cannot influence each other: slower, same parameters.
     ``merge(own, received)``, if given, is the passive thread's rule instead
@@ -337,6 +340,11 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     if eval_every < until / MAX_ROUNDS:
         raise ValueError(f"eval_every must keep until / eval_every <= {MAX_ROUNDS:,}, "
                          f"got {eval_every!r}")
+    evaluations = n * (math.floor(until / eval_every) + 1)
+    if evaluations > MAX_NODE_EVALS:
+        raise ValueError(f"eval_every must keep n_nodes x evaluations (until / eval_every + 1) "
+                         f"<= {MAX_NODE_EVALS:,} (MAX_NODE_EVALS), got {evaluations:,} "
+                         f"(eval_every={eval_every!r})")
     if delay > until:
         raise ValueError(f"delay must be at most until ({until!r} s), got {delay!r}")
     sgd_time = check_number("sgd_time", sgd_time, allow_zero=True, maximum=until)

@@ -21,17 +21,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .units import MAX_LEDGER_RECORDS, MAX_NODES, check_int
+from .units import MAX_LEDGER_RECORDS, MAX_NODES, MAX_ROUNDS, check_int
 
 #: Storage type of each column.
 DTYPES = {"round": np.int32, "sender": np.int32, "receiver": np.int32,
           "nbytes": np.int32, "delivered": np.bool_}
 #: Bytes one message's record takes.
 RECORD_BYTES = sum(np.dtype(t).itemsize for t in DTYPES.values())
-#: Largest round number and message size (bytes) a record holds.
-MAX_ROUND = MAX_NBYTES = np.iinfo(np.int32).max
+#: Largest round number a record holds: ten times a run's rounds
+#: (:data:`~dmlbook.units.MAX_ROUNDS`), room for a final all-reduce and for
+#: gossip's arrivals after ``until``. :meth:`Ledger.per_round` is one entry per
+#: round, so this keeps it within 8 MB (it was the int32 maximum, whose
+#: ``per_round()`` asked for 16 GiB; issue #27).
+MAX_ROUND = 10 * MAX_ROUNDS
+#: Largest message size (bytes) a record holds.
+MAX_NBYTES = np.iinfo(np.int32).max
 #: Largest node id + 1 a ledger holds (ids of a parameter server are ``n``).
 MAX_LEDGER_NODES = 2 * MAX_NODES
+
+
+#: Records a summary reads at a time: its temporary arrays stay within tens of MB.
+BLOCK_RECORDS = 2**22
+
+
+def _blocks(length: int):
+    """Slices of at most :data:`BLOCK_RECORDS` records covering ``0 .. length``."""
+    return [slice(start, min(start + BLOCK_RECORDS, length))
+            for start in range(0, length, BLOCK_RECORDS)]
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,7 @@ class Ledger:
             # [sent, delivered] messages per round; per node: messages and bytes
             # sent (by sender), received and lost (by receiver).
             self._per_round = np.zeros((2, 0), np.int64)
+            self._rounds = 0  # rounds in use: the store may be longer
             self._per_node = {(what, nb): np.zeros(n, np.int64)
                               for what in ("sent", "received", "lost") for nb in (False, True)}
             self._totals = np.zeros(4, np.int64)
@@ -139,16 +156,20 @@ class Ledger:
         self._cache = None
 
     def _grow_rounds(self, top: int) -> None:
+        """Make room for rounds ``0 .. top - 1``; the store at least doubles (amortised)."""
         if top > self._per_round.shape[1]:
-            grown = np.zeros((2, top), np.int64)
+            size = min(MAX_ROUND + 1, max(top, 2 * self._per_round.shape[1]))
+            grown = np.zeros((2, size), np.int64)
             grown[:, :self._per_round.shape[1]] = self._per_round
             self._per_round = grown
+        self._rounds = max(self._rounds, top)
 
     def _count(self, round, sender, receiver, nbytes, delivered) -> None:
         n = self.n_nodes
         self._grow_rounds(int(round.max()) + 1)
-        self._per_round[0] += np.bincount(round, minlength=self._per_round.shape[1])
-        self._per_round[1] += np.bincount(round[delivered], minlength=self._per_round.shape[1])
+        top = self._rounds
+        self._per_round[0, :top] += np.bincount(round, minlength=top)
+        self._per_round[1, :top] += np.bincount(round[delivered], minlength=top)
         weights = nbytes.astype(np.int64)
         for what, node, mask in (("sent", sender, slice(None)),
                                  ("received", receiver, delivered),
@@ -170,9 +191,9 @@ class Ledger:
             if not self.counts_only or other.n_nodes > self.n_nodes:
                 raise ValueError("a counts_only ledger extends only a counts_only ledger "
                                  "with at least as many nodes")
-            m = other._per_round.shape[1]
+            m = other._rounds
             self._grow_rounds(m)
-            self._per_round[:, :m] += other._per_round
+            self._per_round[:, :m] += other._per_round[:, :m]
             for key, counts in other._per_node.items():
                 self._per_node[key][:len(counts)] += counts
             self._totals += other._totals
@@ -190,12 +211,19 @@ class Ledger:
         """All records as one array per field (dtypes: :data:`DTYPES`)."""
         self._need_records("columns()")
         if self._cache is None:
-            if self._chunks:
-                joined = [np.concatenate(parts) for parts in zip(*self._chunks)]
-            else:
-                joined = [np.zeros(0, DTYPES[f]) for f in self.FIELDS]
+            # One field at a time, each field's chunks let go as soon as it is
+            # joined: the copy in flight is one column (4 of the 17 bytes of a
+            # record), not every record twice.
+            fields = [list(parts) for parts in zip(*self._chunks)] if self._chunks \
+                else [[np.zeros(0, DTYPES[f])] for f in self.FIELDS]
+            self._chunks = []
+            joined = []
+            for i in range(len(self.FIELDS)):
+                parts, fields[i] = fields[i], None
+                joined.append(parts[0] if len(parts) == 1 else np.concatenate(parts))
+                del parts
             self._cache = dict(zip(self.FIELDS, joined))
-            self._chunks = [tuple(joined)] if self._chunks else []
+            self._chunks = [tuple(joined)] if self._length else []
         return self._cache
 
     def __len__(self) -> int:
@@ -205,9 +233,9 @@ class Ledger:
         if self.counts_only:
             return LedgerTotals(*(int(t) for t in self._totals))
         c = self.columns()
-        nbytes = c["nbytes"].astype(np.int64)
         return LedgerTotals(len(c["round"]), int(c["delivered"].sum()),
-                            int(nbytes.sum()), int(nbytes[c["delivered"]].sum()))
+                            int(c["nbytes"].sum(dtype=np.int64)),
+                            int(np.sum(c["nbytes"], where=c["delivered"], dtype=np.int64)))
 
     def _nodes(self) -> int:
         c = self.columns()
@@ -226,25 +254,36 @@ class Ledger:
                 self._need_records("per_node(rounds=...)")
             return self._per_node[what, bool(nbytes)].copy()
         c = self.columns()
-        mask = np.ones(len(c["round"]), bool) if rounds is None else np.isin(
-            c["round"], np.arange(*rounds.indices(int(c["round"].max(initial=-1)) + 1)))
-        if what == "sent":
-            node = c["sender"]
-        elif what == "received":
-            node, mask = c["receiver"], mask & c["delivered"]
-        else:
-            node, mask = c["receiver"], mask & ~c["delivered"]
-        weights = c["nbytes"][mask].astype(np.float64) if nbytes else None
-        return np.bincount(node[mask], weights=weights, minlength=self._nodes()).astype(np.int64)
+        n = self._nodes()
+        if rounds is not None:
+            wanted = np.zeros(int(c["round"].max(initial=-1)) + 1, bool)
+            wanted[rounds] = True
+        counts = np.zeros(n, np.int64)
+        for block in _blocks(len(c["round"])):
+            mask = np.ones(block.stop - block.start, bool) if rounds is None \
+                else wanted[c["round"][block]]
+            if what == "received":
+                mask &= c["delivered"][block]
+            elif what == "lost":
+                mask &= ~c["delivered"][block]
+            node = (c["sender"] if what == "sent" else c["receiver"])[block][mask]
+            # A block's byte sums stay below 2**53: exact in float64.
+            weights = c["nbytes"][block][mask].astype(np.float64) if nbytes else None
+            counts += np.bincount(node, weights=weights, minlength=n).astype(np.int64)
+        return counts
 
     def per_round(self, *, delivered_only: bool = False) -> np.ndarray:
         """Messages per round (index = round number)."""
         if self.counts_only:
-            return self._per_round[1 if delivered_only else 0].copy()
+            return self._per_round[1 if delivered_only else 0, :self._rounds].copy()
         c = self.columns()
-        mask = c["delivered"] if delivered_only else slice(None)
-        return np.bincount(c["round"][mask],
-                           minlength=int(c["round"].max(initial=-1)) + 1).astype(np.int64)
+        counts = np.zeros(int(c["round"].max(initial=-1)) + 1, np.int64)
+        for block in _blocks(len(c["round"])):
+            rounds = c["round"][block]
+            if delivered_only:
+                rounds = rounds[c["delivered"][block]]
+            counts += np.bincount(rounds, minlength=len(counts))
+        return counts
 
     def received_matrix(self, round: int) -> np.ndarray:
         """``M[dst, src]``: messages delivered from ``src`` to ``dst`` in ``round``."""

@@ -285,3 +285,63 @@ def test_failure_figure_gives_every_run_its_own_style_and_marker():
     assert len(styles) == 6
     fig = plotting.plot_round_time_vs_model_size(16, 1e9, 1e-3, mark_params=85_098)
     assert len({line.get_marker() for line in fig.axes[0].get_lines()[:3]}) == 3
+
+
+def test_compute_profile_bounds_its_worker_counts(monkeypatch):
+    # Issue #27: compute_profile took any number of worker counts.
+    from dmlbook.units import MAX_WORKER_COUNTS
+
+    assert MAX_WORKER_COUNTS == 64
+    prof = allreduce.compute_profile((2,) * 64, repeats=1)
+    assert len(prof.server_aggregate_s) == 64
+    with pytest.raises(ValueError, match=r"^worker_counts must be a sequence of 1 to 64 worker "
+                                         r"counts \(MAX_WORKER_COUNTS\)"):
+        allreduce.compute_profile((2,) * 65, repeats=1)
+    for bad in (5, "248", iter([2, 4]), ()):
+        with pytest.raises(ValueError, match="^worker_counts must be a sequence"):
+            allreduce.compute_profile(bad, repeats=1)
+    with pytest.raises(ValueError, match=r"^worker_counts must be a whole number >= 1 and "
+                                         r"<= 4,096, got 4097"):
+        allreduce.compute_profile((2, 4097), repeats=1)
+    # The largest count's gradients are copied (k, P): k x P within MAX_STACKED_PARAMS.
+    monkeypatch.setattr(allreduce, "MAX_STACKED_PARAMS", 4 * 2410)
+    assert allreduce.compute_profile((2, 4), repeats=1).worker_counts == (2, 4)
+    with pytest.raises(ValueError, match=r"^worker_counts must keep the largest worker count x "
+                                         r"model parameters \(MAX_STACKED_PARAMS\) <= 9,640, "
+                                         r"got 12,050"):
+        allreduce.compute_profile((2, 5), repeats=1)
+
+
+def test_traffic_vs_workers_bounds_its_sweep(monkeypatch):
+    from dmlbook.units import MAX_SWEEP_WORKER_ROUNDS
+
+    assert MAX_SWEEP_WORKER_ROUNDS == 4096
+    train = allreduce.train_data_parallel
+    monkeypatch.setattr(allreduce, "train_data_parallel",
+                        lambda *a, **k: pytest.fail("not refused up front"))
+    with pytest.raises(ValueError, match=r"^worker_counts must keep the sum of worker counts x "
+                                         r"rounds \(MAX_SWEEP_WORKER_ROUNDS\) <= 4,096, "
+                                         r"got 4,098"):
+        allreduce.traffic_vs_workers((1000, 1049), rounds=2)
+    # The runs train on the digits' 1,438 training examples: one a worker at least
+    # (the error used to name n_nodes, a parameter the caller never passed).
+    with pytest.raises(ValueError, match=r"^worker_counts must be a whole number >= 1 and "
+                                         r"<= 1,438, got 1439"):
+        allreduce.traffic_vs_workers((2, 1439), rounds=1)
+    with pytest.raises(ValueError, match=r"^worker_counts must be a sequence of 1 to 64"):
+        allreduce.traffic_vs_workers((2,) * 65, rounds=1)
+    monkeypatch.setattr(allreduce, "train_data_parallel", train)
+    monkeypatch.setattr(allreduce, "MAX_SWEEP_WORKER_ROUNDS", 12)
+    table, model_bytes = allreduce.traffic_vs_workers((2, 4), rounds=2)
+    assert model_bytes == 2410 * 4
+    # Per round: a PS worker sends one gradient; the naive worker n - 1; the
+    # ring's busiest 2 (n - 1) chunks of a model cut into n (603, 603, 602, 602):
+    # the counts-only ledgers give what full ones give.
+    assert table["PS worker"] == [model_bytes, model_bytes]
+    assert table["PS server"] == [2 * model_bytes, 4 * model_bytes]
+    assert table["naive worker"] == [model_bytes, 3 * model_bytes]
+    full = allreduce.traffic_per_round(allreduce.train_data_parallel(
+        "ring", n_workers=4, rounds=2, progress=False))
+    assert table["ring worker"] == [model_bytes, full["worker"]] == [9640, (4 * 603 + 2 * 602) * 4]
+    with pytest.raises(ValueError, match=r"<= 12, got 14"):
+        allreduce.traffic_vs_workers((2, 5), rounds=2)

@@ -149,3 +149,58 @@ def test_data_per_node_of_the_sheets_split():
     assert 1 <= d.min_classes <= d.max_classes <= 10
     shards = data_per_node(16, split="shards", seed=0)
     assert shards.max_classes <= 4
+
+
+@pytest.mark.parametrize("final_allreduce, messages", [(None, 3 * 8), ("naive", 3 * 8 + 12),
+                                                       ("ring", 3 * 8 + 24)])
+def test_ledger_records_are_counted_before_the_first_round(monkeypatch, final_allreduce,
+                                                           messages):
+    # A ring of 4 nodes sends 8 messages a round. At the bound the run goes
+    # through and records exactly that many; one record fewer allowed and it is
+    # refused up front (it used to die mid-run on the ledger), unless counts_only.
+    import dmlbook.dpsgd as dpsgd
+
+    kw = dict(n_nodes=4, topology="ring", rounds=3, final_allreduce=final_allreduce,
+              progress=False)
+    monkeypatch.setattr(dpsgd, "MAX_LEDGER_RECORDS", messages)
+    assert len(run_dpsgd(**kw).ledger) == messages
+    monkeypatch.setattr(dpsgd, "MAX_LEDGER_RECORDS", messages - 1)
+    monkeypatch.setattr(dpsgd, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    with pytest.raises(ValueError, match=r"^rounds x messages per round .* at most "
+                                         rf"{messages - 1:,} \(MAX_LEDGER_RECORDS\).*"
+                                         "counts_only=True"):
+        run_dpsgd(**kw)
+    monkeypatch.undo()
+    monkeypatch.setattr(dpsgd, "MAX_LEDGER_RECORDS", messages - 1)
+    assert run_dpsgd(counts_only=True, **kw).ledger.totals().sent == messages
+
+
+def test_max_ledger_records_holds_one_naive_round_of_max_nodes():
+    from dmlbook.units import MAX_LEDGER_RECORDS, MAX_NODES
+
+    assert MAX_LEDGER_RECORDS == 2**24
+    assert MAX_NODES * (MAX_NODES - 1) <= MAX_LEDGER_RECORDS < 2 * MAX_NODES * (MAX_NODES - 1)
+
+
+def test_dpsgd_evaluations_are_bounded_up_front(monkeypatch):
+    import dmlbook.dpsgd as dpsgd
+    from dmlbook.units import MAX_NODE_EVALS
+
+    assert dpsgd.MAX_NODE_EVALS == MAX_NODE_EVALS == 1_000_000
+    prepare = dpsgd.prepare
+    monkeypatch.setattr(dpsgd, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    # 4,096 nodes x 244 rounds is within MAX_NODE_STEPS; evaluated every round,
+    # 4,097 x 245 = 1,003,765 node evaluations (about an hour): refused.
+    with pytest.raises(ValueError, match=r"^eval_every must keep \(n_nodes \+ 1\) x evaluations "
+                                         r"<= 1,000,000 \(MAX_NODE_EVALS\), got 1,003,765"):
+        run_dpsgd(n_nodes=4096, rounds=244, eval_every=1, progress=False)
+    # Rounds 0, 2, 4, 5 and the final all-reduce's 6: 5 evaluations of 4 nodes + the average.
+    monkeypatch.setattr(dpsgd, "prepare", prepare)
+    kw = dict(n_nodes=4, topology="ring", rounds=5, eval_every=2, final_allreduce="naive",
+              progress=False)
+    monkeypatch.setattr(dpsgd, "MAX_NODE_EVALS", 25)
+    assert run_dpsgd(**kw).history.rounds == [0, 2, 4, 5, 6]
+    monkeypatch.setattr(dpsgd, "MAX_NODE_EVALS", 24)
+    monkeypatch.setattr(dpsgd, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    with pytest.raises(ValueError, match=r"^eval_every must keep .* got 25 "):
+        run_dpsgd(**kw)

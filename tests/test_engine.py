@@ -207,3 +207,46 @@ def test_memory_bounds_are_checked_before_allocating():
                          [np.arange(4), np.arange(4, 8)])
     with pytest.raises(ValueError, match="batch_size"):
         node_data.batch(seeded_generator(0), 10**9)
+
+
+@pytest.mark.parametrize("budget, slices", [(None, False), (2_000_000, False), (100_000, True)])
+def test_evaluation_stays_within_the_activation_budget(digits, monkeypatch, budget, slices):
+    # A wide model's activations on the whole test set (5 nodes x 178,956 hidden
+    # units x 359 images: 1.3 GB) made a run of 2**26 stacked parameters peak at 3.3 GiB.
+    # Evaluation now takes fewer nodes at once, or one node on slices of the set.
+    import dmlbook.engine as engine
+
+    nodes = spread(Nodes(make_model("mlp", seed=0), 5))
+    expected = nodes.evaluate(digits.X_test, digits.y_test)
+    if budget is not None:
+        monkeypatch.setattr(engine, "ACTIVATION_BUDGET", budget)
+    seen = []
+    shared = nodes._forward.shared
+    monkeypatch.setattr(nodes._forward, "shared",
+                        lambda p, X: seen.append((len(p), len(X))) or shared(p, X))
+    loss, acc = nodes.evaluate(digits.X_test, digits.y_test)
+    per_example = nodes._saved_bytes(digits.X_test[None, :1])
+    limit = engine.ACTIVATION_BUDGET
+    assert all(k * m * per_example <= limit for k, m in seen), (seen, per_example)
+    assert (max(m for _, m in seen) < len(digits.y_test)) == slices
+    np.testing.assert_allclose(loss, expected[0], rtol=1e-5)
+    np.testing.assert_array_equal(acc, expected[1])
+    assert loss.dtype == expected[0].dtype and acc.dtype == expected[1].dtype
+
+
+def test_stacked_parameters_are_accepted_at_the_bound_and_refused_above():
+    # Lowered from 2**28 (peak 4.6 GiB) to 2**25 for the promise of dmlbook.units.
+    from dmlbook.units import MAX_STACKED_PARAMS
+
+    assert MAX_STACKED_PARAMS == 2**25
+
+    def model(n_params):
+        m = torch.nn.Module()
+        m.w = torch.nn.Parameter(torch.zeros(n_params))
+        return m
+
+    assert Nodes(model(2**24), 2).params.shape == (2, 2**24)  # exactly 2**25
+    with pytest.raises(ValueError, match=r"^n must keep nodes x model parameters "
+                                         r"\(MAX_STACKED_PARAMS\) <= 33,554,432, "
+                                         r"got 33,554,433$"):
+        Nodes(model(11_184_811), 3)  # 3 x 11,184,811 = 2**25 + 1

@@ -241,3 +241,26 @@ def test_bad_input(kw, param):
     if param not in ("n_nodes", "until", "sgd_time", "lr"):
         with pytest.raises(ValueError, match=param):
             gossip.gossip_average([1.0, 2.0], **kw)
+
+
+def test_gossip_learning_evaluations_are_bounded_up_front(monkeypatch):
+    # Issue #27: at the smallest eval_every, 4,096 nodes x 100,001 evaluations
+    # took about 20 hours and 3.1 GiB. n_nodes x (until / eval_every + 1) is
+    # now at most MAX_NODE_EVALS.
+    from dmlbook import units
+
+    assert gossip.MAX_NODE_EVALS == units.MAX_NODE_EVALS == 1_000_000
+    prepare = gossip.prepare
+    monkeypatch.setattr(gossip, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    with pytest.raises(ValueError, match=r"^eval_every must keep n_nodes x evaluations .* "
+                                         r"<= 1,000,000 \(MAX_NODE_EVALS\), got 1,001,000"):
+        gossip.gossip_learning(n_nodes=1000, until=1000.0, eval_every=1.0, progress=False)
+    monkeypatch.setattr(gossip, "prepare", prepare)
+    kw = dict(n_nodes=4, until=3.0, eval_every=0.75, progress=False)
+    monkeypatch.setattr(gossip, "MAX_NODE_EVALS", 4 * 5)  # times 0, 0.75, ..., 3.0
+    result = gossip.gossip_learning(**kw)
+    assert len(result.times) * 4 == 20 and result.times[-1] == 3.0
+    monkeypatch.setattr(gossip, "MAX_NODE_EVALS", 4 * 5 - 1)
+    monkeypatch.setattr(gossip, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    with pytest.raises(ValueError, match=r"^eval_every must keep .* got 20 "):
+        gossip.gossip_learning(**kw)

@@ -8,6 +8,10 @@ from .. import costs
 from ..units import check_int
 from .style import COLORS, book_figure, new_or_given
 
+#: Points a curve of :func:`plot_cumulative_cost` holds at most (a run of
+#: MAX_CURVE_ROUNDS rounds held 10 million a curve: 1.9 GiB; issue #27).
+MAX_CURVE_POINTS = 10_000
+
 
 @book_figure
 def plot_cumulative_cost(n_params: int, *, rounds: int, clients_per_round: int,
@@ -16,11 +20,19 @@ def plot_cumulative_cost(n_params: int, *, rounds: int, clients_per_round: int,
                          layout: str = "constrained", ax=None):
     """Dollars billed after each round: the sheet's case and its variants.
 
+    ``rounds`` is at most :data:`~dmlbook.costs.MAX_CURVE_ROUNDS`; beyond
+    :data:`MAX_CURVE_POINTS` rounds the (straight) lines are drawn through
+    that many evenly spaced rounds.
+
     ``layout``: see :func:`figure` (the live panel passes ``"fixed"``).
     """
     rounds = check_int("rounds", rounds, maximum=costs.MAX_CURVE_ROUNDS)
     fig, ax = new_or_given(ax, layout=layout)
-    x = np.arange(1, rounds + 1)
+    # The bills grow by the same amount every round: straight lines, drawn
+    # through every round up to MAX_CURVE_POINTS rounds and through that many
+    # evenly spaced ones (the first and the last included) beyond.
+    x = np.arange(1, rounds + 1) if rounds <= MAX_CURVE_POINTS else np.unique(
+        np.linspace(1, rounds, MAX_CURVE_POINTS).round().astype(np.int64))
     base = dict(rounds=rounds, clients_per_round=clients_per_round,
                 usd_per_gib=usd_per_gib)
     cases = [("FL, downloads billed", dict(bytes_per_param=bytes_per_param,
@@ -33,7 +45,8 @@ def plot_cumulative_cost(n_params: int, *, rounds: int, clients_per_round: int,
                   ("FL, 16-bit parameters", dict(bytes_per_param=bytes_per_param / 2),
                    COLORS["download"], ":")]
     for label, kw, color, ls in cases:
-        y = costs.fl_cumulative_cost(n_params, **base, **kw)
+        # fl_cumulative_cost is (bill of one round) x round: the same numbers at x.
+        y = costs.fl_cumulative_cost(n_params, **{**base, "rounds": 1}, **kw)[0] * x
         ax.plot(x, y, color=color, ls=ls, label=f"{label}: ${y[-1]:,.2f}")
     ax.plot(x, np.zeros_like(x, dtype=float), color=COLORS["dl"],
             label="DL over flat-rate links: $0.00")
