@@ -11,7 +11,6 @@ costs a handful of tensor operations whatever the number of nodes. Every message
 from __future__ import annotations
 
 import copy
-import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -22,27 +21,14 @@ from torch import nn
 from torch.func import functional_call
 
 from . import data as data_mod
-from . import stacked
-from .faults import NO_FAULTS, Faults
+from . import mixing, stacked
 from .ledger import Ledger
 from .models import model_for
-from .topology import Topology
 from .units import (MAX_BATCH_SIZE, MAX_EXAMPLES_PER_STEP, MAX_LR, MAX_NODES,
                     MAX_STACKED_PARAMS, check_diverged, check_int, check_number,
                     check_product, check_seed)
-
-
-def resolve_device(device) -> torch.device:
-    """``"cpu"`` (the default everywhere) or a CUDA device when one exists."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device must be 'cpu' on this machine (no CUDA), got {device!r}")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    return dev
+# Mixing moved to its own module; the simulators and tests import it from here too.
+from .mixing import gossip, mix, mixing_operator, resolve_device  # noqa: E402,F401
 
 
 class FlatModel:
@@ -216,12 +202,9 @@ class Nodes:
         same results. On a CPU, models with convolutions spread their nodes
         over torch's threads (:func:`dmlbook.stacked.for_rows_in_threads`).
         """
-        chunk = self.chunk_size(X)
-        threads = stacked.threads_for(self.strategy, self.device)
-        if chunk >= self.n and threads == 1:
+        slices, threads = self._row_plan(X)
+        if len(slices) == 1:
             return self._losses_and_gradients(self.params, X, y)
-        # Each thread holds one chunk's activations at a time: the budget is shared.
-        chunk = max(1, min(chunk // threads, -(-self.n // threads)))
         losses = torch.empty(self.n, device=self.params.device)
         grads = torch.empty_like(self.params)
 
@@ -229,9 +212,23 @@ class Nodes:
             losses[rows], grads[rows] = self._losses_and_gradients(
                 self.params[rows], X[rows], y[rows])
 
-        stacked.for_rows_in_threads(
-            work, [slice(s, s + chunk) for s in range(0, self.n, chunk)], threads)
+        stacked.for_rows_in_threads(work, slices, threads)
         return losses, grads
+
+    def _row_plan(self, X: torch.Tensor) -> tuple[list[slice], int]:
+        """Slices of the nodes that together cover them once, and the threads to run them on.
+
+        As many nodes a slice as keep their saved activations within
+        :data:`ACTIVATION_BUDGET` (:meth:`chunk_size`); on a CPU with the
+        ``"layers"`` strategy, the slices are spread over torch's threads
+        (:func:`dmlbook.stacked.for_rows_in_threads`), each thread holding one
+        slice's activations at a time, so the budget is shared between them.
+        """
+        chunk = self.chunk_size(X)
+        threads = stacked.threads_for(self.strategy, self.device)
+        if threads > 1:
+            chunk = max(1, min(chunk // threads, -(-self.n // threads)))
+        return [slice(s, s + chunk) for s in range(0, self.n, chunk)], threads
 
     def _losses_and_gradients(self, params, X, y):
         params = params.detach().requires_grad_()
@@ -279,10 +276,22 @@ class Nodes:
     def sgd_step(self, X, y, lr: float, active: torch.Tensor | None = None) -> torch.Tensor:
         """One SGD step on every (active) node; returns the batch losses before it."""
         lr = float(check_number("lr", lr, maximum=MAX_LR))
-        losses, g = self.losses_and_gradients(X, y)
-        if active is not None:
-            g *= active[:, None]
-        self.params.sub_(g, alpha=lr)
+        losses = torch.empty(self.n, device=self.params.device)
+
+        # Each slice of nodes steps as soon as its gradients are known: a node's
+        # gradient depends on its own row only, and no (n, P) gradient is held.
+        slices, threads = self._row_plan(X)
+
+        def work(rows):
+            # With threads, a slice's graph must not see another slice's update:
+            # a view of self.params would share its version counter.
+            params = self.params[rows].clone() if threads > 1 else self.params[rows]
+            losses[rows], g = self._losses_and_gradients(params, X[rows], y[rows])
+            if active is not None:
+                g *= active[rows, None]
+            self.params[rows].sub_(g, alpha=lr)
+
+        stacked.for_rows_in_threads(work, slices, threads)
         return losses
 
     @torch.no_grad()
@@ -338,86 +347,10 @@ class Nodes:
 
     def consensus_distance(self) -> float:
         """Mean Euclidean distance of the nodes' models to their average."""
-        return float((self.params - self.mean()).norm(dim=1).mean())
-
-
-def mixing_operator(topology: Topology, *, keep: torch.Tensor | None = None,
-                    alive: np.ndarray | None = None, device="cpu") -> torch.Tensor:
-    """The round's mixing matrix as a sparse CSR tensor, ready for ``W @ params``.
-
-    ``keep`` masks the directed edges whose message arrived; each row is then
-    renormalised over what arrived. Rows of crashed nodes (``alive`` False)
-    are the identity: their model stays as it is. Without ``keep`` and
-    ``alive`` this is the topology's ``W`` itself, cached per device.
-    """
-    plain = keep is None and alive is None
-    cache = topology.__dict__.setdefault("_csr_cache", {})
-    if plain and device in cache:  # the hot path: one lookup per round
-        return cache[device]
-    dev = resolve_device(device)
-    n = topology.n
-    src, dst, w = topology.src, topology.dst, topology.weight
-    if keep is not None:
-        src, dst, w = src[keep], dst[keep], w[keep]
-    diag = torch.arange(n)
-    rows, cols = torch.cat([dst, diag]), torch.cat([src, diag])
-    vals = torch.cat([w, topology.self_weight])
-    if keep is not None:
-        total = topology.self_weight.clone().index_add_(0, dst, w)
-        vals = vals / total[rows]
-    if alive is not None:
-        alive_t = torch.from_numpy(np.asarray(alive))
-        stays = alive_t[rows] | (rows == cols)
-        vals = torch.where(alive_t[rows], vals, torch.ones_like(vals))[stays]
-        rows, cols = rows[stays], cols[stays]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR is in beta"
-        W = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n, n))
-        W = W.coalesce().to_sparse_csr().to(dev)
-    if plain:
-        cache[dev] = cache[device] = W
-    return W
-
-
-def mix(tensor: torch.Tensor, topology: Topology, *, round: int, ledger: Ledger,
-        nbytes: int, faults: Faults = NO_FAULTS, active: np.ndarray | None = None
-        ) -> torch.Tensor:
-    """Send each node's row of ``tensor`` to its neighbours; return the mixed rows.
-
-    Row ``i`` becomes ``(W_ii t_i + sum_j W_ij t_j) / (W_ii + sum_j W_ij)``
-    over the ``j`` whose message reached ``i`` this round (without faults the
-    denominator is 1: plain multiplication by ``W``). Rows of crashed nodes
-    stay as they are. Every message goes into ``ledger`` with ``nbytes``.
-    A ``tensor`` that is no longer finite stops the run: "diverged at round r".
-    """
-    check_diverged(round, **{"what the nodes send": tensor})
-    n = topology.n
-    src, dst = topology.src_np, topology.dst_np
-    if active is None:
-        active = faults.active(round, n)
-    if faults.none:  # the common case: every message sent and delivered
-        ledger.record(round, src, dst, nbytes, True)
-        return mixing_operator(topology, device=tensor.device) @ tensor
-    sent = active[src]
-    delivered = np.zeros_like(sent)
-    delivered[sent] = faults.delivered(round, dst[sent], n)
-    ledger.record(round, src[sent], dst[sent], nbytes, delivered[sent])
-    if delivered.all():
-        W = mixing_operator(topology, device=tensor.device)
-    else:
-        W = mixing_operator(topology, keep=torch.from_numpy(delivered),
-                            alive=faults.alive(round, n), device=tensor.device)
-    return W @ tensor
-
-
-def gossip(nodes: Nodes, topology: Topology, *, round: int, ledger: Ledger,
-           faults: Faults = NO_FAULTS, active: np.ndarray | None = None) -> None:
-    """Every active node sends its model to each neighbour; each live node averages.
-
-    See :func:`mix`: a node averages over the models it actually received.
-    """
-    nodes.params = mix(nodes.params, topology, round=round, ledger=ledger,
-                       nbytes=nodes.payload_bytes, faults=faults, active=active)
+        mean = self.mean()
+        rows = max(1, mixing.COPY_BUDGET // (4 * self.params.shape[1]))  # no (n, P) copy
+        return float(torch.cat([(self.params[s:s + rows] - mean).norm(dim=1)
+                                for s in range(0, self.n, rows)]).mean())
 
 
 @dataclass

@@ -9,7 +9,11 @@ all-reduce sends ``2 (n_nodes - 1)`` smaller messages per node.
 
 from __future__ import annotations
 
-from .units import MAX_COUNT, check_choice, check_int, check_number
+import math
+
+import numpy as np
+
+from .units import MAX_COUNT, check_choice, check_int, check_number, check_probability
 
 ALLREDUCE_MESSAGES = (None, "naive", "ring")
 
@@ -84,3 +88,46 @@ def dpsgd_bytes(n_nodes: int, degree: float, steps: int, model_bytes: int, *,
     if final_allreduce is not None:
         total += allreduce_bytes(n_nodes, model_bytes, final_allreduce)
     return total
+
+
+# Documented upper bounds of the load helpers' counts.
+MAX_LOAD_NODES = 10**12
+MAX_LOAD_K = 10_000
+
+
+def uniform_load_prediction(n_nodes: int, max_k: int) -> np.ndarray:
+    """P(a node receives k messages in a cycle), ``k = 0 .. max_k``, for uniform peers.
+
+    Each of the other ``n - 1`` nodes sends once per cycle and picks this node
+    with probability ``1 / (n - 1)``: Binomial(n - 1, 1 / (n - 1)), about
+    Poisson(1) — so ``(1 - 1/(n-1))^(n-1)``, about 37 %, receive nothing.
+    ``k > n - 1`` has probability 0. Bounds: ``2 <= n_nodes <= 10**12``,
+    ``0 <= max_k <= 10_000``; computed in log space, so that large ``n`` neither
+    overflows nor loses the small probabilities.
+    """
+    n = check_int("n_nodes", n_nodes, minimum=2)
+    max_k = check_int("max_k", max_k, minimum=0)
+    if n > MAX_LOAD_NODES:
+        raise ValueError(f"n_nodes must be at most {MAX_LOAD_NODES:,}, got {n:,}")
+    if max_k > MAX_LOAD_K:
+        raise ValueError(f"max_k must be at most {MAX_LOAD_K:,}, got {max_k:,}")
+    senders = n - 1
+    if senders == 1:  # two nodes: the other one always picks this one
+        return (np.arange(max_k + 1) == 1).astype(np.float64)
+    log_p, log_q = -math.log(senders), math.log1p(-1 / senders)
+    probs = np.zeros(max_k + 1)
+    for k in range(min(max_k, senders) + 1):
+        log_comb = (math.lgamma(senders + 1) - math.lgamma(k + 1)
+                    - math.lgamma(senders - k + 1))
+        probs[k] = math.exp(log_comb + k * log_p + (senders - k) * log_q)
+    return probs
+
+
+def load_quantile(n_nodes: int, share: float) -> int:
+    """The smallest ``k`` such that a node receives at most ``k`` messages in a
+    cycle with probability >= ``share`` (uniform peers): the capacity, in
+    messages per cycle, that covers that share of (node, cycle) pairs."""
+    share = check_probability("share", share)
+    probs = uniform_load_prediction(n_nodes, min(MAX_LOAD_K, n_nodes - 1))
+    # A little slack for rounding: the cumulative sum may end at 1 - 1e-16.
+    return int(np.searchsorted(np.cumsum(probs), share - 1e-12))

@@ -76,11 +76,12 @@ MAX_WIDTH = 16_384
 MAX_VOCAB = 1_000_000
 #: Parameters of one model (200 MB in float32).
 MAX_MODEL_PARAMS = 50_000_000
-#: Parameters of all simulated nodes together: nodes x parameters (128 MiB in
-#: float32; a run holds about four copies: parameters, gradients, the mixed
-#: models, the step). It was 2**28, whose runs peaked at 4.6 GiB; lowered for
-#: the promise above (issue #27).
-MAX_STACKED_PARAMS = 2**25
+#: Parameters of all simulated nodes together: nodes x parameters (381 MiB in
+#: float32). A D-PSGD run holds one copy: the step updates each slice of nodes
+#: as soon as its gradients are known, and mixing works a block of columns at
+#: a time. It was 2**28, whose runs peaked at 4.6 GiB with four copies, then
+#: 2**25 (issue #27); 10**8 admits 1,024 nodes of the sheet's LeNet (#24).
+MAX_STACKED_PARAMS = 10**8
 #: Undirected edges of a graph networkx builds (about 200 MB).
 MAX_GRAPH_EDGES = 500_000
 #: Events of one event-driven gossip run: nodes x cycles (messages and steps).

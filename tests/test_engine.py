@@ -235,18 +235,58 @@ def test_evaluation_stays_within_the_activation_budget(digits, monkeypatch, budg
 
 
 def test_stacked_parameters_are_accepted_at_the_bound_and_refused_above():
-    # Lowered from 2**28 (peak 4.6 GiB) to 2**25 for the promise of dmlbook.units.
+    # 2**28 peaked at 4.6 GiB with four (n, P) copies; the engine now holds one.
     from dmlbook.units import MAX_STACKED_PARAMS
 
-    assert MAX_STACKED_PARAMS == 2**25
+    assert MAX_STACKED_PARAMS == 10**8
 
     def model(n_params):
         m = torch.nn.Module()
         m.w = torch.nn.Parameter(torch.zeros(n_params))
         return m
 
-    assert Nodes(model(2**24), 2).params.shape == (2, 2**24)  # exactly 2**25
+    assert Nodes(model(10**5), 1000).params.shape == (1000, 10**5)  # exactly 10**8
     with pytest.raises(ValueError, match=r"^n must keep nodes x model parameters "
-                                         r"\(MAX_STACKED_PARAMS\) <= 33,554,432, "
-                                         r"got 33,554,433$"):
-        Nodes(model(11_184_811), 3)  # 3 x 11,184,811 = 2**25 + 1
+                                         r"\(MAX_STACKED_PARAMS\) <= 100,000,000, "
+                                         r"got 100,000,001$"):
+        Nodes(model(5_882_353), 17)  # 17 x 5,882,353 = 10**8 + 1
+
+
+def test_sgd_step_in_slices_gives_the_one_pass_models():
+    """A step taken slice by slice (no (n, P) gradient held) lands where one pass does."""
+    model = make_model("mlp", seed=0)
+    X, y = torch.randn(7, 8, 64), torch.randint(0, 10, (7, 8))
+    active = torch.tensor([1, 0, 1, 1, 0, 1, 1], dtype=torch.float32)
+    whole, sliced = Nodes(model, 7), Nodes(model, 7, chunk=3)
+    for nodes in (whole, sliced):
+        nodes.params += 0.01 * torch.arange(7.0)[:, None]
+    assert len(sliced._row_plan(X)[0]) == 3
+    loss_whole = whole.sgd_step(X, y, 0.5, active=active)
+    loss_sliced = sliced.sgd_step(X, y, 0.5, active=active)
+    torch.testing.assert_close(loss_sliced, loss_whole, rtol=0, atol=1e-7)
+    torch.testing.assert_close(sliced.params, whole.params, rtol=0, atol=1e-7)
+    assert torch.equal(sliced.params[1], whole.params[1])  # inactive: unchanged
+
+
+@pytest.mark.parametrize("faulty", [False, True])
+def test_mixing_in_place_by_column_blocks_gives_the_same_numbers(monkeypatch, faulty):
+    from dmlbook import engine, mixing
+    from dmlbook.topology import make_topology
+    topology = make_topology("regular", 12, degree=4, seed=0)
+    faults = Faults(drop_prob=0.3, crash_at={2: 1}, seed=1) if faulty else mixing.NO_FAULTS
+    tensor = torch.randn(12, 101)
+    expected = engine.mix(tensor, topology, round=1, ledger=Ledger(12), nbytes=4, faults=faults)
+    monkeypatch.setattr(mixing, "COPY_BUDGET", 12 * 4 * 10)  # blocks of 10 columns
+    mixed = engine.mix(tensor, topology, round=1, ledger=Ledger(12), nbytes=4, faults=faults,
+                       in_place=True)
+    assert mixed is tensor
+    assert torch.equal(tensor, expected)
+
+
+def test_consensus_distance_in_blocks(monkeypatch):
+    from dmlbook import mixing
+    nodes = Nodes(make_model("mlp", seed=0), 9)
+    nodes.params += torch.randn_like(nodes.params)
+    expected = float((nodes.params - nodes.params.mean(0)).norm(dim=1).mean())
+    monkeypatch.setattr(mixing, "COPY_BUDGET", 4 * nodes.params.shape[1] * 2)  # 2 rows a block
+    assert nodes.consensus_distance() == pytest.approx(expected, rel=1e-6)

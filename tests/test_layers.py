@@ -31,7 +31,7 @@ LAYERS = [
     {"dmlbook.bandwidth", "dmlbook.costs", "dmlbook.messages", "dmlbook.compression",
      "dmlbook.comm_model"},
     # 3. The stacked engine.
-    {"dmlbook.engine", "dmlbook.stacked"},
+    {"dmlbook.engine", "dmlbook.stacked", "dmlbook.mixing"},
     # 4. Collectives and the centralized baseline, on the engine.
     {"dmlbook.collectives", "dmlbook.centralized"},
     # 5. The simulators of the exercises.
