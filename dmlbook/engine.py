@@ -242,12 +242,15 @@ class Nodes:
         """How many nodes go through one forward and backward pass on batches like ``X``.
 
         ``chunk`` when given to the constructor; else as many as keep the
-        tensors saved for the backward pass under :data:`ACTIVATION_BUDGET`
-        (measured once per batch shape on one node).
+        tensors saved for the backward pass, plus the two copies of their
+        gradients that the backward pass makes (the layers' and the flat
+        rows'), under :data:`ACTIVATION_BUDGET` (measured once per batch
+        shape on one node).
         """
         if self.chunk is not None:
             return min(self.n, self.chunk)
-        return max(1, min(self.n, ACTIVATION_BUDGET // self._saved_bytes(X)))
+        per_node = self._saved_bytes(X) + 2 * self.payload_bytes
+        return max(1, min(self.n, ACTIVATION_BUDGET // per_node))
 
     def _saved_bytes(self, X: torch.Tensor) -> int:
         """Bytes one node's forward pass on its batch ``X[0]`` saves for the backward pass."""

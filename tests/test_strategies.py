@@ -98,9 +98,12 @@ def test_activation_budget_sets_the_chunk(monkeypatch):
     nodes = lenet_nodes(8, strategy="layers")
     X = torch.randn(8, 4, 3, 32, 32)
     assert nodes.chunk_size(X) == 8
-    per_node = nodes._activation_bytes[(4, 3, 32, 32)]
+    # A node's saved activations and two copies of its gradient count against the budget.
+    per_node = nodes._activation_bytes[(4, 3, 32, 32)] + 2 * nodes.payload_bytes
     monkeypatch.setattr(engine, "ACTIVATION_BUDGET", 3 * per_node)
     assert nodes.chunk_size(X) == 3
+    monkeypatch.setattr(engine, "ACTIVATION_BUDGET", 3 * per_node - 1)
+    assert nodes.chunk_size(X) == 2
 
 
 def test_auto_rule_and_override():
