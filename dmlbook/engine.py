@@ -142,7 +142,9 @@ class NodeData:
               nodes: torch.Tensor | None = None):
         """One mini-batch per node (or per node of ``nodes``): ``X (k, B, ...)``, ``y (k, B)``."""
         idx = self.batch_indices(generator, batch_size, nodes).to(self.X.device)
-        return self.X[idx], self.y[idx]
+        flat = idx.reshape(-1)  # index_select copies rows faster than advanced indexing
+        return (self.X.index_select(0, flat).view(*idx.shape, *self.X.shape[1:]),
+                self.y.index_select(0, flat).view(idx.shape))
 
 
 def check_batch_size(batch_size, n_nodes: int = 1) -> int:

@@ -89,8 +89,9 @@ def mix(tensor: torch.Tensor, topology: Topology, *, round: int, ledger: Ledger,
     denominator is 1: plain multiplication by ``W``). Rows of crashed nodes
     stay as they are. Every message goes into ``ledger`` with ``nbytes``.
     A ``tensor`` that is no longer finite stops the run: "diverged at round r".
-    ``in_place=True`` writes the mixed rows into ``tensor`` itself, a block
-    of columns at a time (the same numbers, without a second ``(n, P)``).
+    ``in_place=True`` may write the mixed rows into ``tensor`` itself, a
+    block of columns at a time (the same numbers, without a second
+    ``(n, P)``): the caller keeps the returned tensor, not ``tensor``.
     """
     check_diverged(round, **{"what the nodes send": tensor})
     n = topology.n
@@ -115,9 +116,9 @@ def mix(tensor: torch.Tensor, topology: Topology, *, round: int, ledger: Ledger,
 def _apply(W: torch.Tensor, tensor: torch.Tensor, in_place: bool) -> torch.Tensor:
     """``W @ tensor``; in place, one block of columns at a time (each column of
     the product depends on the same column of ``tensor`` only)."""
-    if not in_place:
-        return W @ tensor
     cols = max(1, COPY_BUDGET // (tensor.element_size() * max(1, tensor.shape[0])))
+    if not in_place or cols >= tensor.shape[1]:  # small: a new tensor, no copy back
+        return W @ tensor
     for start in range(0, tensor.shape[1], cols):
         block = tensor[:, start:start + cols]
         block.copy_(W @ block.contiguous())

@@ -269,7 +269,7 @@ def _finite_tensor(value) -> bool:
         return True
     if value.is_floating_point():
         low, high = torch.aminmax(value)
-        return bool(torch.isfinite(low) & torch.isfinite(high))
+        return math.isfinite(low.item()) and math.isfinite(high.item())
     return bool(value.isfinite().all())
 
 
