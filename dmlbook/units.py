@@ -15,8 +15,10 @@ promise is measured, not assumed: the table "Runs at the bounds" of
 benchmarks/README.md is the output of ``benchmarks/bounds.py``, one run at
 each bound in a fresh process, with its wall-clock and CPU seconds, its peak
 resident memory and the machine's load. In its run of 4 December 2026 (load
-average 3.5 to 5.3) the largest peak at a bound was 1.01 GiB (a naive
-all-reduce round of MAX_NODES workers) and every run took under a minute but
+average 3.5 to 5.3; :data:`MAX_STACKED_PARAMS` re-measured quiet after it was
+raised to 10**8) the largest peak at a bound was 1.10 GiB (5 nodes of a
+20-million-parameter model at :data:`MAX_STACKED_PARAMS`), then 1.01 GiB (a
+naive all-reduce round of MAX_NODES workers), and every run took under a minute but
 one: a ring all-reduce of 1,024 workers over 100 rounds, 9 minutes; gossip
 learning at :data:`MAX_NODE_EVALS` is the exception (its heap grows past
 2 GiB; see there). The same
