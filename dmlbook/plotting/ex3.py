@@ -116,6 +116,21 @@ def plot_round_time_vs_model_size(n_workers: int, link_bps: float, latency_s: fl
     return fig
 
 
+def _case_line(ax, i: int, rounds, acc, label: str) -> None:
+    """Failure case ``i``'s accuracy line: its own style, markers every 4th round,
+    staggered and alternately hollow, so that cases that coincide stay visible."""
+    style = series_style(i)
+    ax.plot(rounds, acc, label=label, lw=1.4, ls=style["linestyle"], marker=style["marker"],
+            color=style["color"], ms=5, markevery=(i % 4, 4),
+            mfc="none" if i % 2 else style["color"])
+
+
+def _mark_crash(ax, crash_round: int) -> None:
+    ax.axvline(crash_round - 0.5, color=COLORS["grey"], ls=":", lw=1)
+    ax.annotate("crash", (crash_round - 0.5, 0.02), ha="right", fontsize=8,
+                color=COLORS["grey"], rotation=90)
+
+
 @book_figure
 def plot_failures(runs: dict, *, crash_round: int, ax=None):
     """Test accuracy over rounds for each failure scenario.
@@ -125,13 +140,8 @@ def plot_failures(runs: dict, *, crash_round: int, ax=None):
     """
     fig, ax = new_or_given(ax, figsize=(6.4, 4.2))
     for i, (label, result) in enumerate(runs.items()):
-        style = series_style(i)
-        ax.plot(result.rounds, result.test_acc, label=label, lw=1.4, ls=style["linestyle"],
-                marker=style["marker"], color=style["color"], ms=5,
-                markevery=(i % 4, 4), mfc="none" if i % 2 else style["color"])
-    ax.axvline(crash_round - 0.5, color=COLORS["grey"], ls=":", lw=1)
-    ax.annotate("crash", (crash_round - 0.5, 0.02), ha="right", fontsize=8,
-                color=COLORS["grey"], rotation=90)
+        _case_line(ax, i, result.rounds, result.test_acc, label)
+    _mark_crash(ax, crash_round)
     ax.set_xlabel("round")
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize=7, loc="lower right")
@@ -165,16 +175,12 @@ def plot_failures_over_seeds(runs: dict, *, crash_round: int, ax=None):
     accuracy per case (line) and the range over the seeds (band)."""
     fig, ax = new_or_given(ax, figsize=(6.4, 4.2))
     for i, (label, results) in enumerate(runs.items()):
-        style = series_style(i)
         acc = np.array([r.test_acc for r in results])
         rounds = results[0].rounds
-        ax.fill_between(rounds, acc.min(0), acc.max(0), color=style["color"], alpha=0.15, lw=0)
-        ax.plot(rounds, np.median(acc, 0), label=label, lw=1.4, ls=style["linestyle"],
-                marker=style["marker"], color=style["color"], ms=5,
-                markevery=(i % 4, 4), mfc="none" if i % 2 else style["color"])
-    ax.axvline(crash_round - 0.5, color=COLORS["grey"], ls=":", lw=1)
-    ax.annotate("crash", (crash_round - 0.5, 0.02), ha="right", fontsize=8,
-                color=COLORS["grey"], rotation=90)
+        ax.fill_between(rounds, acc.min(0), acc.max(0), color=series_style(i)["color"],
+                        alpha=0.15, lw=0)
+        _case_line(ax, i, rounds, np.median(acc, 0), label)
+    _mark_crash(ax, crash_round)
     ax.set_xlabel("round")
     ax.set_ylabel(f"test accuracy (median, band: range over {len(acc)} seeds)")
     ax.legend(fontsize=7, loc="lower right")
