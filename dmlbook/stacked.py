@@ -13,7 +13,11 @@ agree to float rounding (tests/test_strategies.py):
   one batch ``(k * B, ...)``: layers without parameters (ReLU, pooling,
   normalisation of one example, flatten) run once for all nodes, each linear
   layer is one ``baddbmm`` over the nodes, and each convolution runs node by
-  node with the ordinary (fast) kernel on views of the stacked weights. For
+  node with the ordinary (fast) kernel on views of the stacked weights. On a
+  CPU the merged batch is kept channels-last (the convolutions cost the same,
+  max-pooling is ~10x faster), and a local response normalisation sums its
+  channel window from shifted slices instead of torch's 3-d average pool
+  (2x faster); together 1.5x on LeNet's step (benchmarks/README.md). For
   models whose parameters all sit in ``nn.Linear`` and ``nn.Conv2d`` layers,
   and whose forward treats examples independently.
 * ``"loop"`` — the model once per node, on views of its row: the per-client
@@ -187,8 +191,32 @@ class _StackedConv2d(nn.Module):
                           for xi, w, b in zip(inputs, weights, biases)])
 
 
+class _ChannelSumLRN(nn.Module):
+    """``nn.LocalResponseNorm`` on 4-d inputs, its channel window summed from shifted slices.
+
+    The same formula as torch's ``local_response_norm`` (which averages
+    through a 3-d average pool, 2x slower on a CPU): ``x / (k + alpha / size *
+    sum of x**2 over the window)**beta``, equal to float rounding (tested).
+    """
+
+    def __init__(self, lrn: nn.LocalResponseNorm):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = lrn.size, lrn.alpha, lrn.beta, lrn.k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+        channels = x.shape[1]
+        squares = F.pad(x * x, (0, 0, 0, 0, self.size // 2, (self.size - 1) // 2))
+        window = squares[:, :channels]
+        for shift in range(1, self.size):
+            window = window + squares[:, shift:shift + channels]
+        return x / (window * (self.alpha / self.size) + self.k).pow(self.beta)
+
+
 def _stacked_module(module: nn.Module, store: _Store) -> nn.Module:
-    """A copy of ``module`` whose Linear and Conv2d layers read stacked weights from ``store``."""
+    """A copy of ``module`` whose Linear and Conv2d layers read stacked weights from
+    ``store``, and whose local response normalisations sum their window by slices."""
     copy_ = copy.deepcopy(module)
 
     def swap(parent: nn.Module, prefix: str):
@@ -198,6 +226,8 @@ def _stacked_module(module: nn.Module, store: _Store) -> nn.Module:
                 setattr(parent, child_name, _StackedLinear(name, store))
             elif isinstance(child, nn.Conv2d):
                 setattr(parent, child_name, _StackedConv2d(child, name, store))
+            elif isinstance(child, nn.LocalResponseNorm):
+                setattr(parent, child_name, _ChannelSumLRN(child))
             else:
                 swap(child, name)
 
@@ -234,9 +264,13 @@ class Forward:
             return torch.stack([self.flat.forward(p, x)
                                 for p, x in zip(params.unbind(0), X.unbind(0))])
         k, B = X.shape[:2]
+        merged = X.reshape(k * B, *X.shape[2:])
+        if merged.dim() == 4 and merged.device.type == "cpu":
+            # Channels-last on a CPU: the same convolutions, and pooling ~10x faster.
+            merged = merged.contiguous(memory_format=torch.channels_last)
         self.store.tensors = self._split(params)
         try:
-            out = self.module(X.reshape(k * B, *X.shape[2:]))
+            out = self.module(merged)
         finally:
             self.store.tensors = {}
         return out.reshape(k, B, *out.shape[1:])
