@@ -163,7 +163,7 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
         losses = None
         start_params = nodes.params.clone() if order == "mix-and-step" else None
         for _ in range(local_steps if round_fn is None else 0):
-            X, y = node_data.batch(generator, batch_size)
+            X, y = node_data.batch(generator, batch_size, lazy=True)  # gathered slice by slice
             step_losses = nodes.sgd_step(X, y, lr, active=None if active.all() else mask)
             losses = step_losses if losses is None else losses
         if round_fn is not None:  # the whole round, step and mix, is round_fn's

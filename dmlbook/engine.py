@@ -139,12 +139,38 @@ class NodeData:
         return idx.view(len(nodes), steps, batch_size).transpose(0, 1), active
 
     def batch(self, generator: torch.Generator, batch_size: int,
-              nodes: torch.Tensor | None = None):
-        """One mini-batch per node (or per node of ``nodes``): ``X (k, B, ...)``, ``y (k, B)``."""
+              nodes: torch.Tensor | None = None, *, lazy: bool = False):
+        """One mini-batch per node (or per node of ``nodes``): ``X (k, B, ...)``, ``y (k, B)``.
+
+        ``lazy=True`` returns ``X`` as a :class:`GatheredRows`, which copies a
+        slice of nodes' examples only when :meth:`Nodes.sgd_step` takes that
+        slice: the same draws, without the whole ``(k, B, ...)`` batch in memory.
+        """
         idx = self.batch_indices(generator, batch_size, nodes).to(self.X.device)
+        X = GatheredRows(self.X, idx)
+        return (X if lazy else X[:]), self.y.index_select(0, idx.reshape(-1)).view(idx.shape)
+
+
+class GatheredRows:
+    """``X[idx]`` for indices ``idx (k, B)``, gathered a slice of rows at a time.
+
+    ``rows[s]`` for a slice ``s`` of the ``k`` rows is the tensor
+    ``(len(s), B, ...)``; ``shape`` is the whole batch's.
+    """
+
+    def __init__(self, source: torch.Tensor, idx: torch.Tensor):
+        self.source, self.idx = source, idx
+        self.shape = torch.Size((*idx.shape, *source.shape[1:]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> torch.Tensor:
+        if not isinstance(rows, slice):
+            raise TypeError("GatheredRows takes a slice of rows")
+        idx = self.idx[rows]
         flat = idx.reshape(-1)  # index_select copies rows faster than advanced indexing
-        return (self.X.index_select(0, flat).view(*idx.shape, *self.X.shape[1:]),
-                self.y.index_select(0, flat).view(idx.shape))
+        return self.source.index_select(0, flat).view(*idx.shape, *self.source.shape[1:])
 
 
 def check_batch_size(batch_size, n_nodes: int = 1) -> int:
@@ -156,7 +182,9 @@ def check_batch_size(batch_size, n_nodes: int = 1) -> int:
 
 
 # Bytes of tensors saved for the backward pass above which one step goes in chunks of nodes.
-ACTIVATION_BUDGET = 256 * 2**20
+# 64 MiB: D-PSGD on 1,024 LeNet nodes peaks at 1.02 GiB (1.21 GiB at 256 MiB, where
+# glibc keeps the freed chunks of the larger slices), and no slower (benchmarks/README.md).
+ACTIVATION_BUDGET = 64 * 2**20
 
 
 class Nodes:
@@ -206,7 +234,7 @@ class Nodes:
         """
         slices, threads = self._row_plan(X)
         if len(slices) == 1:
-            return self._losses_and_gradients(self.params, X, y)
+            return self._losses_and_gradients(self.params, X[:], y)
         losses = torch.empty(self.n, device=self.params.device)
         grads = torch.empty_like(self.params)
 
@@ -279,7 +307,11 @@ class Nodes:
         return self.losses_and_gradients(X, y)[1]
 
     def sgd_step(self, X, y, lr: float, active: torch.Tensor | None = None) -> torch.Tensor:
-        """One SGD step on every (active) node; returns the batch losses before it."""
+        """One SGD step on every (active) node; returns the batch losses before it.
+
+        ``X`` is a tensor ``(n, B, ...)`` or a :class:`GatheredRows`, whose
+        slices are gathered as each slice of nodes steps.
+        """
         lr = float(check_number("lr", lr, maximum=MAX_LR))
         losses = torch.empty(self.n, device=self.params.device)
 

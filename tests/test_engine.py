@@ -290,3 +290,31 @@ def test_consensus_distance_in_blocks(monkeypatch):
     expected = float((nodes.params - nodes.params.mean(0)).norm(dim=1).mean())
     monkeypatch.setattr(mixing, "COPY_BUDGET", 4 * nodes.params.shape[1] * 2)  # 2 rows a block
     assert nodes.consensus_distance() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_lazy_batches_gather_the_same_examples_and_steps(digits, chunk):
+    """``batch(lazy=True)`` draws what ``batch()`` draws; a step on it lands where one on
+    the whole batch does, and it gathers only the slices the step takes."""
+    from dmlbook.engine import GatheredRows, NodeData
+    parts = [range(i * 20, i * 20 + 20) for i in range(5)]
+    data = NodeData(digits.X_train, digits.y_train, parts)
+    X, y = data.batch(seeded_generator(3), 6)
+    lazy_X, lazy_y = data.batch(seeded_generator(3), 6, lazy=True)
+    assert isinstance(lazy_X, GatheredRows) and lazy_X.shape == X.shape and len(lazy_X) == 5
+    assert torch.equal(lazy_X[:], X) and torch.equal(lazy_X[1:4], X[1:4])
+    assert torch.equal(lazy_y, y)
+    model = make_model("mlp", seed=0)
+    whole, lazy = Nodes(model, 5, chunk=chunk), Nodes(model, 5, chunk=chunk)
+    taken = []
+    original = GatheredRows.__getitem__
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GatheredRows, "__getitem__",
+                      lambda self, rows: taken.append(rows) or original(self, rows))
+        torch.testing.assert_close(lazy.sgd_step(lazy_X, lazy_y, 0.5), whole.sgd_step(X, y, 0.5),
+                                   rtol=0, atol=0)
+    assert torch.equal(lazy.params, whole.params)
+    if chunk:  # one gather per slice, never the whole batch
+        assert sorted(s.start for s in taken if s.start is not None) == [0, 2, 4]
+    with pytest.raises(TypeError, match="slice"):
+        lazy_X[0]
