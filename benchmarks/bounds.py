@@ -47,9 +47,12 @@ run = run_dpsgd(n_nodes=2048, rounds=1, eval_every=1, final_allreduce="ring", da
                 progress=False)
 out["seconds"] = time.perf_counter() - start
 """, False),
-    "train_data_parallel('ring'), 1,024 workers x 100 rounds, counts_only": ("""
-run = train_data_parallel("ring", n_workers=1024, rounds=100, dataset=data, progress=False,
+    "train_data_parallel('ring') at MAX_RING_STEPS: 1,024 workers, counts_only": ("""
+from dmlbook.units import MAX_RING_STEPS
+rounds = MAX_RING_STEPS // (2 * 1023)
+run = train_data_parallel("ring", n_workers=1024, rounds=rounds, dataset=data, progress=False,
                           counts_only=True)
+assert run.ledger.totals().sent == rounds * 2 * 1024 * 1023
 out["seconds"] = time.perf_counter() - start
 """, False),
     "Nodes: 5 x 19,999,960 parameters (MAX_STACKED_PARAMS = 10**8, a 64-266,666-10 MLP), run_dpsgd 1 round": ("""
@@ -79,13 +82,30 @@ run = run_dpsgd(n_nodes=1000, topology="complete", rounds=16, eval_every=16, pro
 assert run.ledger.totals().sent == 16 * 999_000
 out["seconds"] = time.perf_counter() - start
 """, False),
-    "gossip_learning at MAX_NODE_EVALS (1,000 nodes x 1,000 evaluations, ~1 cycle)": ("""
+    "gossip_learning at MAX_GOSSIP_NODE_EVALS (1,000 nodes x 100 evaluations, ~1 cycle)": ("""
 from dmlbook.gossip import gossip_learning
+from dmlbook.units import MAX_GOSSIP_NODE_EVALS
 start = time.perf_counter()
-# until / eval_every + 1 = 1,000 evaluations of 1,000 nodes within one cycle
+# until / eval_every + 1 = 100 evaluations of 1,000 nodes within one cycle
 # (delta = 1 s): the evaluations, not the events (about 1,000 steps).
-run = gossip_learning(n_nodes=1000, until=999 / 1024, eval_every=1 / 1024, progress=False)
-assert len(run.times) * 1000 == 1_000_000
+run = gossip_learning(n_nodes=1000, until=99 / 128, eval_every=1 / 128, progress=False)
+assert len(run.times) * 1000 == MAX_GOSSIP_NODE_EVALS
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "gossip_learning at MAX_GOSSIP_STEPS (1,000 nodes, delay 0: one node a step)": ("""
+from dmlbook.gossip import gossip_learning
+from dmlbook.units import MAX_GOSSIP_STEPS
+start = time.perf_counter()
+run = gossip_learning(n_nodes=1000, until=MAX_GOSSIP_STEPS / 1000, eval_every=MAX_GOSSIP_STEPS / 1000,
+                      delay=0.0, progress=False)
+out["seconds"] = time.perf_counter() - start
+out["steps"] = float(run.mean_steps[-1] * 1000)
+""", False),
+    "gossip_average at MAX_GOSSIP_EVENTS (4,096 nodes x 488 cycles)": ("""
+from dmlbook.gossip import gossip_average
+from dmlbook.units import MAX_GOSSIP_EVENTS
+start = time.perf_counter()
+run = gossip_average(list(range(4096)), cycles=MAX_GOSSIP_EVENTS // 4096)
 out["seconds"] = time.perf_counter() - start
 """, False),
     "plot_cumulative_cost at MAX_CURVE_ROUNDS, drawn to a PNG": ("""

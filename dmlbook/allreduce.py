@@ -64,8 +64,8 @@ from .compute import time_calls
 from .data import summarize_split
 from .faults import STREAM_DOWN, STREAM_NAIVE, STREAM_UP, Faults, check_faults
 from .ledger import Ledger
-from .units import (MAX_LEDGER_RECORDS, MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_ROUNDS,
-                    MAX_STACKED_PARAMS, MAX_SWEEP_WORKER_ROUNDS, MAX_WORKER_COUNTS,
+from .units import (MAX_LEDGER_RECORDS, MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_RING_STEPS,
+                    MAX_ROUNDS, MAX_STACKED_PARAMS, MAX_SWEEP_WORKER_ROUNDS, MAX_WORKER_COUNTS,
                     check_choice, check_diverged, check_int, check_number, check_product,
                     check_seed)
 
@@ -145,6 +145,9 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
         raise ValueError(f"failover must be True or False, got {failover!r}")
     seed = check_seed(seed)
     check_choice("counts_only", counts_only, (False, True))
+    if scheme == "ring":
+        check_product("rounds", rounds * 2 * (n - 1), MAX_RING_STEPS,
+                      "rounds x 2 (n_workers - 1) ring steps (MAX_RING_STEPS)")
     per_round = {"ps": 2 * n, "naive": n * (n - 1), "ring": 2 * n * (n - 1)}[scheme]
     if not counts_only and rounds * per_round > MAX_LEDGER_RECORDS:
         raise ValueError(f"rounds x messages per round must be at most {MAX_LEDGER_RECORDS:,} "

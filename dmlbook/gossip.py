@@ -29,9 +29,9 @@ from .centralized import train_centralized
 from .engine import Nodes, check_batch_size, prepare, progress_bar
 from .faults import lost
 from .ledger import Ledger
-from .units import (MAX_GOSSIP_EVENTS, MAX_LR, MAX_NODE_EVALS, MAX_NODES, MAX_ROUNDS,
-                    check_choice,
-                    check_diverged, check_int, check_number, check_probability, check_seed)
+from .units import (MAX_GOSSIP_EVENTS, MAX_GOSSIP_NODE_EVALS, MAX_GOSSIP_STEPS, MAX_LR,
+                    MAX_NODES, MAX_ROUNDS, check_choice, check_diverged, check_int,
+                    check_number, check_probability, check_seed)
 
 SAMPLING = ("uniform", "balanced")
 PROTOCOLS = ("push-pull", "push")
@@ -322,8 +322,10 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     seconds); ``p <- random peer``; send(p, x) }. Passive thread: on receive
     ``m``: ``x <- (m.x + x) / 2``. Every node is evaluated on the test set
     every ``eval_every`` simulated seconds until ``until``, at most
-    :data:`~dmlbook.units.MAX_NODE_EVALS` node evaluations in all (``n_nodes``
-    x (``until / eval_every`` + 1)). A message counts as delivered only if it
+    :data:`~dmlbook.units.MAX_GOSSIP_NODE_EVALS` node evaluations in all
+    (``n_nodes`` x (``until / eval_every`` + 1)), and at most
+    :data:`~dmlbook.units.MAX_GOSSIP_STEPS` SGD steps (``n_nodes`` x ``until /
+    delta``). A message counts as delivered only if it
     is not lost and arrives before ``until``.
     ``batch_steps=False`` computes one SGD step at a time instead of batching
     steps that cannot influence each other: slower, same parameters.
@@ -333,17 +335,17 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     n, delta, jitter, delay, drop_prob, sampling = _check_common(
         n_nodes, delta, jitter, delay, drop_prob, sampling, periods=MAX_ROUNDS)
     until = check_number("until", until, maximum=MAX_ROUNDS * delta)
-    if n * until / delta > MAX_GOSSIP_EVENTS:
-        raise ValueError(f"until must keep n_nodes x until / delta <= {MAX_GOSSIP_EVENTS:,} "
-                         f"(MAX_GOSSIP_EVENTS), got {n * until / delta:,.0f}")
+    if n * until / delta > MAX_GOSSIP_STEPS:
+        raise ValueError(f"until must keep n_nodes x until / delta <= {MAX_GOSSIP_STEPS:,} "
+                         f"(MAX_GOSSIP_STEPS), got {n * until / delta:,.0f}")
     eval_every = check_number("eval_every", eval_every)
     if eval_every < until / MAX_ROUNDS:
         raise ValueError(f"eval_every must keep until / eval_every <= {MAX_ROUNDS:,}, "
                          f"got {eval_every!r}")
     evaluations = n * (math.floor(until / eval_every) + 1)
-    if evaluations > MAX_NODE_EVALS:
+    if evaluations > MAX_GOSSIP_NODE_EVALS:
         raise ValueError(f"eval_every must keep n_nodes x evaluations (until / eval_every + 1) "
-                         f"<= {MAX_NODE_EVALS:,} (MAX_NODE_EVALS), got {evaluations:,} "
+                         f"<= {MAX_GOSSIP_NODE_EVALS:,} (MAX_GOSSIP_NODE_EVALS), got {evaluations:,} "
                          f"(eval_every={eval_every!r})")
     if delay > until:
         raise ValueError(f"delay must be at most until ({until!r} s), got {delay!r}")

@@ -14,21 +14,17 @@ finishes on a 2-core laptop in minutes and within about 1 GiB of memory. That
 promise is measured, not assumed: the table "Runs at the bounds" of
 benchmarks/README.md is the output of ``benchmarks/bounds.py``, one run at
 each bound in a fresh process, with its wall-clock and CPU seconds, its peak
-resident memory and the machine's load. In its run of 4 December 2026 (load
-average 3.5 to 5.3; :data:`MAX_STACKED_PARAMS` re-measured quiet after it was
-raised to 10**8) the largest peak at a bound was 1.10 GiB (5 nodes of a
-20-million-parameter model at :data:`MAX_STACKED_PARAMS`), then 1.01 GiB (a
-naive all-reduce round of MAX_NODES workers), and every run took under a minute but
-one: a ring all-reduce of 1,024 workers over 100 rounds, 9 minutes; gossip
-learning at :data:`MAX_NODE_EVALS` is the exception (its heap grows past
-2 GiB; see there). The same
-section lists the bounds that were lowered to keep the promise
+resident memory and the machine's load. In its runs of 4 December 2026 every
+run at a bound took at most about 3.5 minutes on the quiet machine (a ring
+all-reduce of 1,024 workers at :data:`MAX_RING_STEPS`, 182 s; gossip learning
+at :data:`MAX_GOSSIP_STEPS`, 205 s) and peaked at most at 1.08 GiB (5 nodes
+of a 20-million-parameter model at :data:`MAX_STACKED_PARAMS`; the naive
+all-reduce round of MAX_NODES workers, 1.01 GiB). The same section lists the
+bounds that were lowered or added to keep the promise
 (:data:`MAX_STACKED_PARAMS`, :data:`MAX_LEDGER_RECORDS`, the ledger's
-``MAX_ROUND``; new: :data:`MAX_NODE_EVALS`, :data:`MAX_WORKER_COUNTS`,
-:data:`MAX_SWEEP_WORKER_ROUNDS`) and the runs that do not fit it yet: the
-ring all-reduce over the rounds :data:`MAX_NODE_STEPS` allows, and gossip
-learning at :data:`MAX_NODE_EVALS` (memory) and :data:`MAX_GOSSIP_EVENTS`
-(hours, not minutes). The bounds of
+``MAX_ROUND``, :data:`MAX_NODE_EVALS`, :data:`MAX_WORKER_COUNTS`,
+:data:`MAX_SWEEP_WORKER_ROUNDS`, :data:`MAX_RING_STEPS`,
+:data:`MAX_GOSSIP_STEPS`, :data:`MAX_GOSSIP_NODE_EVALS`). The bounds of
 the closed-form formulas only keep every result a finite number.
 Numbers may be Python or NumPy scalars (``np.float32(2.5)``, ``np.int64(8)``,
 ``np.uint8(200)``) or ``fractions.Fraction``; the checkers return plain Python
@@ -86,8 +82,25 @@ MAX_MODEL_PARAMS = 50_000_000
 MAX_STACKED_PARAMS = 10**8
 #: Undirected edges of a graph networkx builds (about 200 MB).
 MAX_GRAPH_EDGES = 500_000
-#: Events of one event-driven gossip run: nodes x cycles (messages and steps).
+#: Events of one gossip-averaging run: nodes x cycles (34 s at the bound).
 MAX_GOSSIP_EVENTS = 2_000_000
+#: SGD steps of one gossip-learning run: n_nodes x until / delta. With ``delay
+#: = 0`` no two steps can be batched, so each is one node's forward and
+#: backward plus the event queue's bookkeeping (about 0.8 ms a step on the
+#: digits MLP, 2 threads). It was MAX_GOSSIP_EVENTS (2 million: about half an
+#: hour at that rate, hours with frequent evaluations); issue #27.
+MAX_GOSSIP_STEPS = 250_000
+#: Node evaluations of one gossip-learning run: n_nodes x (until / eval_every +
+#: 1). At MAX_NODE_EVALS (1,000 evaluations of 1,000 nodes) the process's heap
+#: grew by 2 to 6 MB an evaluation and passed 2 GiB (glibc keeps the freed
+#: evaluation buffers between the event loop's small allocations); at this
+#: bound the run peaks at 0.29 GiB (issue #27).
+MAX_GOSSIP_NODE_EVALS = 100_000
+#: Ring steps of one ``train_data_parallel('ring')`` run: rounds x 2 (n_workers
+#: - 1), each one tensor operation for all members plus its ledger record (0.18
+#: ms a step at 1,024 workers: 182 s at the bound); MAX_NODE_STEPS alone allowed
+#: 20 million steps (an hour) at 1,024 workers.
+MAX_RING_STEPS = 1_000_000
 #: Node evaluations on the test set in one run: nodes x evaluations (the digits
 #: MLP: about 0.2 ms of CPU each, so 3 to 4 minutes). Without it, gossip
 #: learning at the smallest ``eval_every`` took about 20 hours and 3.1 GiB

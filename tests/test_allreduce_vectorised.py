@@ -93,3 +93,28 @@ def test_counts_only_and_the_record_count_checked_up_front():
     assert counts.ledger.totals() == full.ledger.totals()
     with pytest.raises(ValueError, match="counts_only"):
         allreduce.train_data_parallel("ring", counts_only="yes")
+
+
+def test_ring_steps_are_bounded_up_front(monkeypatch):
+    # Issue #27: MAX_NODE_STEPS alone let a ring run 9,765 rounds of 1,024
+    # workers (hours); rounds x 2 (n - 1) ring steps are now bounded.
+    from dmlbook import units
+
+    assert allreduce.MAX_RING_STEPS == units.MAX_RING_STEPS
+    prepare = allreduce.prepare
+    monkeypatch.setattr(allreduce, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    n = 1024
+    rounds = units.MAX_RING_STEPS // (2 * (n - 1)) + 1
+    with pytest.raises(ValueError, match=rf"^rounds must keep rounds x 2 \(n_workers - 1\) ring "
+                                         rf"steps \(MAX_RING_STEPS\) <= {units.MAX_RING_STEPS:,}, "
+                                         rf"got {rounds * 2 * (n - 1):,}$"):
+        allreduce.train_data_parallel("ring", n_workers=n, rounds=rounds, counts_only=True)
+    monkeypatch.setattr(allreduce, "MAX_RING_STEPS", 2 * 4 * 3)  # 3 rounds of 5 workers
+    with pytest.raises(ValueError, match="got 32"):
+        allreduce.train_data_parallel("ring", n_workers=5, rounds=4)
+    monkeypatch.setattr(allreduce, "prepare", prepare)
+    allreduce.train_data_parallel("naive", n_workers=5, rounds=4, progress=False)  # ring only
+    monkeypatch.setattr(allreduce, "prepare", lambda *a, **k: (_ for _ in ()).throw(
+        RuntimeError("accepted")))
+    with pytest.raises(RuntimeError, match="accepted"):  # at the bound
+        allreduce.train_data_parallel("ring", n_workers=5, rounds=3)

@@ -245,22 +245,44 @@ def test_bad_input(kw, param):
 
 def test_gossip_learning_evaluations_are_bounded_up_front(monkeypatch):
     # Issue #27: at the smallest eval_every, 4,096 nodes x 100,001 evaluations
-    # took about 20 hours and 3.1 GiB. n_nodes x (until / eval_every + 1) is
-    # now at most MAX_NODE_EVALS.
+    # took about 20 hours and 3.1 GiB; at MAX_NODE_EVALS (1,000 x 1,000) the
+    # heap passed 2 GiB. n_nodes x (until / eval_every + 1) is now at most
+    # MAX_GOSSIP_NODE_EVALS.
     from dmlbook import units
 
-    assert gossip.MAX_NODE_EVALS == units.MAX_NODE_EVALS == 1_000_000
+    assert gossip.MAX_GOSSIP_NODE_EVALS == units.MAX_GOSSIP_NODE_EVALS == 100_000
     prepare = gossip.prepare
     monkeypatch.setattr(gossip, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
     with pytest.raises(ValueError, match=r"^eval_every must keep n_nodes x evaluations .* "
-                                         r"<= 1,000,000 \(MAX_NODE_EVALS\), got 1,001,000"):
-        gossip.gossip_learning(n_nodes=1000, until=1000.0, eval_every=1.0, progress=False)
+                                         r"<= 100,000 \(MAX_GOSSIP_NODE_EVALS\), got 100,100"):
+        gossip.gossip_learning(n_nodes=100, until=50.0, eval_every=0.05, progress=False)
     monkeypatch.setattr(gossip, "prepare", prepare)
     kw = dict(n_nodes=4, until=3.0, eval_every=0.75, progress=False)
-    monkeypatch.setattr(gossip, "MAX_NODE_EVALS", 4 * 5)  # times 0, 0.75, ..., 3.0
+    monkeypatch.setattr(gossip, "MAX_GOSSIP_NODE_EVALS", 4 * 5)  # times 0, 0.75, ..., 3.0
     result = gossip.gossip_learning(**kw)
     assert len(result.times) * 4 == 20 and result.times[-1] == 3.0
-    monkeypatch.setattr(gossip, "MAX_NODE_EVALS", 4 * 5 - 1)
+    monkeypatch.setattr(gossip, "MAX_GOSSIP_NODE_EVALS", 4 * 5 - 1)
     monkeypatch.setattr(gossip, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
     with pytest.raises(ValueError, match=r"^eval_every must keep .* got 20 "):
         gossip.gossip_learning(**kw)
+
+
+def test_gossip_learning_steps_are_bounded_up_front(monkeypatch):
+    # Issue #27: at MAX_GOSSIP_EVENTS (2 million steps) a run took hours.
+    from dmlbook import units
+
+    assert gossip.MAX_GOSSIP_STEPS == units.MAX_GOSSIP_STEPS
+    monkeypatch.setattr(gossip, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    n = 100
+    at_bound = units.MAX_GOSSIP_STEPS / n  # until, with delta = 1
+    with pytest.raises(ValueError, match=rf"^until must keep n_nodes x until / delta <= "
+                                         rf"{units.MAX_GOSSIP_STEPS:,} \(MAX_GOSSIP_STEPS\)"):
+        gossip.gossip_learning(n_nodes=n, until=at_bound + 1, eval_every=at_bound,
+                               progress=False)
+    monkeypatch.setattr(gossip, "MAX_GOSSIP_STEPS", 4 * 3)
+    with pytest.raises(ValueError, match=r"got 16"):
+        gossip.gossip_learning(n_nodes=4, until=4.0, eval_every=4.0, progress=False)
+    monkeypatch.setattr(gossip, "prepare", lambda *a, **k: (_ for _ in ()).throw(
+        RuntimeError("accepted")))
+    with pytest.raises(RuntimeError, match="accepted"):  # at the bound: accepted
+        gossip.gossip_learning(n_nodes=4, until=3.0, eval_every=3.0, progress=False)
