@@ -110,7 +110,9 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
     Args:
         scheme: ``"ps"``, ``"naive"`` or ``"ring"``.
         n_workers: workers (the parameter server is one more node, id ``n_workers``).
-        rounds: training rounds; lr: learning rate; batch_size: per worker.
+        rounds: training rounds (``n_workers x rounds`` <= ``MAX_NODE_STEPS``;
+            for ``"ring"`` also ``rounds x 2 (n_workers - 1)`` ring steps <=
+            ``MAX_RING_STEPS``); lr: learning rate; batch_size: per worker.
         model, dataset, split, seed, device: as in :func:`dmlbook.dpsgd.run_dpsgd`.
         faults: :class:`~dmlbook.faults.Faults` over node ids ``0 .. n_workers``
             (the last one is the server); ``straggler_prob`` must be 0.

@@ -345,10 +345,11 @@ class Nodes:
         params = self.params if params is None else params
         m = len(y)
         per_example = self._saved_bytes(X[None, :1]) if m else 1
-        if per_example * m > ACTIVATION_BUDGET:
-            return self._evaluate_in_slices(params, X, y, max(1, ACTIVATION_BUDGET // per_example))
-        k = len(params)
         threads = stacked.threads_for(self.strategy, self.device)
+        if per_example * m * threads > ACTIVATION_BUDGET:
+            size = max(1, ACTIVATION_BUDGET // (per_example * threads))
+            return self._evaluate_in_slices(params, X, y, size, threads)
+        k = len(params)
         # Each thread holds one chunk's activations at a time: the budget is shared.
         chunk = max(1, min(chunk, -(-k // threads),
                            ACTIVATION_BUDGET // max(1, per_example * m * threads)))
@@ -366,17 +367,23 @@ class Nodes:
                                     threads)
         return losses.cpu().numpy(), accs.cpu().numpy()
 
-    def _evaluate_in_slices(self, params, X, y, size: int):
+    def _evaluate_in_slices(self, params, X, y, size: int, threads: int = 1):
+        """One node at a time on slices of ``size`` examples; nodes spread over ``threads``."""
         m = len(y)
         losses, accs = np.zeros(len(params)), np.zeros(len(params))
-        for i in range(len(params)):
-            loss_sum = correct = 0.0
-            for start in range(0, m, size):
-                logits = self._forward.shared(params[i:i + 1], X[start:start + size])[0]
-                part = y[start:start + size]
-                loss_sum += float(F.cross_entropy(logits, part, reduction="sum"))
-                correct += float((logits.argmax(-1) == part).sum())
-            losses[i], accs[i] = loss_sum / m, correct / m
+
+        def work(rows):
+            with torch.no_grad():  # grad mode is per thread
+                i = rows.start
+                loss_sum = correct = 0.0
+                for start in range(0, m, size):
+                    logits = self._forward.shared(params[i:i + 1], X[start:start + size])[0]
+                    part = y[start:start + size]
+                    loss_sum += float(F.cross_entropy(logits, part, reduction="sum"))
+                    correct += float((logits.argmax(-1) == part).sum())
+                losses[i], accs[i] = loss_sum / m, correct / m
+
+        stacked.for_rows_in_threads(work, [slice(i, i + 1) for i in range(len(params))], threads)
         return losses.astype(np.float32), accs.astype(np.float32)
 
     def mean(self) -> torch.Tensor:

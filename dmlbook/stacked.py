@@ -15,9 +15,11 @@ agree to float rounding (tests/test_strategies.py):
   layer is one ``baddbmm`` over the nodes, and each convolution runs node by
   node with the ordinary (fast) kernel on views of the stacked weights. On a
   CPU the merged batch is kept channels-last (the convolutions cost the same,
-  max-pooling is ~10x faster), and a local response normalisation sums its
-  channel window from shifted slices instead of torch's 3-d average pool
-  (2x faster); together 1.5x on LeNet's step (benchmarks/README.md). For
+  max-pooling is ~10x faster; a model whose forward flattens with ``.view()``
+  falls back to the default layout), and on every device a local response
+  normalisation sums its channel window from shifted slices instead of
+  torch's 3-d average pool (2x faster on a CPU); together 1.5x on LeNet's
+  step (benchmarks/README.md). For
   models whose parameters all sit in ``nn.Linear`` and ``nn.Conv2d`` layers,
   and whose forward treats examples independently.
 * ``"loop"`` — the model once per node, on views of its row: the per-client
@@ -250,6 +252,7 @@ class Forward:
         elif strategy == "layers":
             self.store = _Store()
             self.module = _stacked_module(flat.module, self.store)
+            self.channels_last = True  # until a forward that needs NCHW (a .view()) says otherwise
 
     def _split(self, params: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each named tensor of every row, ``(k, *shape)``: views, gradients flow back."""
@@ -265,12 +268,20 @@ class Forward:
                                 for p, x in zip(params.unbind(0), X.unbind(0))])
         k, B = X.shape[:2]
         merged = X.reshape(k * B, *X.shape[2:])
-        if merged.dim() == 4 and merged.device.type == "cpu":
-            # Channels-last on a CPU: the same convolutions, and pooling ~10x faster.
-            merged = merged.contiguous(memory_format=torch.channels_last)
         self.store.tensors = self._split(params)
         try:
-            out = self.module(merged)
+            if self.channels_last and merged.dim() == 4 and merged.device.type == "cpu":
+                # Channels-last on a CPU: the same convolutions, and pooling ~10x faster.
+                try:
+                    out = self.module(merged.contiguous(memory_format=torch.channels_last))
+                except RuntimeError as error:
+                    if "view" not in str(error):
+                        raise
+                    # A forward that flattens with .view() needs the default layout.
+                    self.channels_last = False
+                    out = self.module(merged)
+            else:
+                out = self.module(merged)
         finally:
             self.store.tensors = {}
         return out.reshape(k, B, *out.shape[1:])

@@ -14,12 +14,15 @@ finishes on a 2-core laptop in minutes and within about 1 GiB of memory. That
 promise is measured, not assumed: the table "Runs at the bounds" of
 benchmarks/README.md is the output of ``benchmarks/bounds.py``, one run at
 each bound in a fresh process, with its wall-clock and CPU seconds, its peak
-resident memory and the machine's load. In its runs of 4 December 2026 every
-run at a bound took at most about 3.5 minutes on the quiet machine (a ring
+resident memory and the machine's load. In its runs of 4 December 2026 (the
+afternoon's at load 3.5 to 5.3, the evening's quiet) every case took at most
+about 3.5 minutes (a ring
 all-reduce of 1,024 workers at :data:`MAX_RING_STEPS`, 182 s; gossip learning
-at :data:`MAX_GOSSIP_STEPS`, 205 s) and peaked at most at 1.08 GiB (5 nodes
+at :data:`MAX_GOSSIP_STEPS`, 205 s) and peaked at most at 1.10 GiB (5 nodes
 of a 20-million-parameter model at :data:`MAX_STACKED_PARAMS`; the naive
-all-reduce round of MAX_NODES workers, 1.01 GiB). The same section lists the
+all-reduce round of MAX_NODES workers, 1.01 GiB). Two bounds have no case
+yet: :data:`MAX_NODE_STEPS` alone (an estimate) and ``run_dpsgd`` at
+:data:`MAX_NODE_EVALS`. The same section lists the
 bounds that were lowered or added to keep the promise
 (:data:`MAX_STACKED_PARAMS`, :data:`MAX_LEDGER_RECORDS`, the ledger's
 ``MAX_ROUND``, :data:`MAX_NODE_EVALS`, :data:`MAX_WORKER_COUNTS`,
@@ -101,10 +104,9 @@ MAX_GOSSIP_NODE_EVALS = 100_000
 #: ms a step at 1,024 workers: 182 s at the bound); MAX_NODE_STEPS alone allowed
 #: 20 million steps (an hour) at 1,024 workers.
 MAX_RING_STEPS = 1_000_000
-#: Node evaluations on the test set in one run: nodes x evaluations (the digits
-#: MLP: about 0.2 ms of CPU each, so 3 to 4 minutes). Without it, gossip
-#: learning at the smallest ``eval_every`` took about 20 hours and 3.1 GiB
-#: (issue #27).
+#: Node evaluations on the test set in one ``run_dpsgd`` run: (nodes + 1) x
+#: evaluations (the digits MLP: about 0.2 ms of CPU each, so 3 to 4 minutes).
+#: Gossip learning has its own, lower MAX_GOSSIP_NODE_EVALS (issue #27).
 MAX_NODE_EVALS = 1_000_000
 #: Worker counts one sweep takes (``compute_profile``, ``traffic_vs_workers``).
 MAX_WORKER_COUNTS = 64

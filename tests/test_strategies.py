@@ -213,8 +213,8 @@ def test_channel_sum_lrn_is_torchs_local_response_norm(size, channels_last):
     (ours_grad,) = torch.autograd.grad(ours, x, grad_out)
     (ref_grad,) = torch.autograd.grad(lrn(x), x, grad_out)
     torch.testing.assert_close(ours_grad, ref_grad)
-    x3 = torch.randn(4, 7, 9)  # not 4-d: torch's own function
-    torch.testing.assert_close(stacked._ChannelSumLRN(lrn)(x3), lrn(x3))
+    narrow = torch.randn(2, 2, 3, 3, dtype=torch.float64)  # a window wider than the channels
+    torch.testing.assert_close(stacked._ChannelSumLRN(lrn)(narrow), lrn(narrow))
 
 
 def test_layers_runs_lenet_channels_last_with_the_slice_lrn():
@@ -233,3 +233,59 @@ def test_layers_runs_lenet_channels_last_with_the_slice_lrn():
         for hook in hooks:
             hook.remove()
     assert seen and len(seen) % len(module.features) == 0 and all(seen)
+
+
+class _ViewFlatten(torch.nn.Module):
+    """A conv net that flattens with .view(), which a channels-last tensor refuses."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.fc = torch.nn.Linear(4 * 3 * 3, 10)
+
+    def forward(self, x):
+        h = self.pool(torch.relu(self.conv(x)))
+        return self.fc(h.view(h.size(0), -1))
+
+
+def test_layers_falls_back_to_nchw_for_a_forward_that_flattens_with_view():
+    X, y = torch.randn(3, 2, 3, 8, 8), torch.randint(0, 10, (3, 2))
+    ref_loss, ref_grad = Nodes(_ViewFlatten(), 3, strategy="vmap").losses_and_gradients(X, y)
+    nodes = Nodes(_ViewFlatten(), 3, strategy="layers")
+    assert nodes._forward.channels_last
+    loss, grad = nodes.losses_and_gradients(X, y)
+    assert not nodes._forward.channels_last  # remembered: later calls go straight to NCHW
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(nodes.losses_and_gradients(X, y)[1], grad)
+
+
+@pytest.mark.parametrize("budget", [None, 2_000_000])
+def test_evaluation_in_slices_spreads_nodes_over_threads(torch_threads, monkeypatch, budget):
+    """LeNet's activations on a test set beyond the budget: slices of the set, one
+    node per call, the nodes spread over the threads, each slice x threads within
+    the budget, and the single-threaded numbers."""
+    from dmlbook import engine
+    X, y = torch.randn(20, 3, 32, 32), torch.randint(0, 10, (20,))
+    torch.set_num_threads(1)
+    ref = lenet_nodes(4).evaluate(X, y)
+    torch.set_num_threads(2)
+    if budget:
+        monkeypatch.setattr(engine, "ACTIVATION_BUDGET", budget)
+    nodes = lenet_nodes(4)
+    seen, calls = [], []
+    shared = nodes._forward.shared
+    monkeypatch.setattr(nodes._forward, "shared",
+                        lambda p, X: seen.append((len(p), len(X))) or shared(p, X))
+    original = stacked.for_rows_in_threads
+    monkeypatch.setattr(stacked, "for_rows_in_threads", lambda work, slices, threads: (
+        calls.append(threads), original(work, slices, threads))[1])
+    loss, acc = nodes.evaluate(X, y)
+    per_example = nodes._saved_bytes(X[None, :1])
+    assert calls == [2]
+    assert all(k * m * per_example * 2 <= engine.ACTIVATION_BUDGET for k, m in seen), seen
+    assert (max(m for _, m in seen) < len(y)) == bool(budget)
+    np.testing.assert_allclose(loss, ref[0], rtol=1e-5)
+    np.testing.assert_array_equal(acc, ref[1])

@@ -1,0 +1,71 @@
+"""The fault model's contract, one test per behaviour that `make mutants` found unguarded.
+
+The mutation run of faults.py (benchmarks/README.md, "Mutation testing")
+left these behaviours without a test: the error that names each parameter,
+the inclusive bounds of ``crash_at``, receivers that are not node ids, a
+crashed receiver staying silent when messages can also be lost, every node
+straggling at probability 1, and ``check_faults``.
+"""
+
+import numpy as np
+import pytest
+
+from dmlbook.faults import Faults, check_faults
+from dmlbook.units import MAX_ROUNDS
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(drop_prob=2.0), r"^drop_prob "),
+    (dict(straggler_prob=-0.5), r"^straggler_prob "),
+    (dict(crash_at=[1]), r"^crash_at must be a dict \{node: round\}, got \[1\]$"),
+    (dict(crash_at={-1: 0}), r"^crash_at node "),
+    (dict(crash_at={0: -1}), r"^crash_at round "),
+    (dict(crash_at={0: MAX_ROUNDS + 2}), r"^crash_at round "),
+])
+def test_each_bad_fault_names_its_parameter(kw, message):
+    with pytest.raises(ValueError, match=message):
+        Faults(**kw)
+
+
+def test_crash_rounds_are_inclusive_from_zero_to_never():
+    # Round 0 crashes a node before it does anything; MAX_ROUNDS + 1 means never.
+    assert Faults(crash_at={0: 0}).alive(0, 2).tolist() == [False, True]
+    never = Faults(crash_at={1: MAX_ROUNDS + 1})
+    assert never.alive(MAX_ROUNDS, 2).tolist() == [True, True]
+
+
+def test_crashed_node_ids_must_exist():
+    faults = Faults(crash_at={3: 1})
+    assert faults.check_nodes(4) is faults
+    with pytest.raises(ValueError, match=r"^crash_at node must be a node id in 0 \.\. 2, got 3$"):
+        faults.check_nodes(3)
+
+
+@pytest.mark.parametrize("receivers", [[4], [-1], [0.0, 1.0], [[0, 1]]])
+def test_receivers_must_be_node_ids(receivers):
+    with pytest.raises(ValueError, match=r"^receivers must be node ids in 0 \.\. 3, got"):
+        Faults().delivered(1, np.array(receivers), 4)
+
+
+def test_a_crashed_receiver_gets_nothing_even_where_messages_can_be_lost():
+    faults = Faults(crash_at={1: 0}, drop_prob=1e-12)
+    assert faults.delivered(1, np.array([0, 1]), 2).tolist() == [True, False]
+    alive = faults.alive(1, 2)
+    assert faults.arrives(1, [0, 1], alive, stream=11).tolist() == [True, False]
+
+
+def test_every_node_straggles_at_probability_one():
+    assert not Faults(straggler_prob=1.0).active(3, 50).any()
+    assert Faults(straggler_prob=0.0).active(3, 50).all()
+
+
+def test_check_faults():
+    none = check_faults(None, 4)
+    assert isinstance(none, Faults) and none.none
+    faults = Faults(drop_prob=0.5)
+    assert check_faults(faults, 4) is faults
+    with pytest.raises(ValueError, match=r"^faults must be a dmlbook\.faults\.Faults or None, "
+                                         r"got str$"):
+        check_faults("none", 4)
+    with pytest.raises(ValueError, match=r"^crash_at node must be a node id in 0 \.\. 1"):
+        check_faults(Faults(crash_at={2: 1}), 2)
