@@ -148,3 +148,26 @@ def test_ring_allreduce_models_averages_every_model_in_2n_n_minus_1_messages():
     assert ledger.totals().sent == 2 * 5 * 4 == ledger.totals().delivered
     assert torch.allclose(nodes.params, mean.expand(5, -1), atol=1e-6)
     assert nodes.consensus_distance() < 1e-6
+
+
+def test_naive_allreduce_of_diverged_models_names_them():
+    nodes = spread(Nodes(make_model("logreg"), 4))
+    nodes.params[2, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"^diverged at round 3; .*\(the models is no longer "
+                                         r"finite\)$"):
+        naive_allreduce(nodes, round=3, ledger=Ledger(4))
+
+
+def test_each_ring_step_draws_its_losses_from_its_own_stream(monkeypatch):
+    """Losses of different ring steps are independent: step s uses STREAM_RING + s."""
+    n = 5
+    streams = []
+    original = Faults.arrives
+    monkeypatch.setattr(Faults, "arrives", lambda self, round, receivers, alive, stream:
+                        streams.append(stream) or original(self, round, receivers, alive, stream))
+    grads = torch.randn(n, 11)
+    faults = Faults(drop_prob=1e-12, seed=1)
+    total = ring_allreduce(grads, list(range(n)), round=2, ledger=Ledger(n),
+                           alive=np.ones(n, bool), faults=faults)
+    torch.testing.assert_close(total, grads.sum(0))
+    assert streams == [STREAM_RING + s for s in range(2 * (n - 1))]
