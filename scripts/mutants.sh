@@ -17,8 +17,10 @@ OUT=${OUT:-$ROOT/_build/mutants}
 PY=${PY:-$ROOT/.venv/bin/python}
 MUTMUT=${MUTMUT:-$ROOT/.venv-mutants/bin/mutmut}
 S=tests/test_hostile_survivors.py V=tests/test_hostile_values.py
-MODULES=${MODULES:-"faults.py: tests/test_faults.py $S::test_straggler_probability_is_the_share_that_straggles $S::test_loss_and_straggler_draws_are_independent_streams $S::test_faults_default_seed_is_zero
-ledger.py: tests/test_ledger.py $S::test_counts_only_ledger_extend_keeps_the_per_node_counts $S::test_gossip_received_per_cycle_counts_delivered_messages_only
+MODULES=${MODULES:-"faults.py: tests/test_faults.py tests/test_faults_contract.py $S::test_straggler_probability_is_the_share_that_straggles $S::test_loss_and_straggler_draws_are_independent_streams $S::test_faults_default_seed_is_zero
+collectives.py: tests/test_collectives.py tests/test_allreduce_vectorised.py
+ledger.py: tests/test_ledger.py tests/test_ledger_contract.py $S::test_counts_only_ledger_extend_keeps_the_per_node_counts $S::test_gossip_received_per_cycle_counts_delivered_messages_only
+check/ex1_participants.py: tests/test_check.py tests/test_check_tasks.py tests/test_check_hostile.py -k \"ex1 or participants\"
 units.py: tests/test_units.py $V::test_format_bytes_at_each_unit $V::test_format_bps_at_each_unit $V::test_choices_take_numpy_values_and_return_the_plain_choice $V::test_choices_refuse_other_kinds $V::test_checkers_return_plain_python_numbers $S::test_a_bounds_maximum_is_inclusive"}
 
 mkdir -p "$OUT"
@@ -27,6 +29,7 @@ while IFS= read -r line; do
     [ -z "$line" ] && continue
     module=${line%%:*}
     tests=${line#*:}
+    name=${module%.py}; name=${name//\//_}  # check/ex1_participants.py -> check_ex1_participants
     work=$(mktemp -d)
     # The tracked files as they are now (committed or not), plus the venv link.
     (cd "$ROOT" && git ls-files -co --exclude-standard | grep -v -e '^\.venv' -e '^_vendor' \
@@ -35,11 +38,11 @@ while IFS= read -r line; do
     start=$(date +%s)
     (cd "$work" && PYTHONPATH="$work" "$MUTMUT" run --paths-to-mutate "dmlbook/$module" \
         --runner "bash -c '$PY -m pytest -x -q -p no:cacheprovider $tests || exit 1'" \
-        --no-progress --simple-output > "$OUT/${module%.py}.log" 2>&1 || true)
+        --no-progress --simple-output > "$OUT/$name.log" 2>&1 || true)
     minutes=$(( ($(date +%s) - start + 30) / 60 ))
-    (cd "$work" && "$MUTMUT" results > "$OUT/${module%.py}.results" 2>&1 || true
+    (cd "$work" && "$MUTMUT" results > "$OUT/$name.results" 2>&1 || true
      for id in $("$MUTMUT" result-ids survived 2>/dev/null); do "$MUTMUT" show "$id"; done \
-        > "$OUT/${module%.py}.survivors.diff" 2>&1 || true)
+        > "$OUT/$name.survivors.diff" 2>&1 || true)
     "$PY" - "$work" "$module" "$minutes" >> "$OUT/summary.md" <<'PYEOF'
 import sqlite3, sys
 work, module, minutes = sys.argv[1:]
