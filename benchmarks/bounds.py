@@ -10,6 +10,7 @@ in benchmarks/README.md is this script's output.
     python benchmarks/bounds.py            # every case (several minutes on 2 cores)
     python benchmarks/bounds.py --quick    # the all-reduces' single rounds and the cheap cases
     python benchmarks/bounds.py --case gossip   # the cases whose name contains "gossip"
+    python benchmarks/bounds.py --case gossip --case naive   # either
 
 The data-parallel runs train the MLP (64-32-10, 2,410 parameters) on 20,000
 synthetic examples of 64 features, since the digits have 1,438.
@@ -53,6 +54,68 @@ rounds = MAX_RING_STEPS // (2 * 1023)
 run = train_data_parallel("ring", n_workers=1024, rounds=rounds, dataset=data, progress=False,
                           counts_only=True)
 assert run.ledger.totals().sent == rounds * 2 * 1024 * 1023
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "train_data_parallel('naive') at MAX_RUN_MESSAGES: 4,096 workers x 119 rounds, counts_only": ("""
+from dmlbook.units import MAX_NODES, MAX_RUN_MESSAGES
+n = MAX_NODES
+rounds = MAX_RUN_MESSAGES // (n * (n - 1))
+run = train_data_parallel("naive", n_workers=n, rounds=rounds, dataset=data, progress=False,
+                          counts_only=True)
+assert run.ledger.totals().sent == rounds * n * (n - 1) <= MAX_RUN_MESSAGES
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "train_data_parallel('ring') at MAX_RUN_MESSAGES: 4,096 workers x 59 rounds, counts_only": ("""
+from dmlbook.units import MAX_NODES, MAX_RUN_MESSAGES
+n = MAX_NODES
+rounds = MAX_RUN_MESSAGES // (2 * n * (n - 1))
+run = train_data_parallel("ring", n_workers=n, rounds=rounds, dataset=data, progress=False,
+                          counts_only=True)
+assert run.ledger.totals().sent == rounds * 2 * n * (n - 1) <= MAX_RUN_MESSAGES
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "train_data_parallel('ps') at MAX_NODE_STEPS: 4,096 workers x 2,441 rounds, counts_only": ("""
+from dmlbook.units import MAX_NODES, MAX_NODE_STEPS
+rounds = MAX_NODE_STEPS // MAX_NODES
+run = train_data_parallel("ps", n_workers=MAX_NODES, rounds=rounds, dataset=data, progress=False,
+                          counts_only=True)
+assert run.ledger.totals().sent == rounds * 2 * MAX_NODES
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "run_dpsgd at MAX_NODE_STEPS: ring of 1,000 nodes x 10,000 rounds, counts_only": ("""
+from dmlbook.units import MAX_NODE_STEPS
+rounds = MAX_NODE_STEPS // 1000
+run = run_dpsgd(n_nodes=1000, topology="ring", rounds=rounds, eval_every=rounds, progress=False,
+                counts_only=True)
+assert run.ledger.totals().sent == rounds * 2000
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "run_dpsgd at MAX_RUN_MESSAGES: complete graph of 1,000 nodes x 2,002 rounds, counts_only": ("""
+from dmlbook.units import MAX_RUN_MESSAGES
+rounds = MAX_RUN_MESSAGES // (1000 * 999)
+run = run_dpsgd(n_nodes=1000, topology="complete", rounds=rounds, eval_every=rounds,
+                progress=False, counts_only=True)
+assert run.ledger.totals().sent == rounds * 999_000 <= MAX_RUN_MESSAGES
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "run_dpsgd at MAX_NODE_EVALS: 999 nodes x 999 rounds, evaluated every round": ("""
+from dmlbook.units import MAX_NODE_EVALS
+run = run_dpsgd(n_nodes=999, rounds=999, eval_every=1, progress=False)
+assert len(run.history.rounds) * 1000 == MAX_NODE_EVALS
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "run_fedavg at MAX_LEDGER_RECORDS: 4,096 clients x 2,048 rounds of 1 local step": ("""
+from dmlbook.federated import run_fedavg
+from dmlbook.units import MAX_LEDGER_RECORDS
+run = run_fedavg(n_clients=4096, rounds=2048, local_steps=1, dataset=data, progress=False)
+assert len(run.ledger) == 2 * 4096 * 2048 == MAX_LEDGER_RECORDS
+out["seconds"] = time.perf_counter() - start
+""", False),
+    "run_decentralized_exchange at MAX_NODE_EVALS: 999 nodes x 999 rounds": ("""
+from dmlbook.federated import run_decentralized_exchange
+from dmlbook.units import MAX_NODE_EVALS
+run = run_decentralized_exchange(n_nodes=999, rounds=999, progress=False)
+assert len(run.history.rounds) * 1000 == MAX_NODE_EVALS
 out["seconds"] = time.perf_counter() - start
 """, False),
     "Nodes: 5 x 19,999,960 parameters (MAX_STACKED_PARAMS = 10**8, a 64-266,666-10 MLP), run_dpsgd 1 round": ("""
@@ -146,14 +209,15 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--case", default="", help="only the cases whose name contains this")
+    parser.add_argument("--case", action="append", default=[],
+                        help="only the cases whose name contains this (may be repeated)")
     args = parser.parse_args(argv)
     print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
           f"{args.threads} torch threads")
     print(f"| {'case':<70} | {'seconds':>8} | {'CPU s':>8} | {'peak GiB':>8} | load |")
     print(f"|{'-' * 72}|{'-' * 9}:|{'-' * 9}:|{'-' * 9}:|-----:|")
     for name, (code, quick) in CASES.items():
-        if args.quick and not quick or args.case not in name:
+        if args.quick and not quick or args.case and not any(c in name for c in args.case):
             continue
         out = run_case(PRELUDE + code, args.threads, data_bytes=False)
         if "error" in out:

@@ -63,8 +63,8 @@ from .collectives import naive_means, naive_messages, ring_allreduce
 from .compute import time_calls
 from .data import summarize_split
 from .faults import STREAM_DOWN, STREAM_NAIVE, STREAM_UP, Faults, check_faults
-from .ledger import Ledger
-from .units import (MAX_LEDGER_RECORDS, MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_RING_STEPS,
+from .ledger import Ledger, check_run_messages
+from .units import (MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_RING_STEPS,
                     MAX_ROUNDS, MAX_STACKED_PARAMS, MAX_SWEEP_WORKER_ROUNDS, MAX_WORKER_COUNTS,
                     check_choice, check_diverged, check_int, check_number, check_product,
                     check_seed)
@@ -112,7 +112,8 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
         n_workers: workers (the parameter server is one more node, id ``n_workers``).
         rounds: training rounds (``n_workers x rounds`` <= ``MAX_NODE_STEPS``;
             for ``"ring"`` also ``rounds x 2 (n_workers - 1)`` ring steps <=
-            ``MAX_RING_STEPS``); lr: learning rate; batch_size: per worker.
+            ``MAX_RING_STEPS``; the run's messages <= ``MAX_RUN_MESSAGES``);
+            lr: learning rate; batch_size: per worker.
         model, dataset, split, seed, device: as in :func:`dmlbook.dpsgd.run_dpsgd`.
         faults: :class:`~dmlbook.faults.Faults` over node ids ``0 .. n_workers``
             (the last one is the server); ``straggler_prob`` must be 0.
@@ -151,10 +152,8 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
         check_product("rounds", rounds * 2 * (n - 1), MAX_RING_STEPS,
                       "rounds x 2 (n_workers - 1) ring steps (MAX_RING_STEPS)")
     per_round = {"ps": 2 * n, "naive": n * (n - 1), "ring": 2 * n * (n - 1)}[scheme]
-    if not counts_only and rounds * per_round > MAX_LEDGER_RECORDS:
-        raise ValueError(f"rounds x messages per round must be at most {MAX_LEDGER_RECORDS:,} "
-                         f"(MAX_LEDGER_RECORDS) for a full ledger, got {rounds:,} x "
-                         f"{per_round:,}; pass counts_only=True to keep counts only")
+    check_run_messages("rounds", rounds * per_round, f"rounds x {per_round:,} messages a round",
+                       counts_only=counts_only)
     total_nodes = n + (scheme == "ps")
     faults = check_faults(faults, total_nodes)
     if allreduce is not None and (scheme != "ring" or not faults.none or not callable(allreduce)):
@@ -229,7 +228,8 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                     workers.params[others[down]] = model_params  # a lost reply: no change
                     updated = True
         elif scheme == "naive":
-            src, dst = naive_messages(sending, np.asarray(members, dtype=np.int64))
+            # int32 ids: half the memory of the n (n - 1) messages' arrays
+            src, dst = naive_messages(sending.astype(np.int32), np.asarray(members, np.int32))
             ok = faults.arrives(r, dst, alive, STREAM_NAIVE)
             result.ledger.record(r, src, dst, nbytes, ok)
             if not waiting:

@@ -24,9 +24,9 @@ from .collectives import naive_allreduce, ring_allreduce_models
 from .engine import (History, Nodes, check_batch_size, gossip, prepare, progress_bar,
                      seeded_generator)
 from .faults import Faults, check_faults
-from .ledger import Ledger
+from .ledger import Ledger, check_run_messages
 from .topology import Topology, resolve_topology
-from .units import (MAX_LEDGER_RECORDS, MAX_LR, MAX_NODE_EVALS, MAX_NODES, MAX_NODE_STEPS,
+from .units import (MAX_LR, MAX_NODE_EVALS, MAX_NODES, MAX_NODE_STEPS,
                     MAX_ROUNDS, check_choice,
                     check_diverged, check_int, check_number, check_product, check_seed)
 
@@ -99,7 +99,9 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
     ``local_steps`` <= :data:`~dmlbook.units.MAX_ROUNDS`, ``n_nodes * rounds *
     local_steps`` <= :data:`~dmlbook.units.MAX_NODE_STEPS`, and the nodes
     and their average evaluated at most :data:`~dmlbook.units.MAX_NODE_EVALS`
-    times in all (``eval_every`` sets how often). Models that stop
+    times in all (``eval_every`` sets how often), and the run's messages
+    (``rounds`` x the graph's directed edges + the final all-reduce's) at most
+    :data:`~dmlbook.units.MAX_RUN_MESSAGES`. Models that stop
     being finite end the run with "diverged at round r; try a smaller lr".
     """
     n_nodes = check_int("n_nodes", n_nodes, minimum=2, maximum=MAX_NODES)
@@ -132,11 +134,9 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
                          "(the ring all-reduce here models reliable nodes only)")
     topology = resolve_topology(topology, n_nodes, degree=degree, seed=seed)
     final_messages = {None: 0, "naive": 1, "ring": 2}[final_allreduce] * n_nodes * (n_nodes - 1)
-    messages = rounds * len(topology.src_np) + final_messages
-    if not counts_only and messages > MAX_LEDGER_RECORDS:
-        raise ValueError(f"rounds x messages per round (+ the final all-reduce's) must be at "
-                         f"most {MAX_LEDGER_RECORDS:,} (MAX_LEDGER_RECORDS) for a full ledger, "
-                         f"got {messages:,}; pass counts_only=True to keep counts only")
+    check_run_messages("rounds", rounds * len(topology.src_np) + final_messages,
+                       "rounds x messages a round (+ the final all-reduce's)",
+                       counts_only=counts_only)
     setup = prepare(model, n_nodes, dataset=dataset, split=split, seed=seed, alpha=alpha,
                     shards_per_node=shards_per_node, device=device)
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test

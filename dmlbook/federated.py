@@ -20,11 +20,12 @@ import torch
 from . import compression
 from .engine import (History, Nodes, check_batch_size, mix, prepare, progress_bar,
                      seeded_generator)
-from .ledger import Ledger
+from .ledger import Ledger, check_run_messages
 from .models import make_model
 from .topology import Topology, resolve_topology
-from .units import (MAX_LR, MAX_NODES, MAX_SEED, MAX_NODE_STEPS, MAX_ROUNDS, check_choice,
-                    check_diverged, check_int, check_number, check_product, check_seed)
+from .units import (MAX_LR, MAX_NODE_EVALS, MAX_NODES, MAX_SEED, MAX_NODE_STEPS, MAX_ROUNDS,
+                    check_choice, check_diverged, check_int, check_number, check_product,
+                    check_seed)
 
 SEND_DL = ("parameters", "gradients")
 # Added to a run's seed for the stream that samples FedAvg's cohorts (seeds are below it).
@@ -83,6 +84,12 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
                cohort_size: int | None = None, local_epochs: int | None = None) -> FLResult:
     """FedAvg; the server is node ``n_clients``.
 
+    Bounds: ``cohort x rounds x local_steps`` (or ``local_epochs`` x the
+    batches of a pass) <= :data:`~dmlbook.units.MAX_NODE_STEPS`, and the
+    run's ``2 x cohort x rounds`` messages <=
+    :data:`~dmlbook.units.MAX_LEDGER_RECORDS` (its ledger keeps every record),
+    both checked before the first round.
+
     Each round: the server sends its model to every client of the round's
     cohort (``cohort_size=None``: every client); each takes ``local_steps``
     SGD steps at learning rate ``lr`` on batches of ``batch_size`` of its own
@@ -128,6 +135,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         local_epochs = check_int("local_epochs", local_epochs, maximum=MAX_ROUNDS)
     check_product("rounds", k * rounds * (local_epochs or local_steps), MAX_NODE_STEPS,
                   "cohort x rounds x local steps or epochs (MAX_NODE_STEPS)")
+    check_run_messages("rounds", rounds * 2 * k, "rounds x 2 x cohort messages (down and up)")
     lr = float(check_number("lr", lr, maximum=MAX_LR))
     batch_size = check_batch_size(batch_size, k)
     send = check_choice("send", send, ("update", "parameters"))
@@ -255,7 +263,10 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
     (default 4) is for ``"regular"`` and ``"random"`` graphs only.
     ``init="own"``: every node starts from its own random model;
     ``"common"``: all start from the same one, so any distance between the
-    models grows during training.
+    models grows during training. Every node and their average are evaluated
+    after every round: ``(n_nodes + 1) x (rounds + 1)`` <=
+    :data:`~dmlbook.units.MAX_NODE_EVALS`, and the run's messages <=
+    :data:`~dmlbook.units.MAX_LEDGER_RECORDS` (its ledger keeps every record).
     """
     send = check_choice("send", send, SEND_DL)
     init = check_choice("init", init, INITS)
@@ -267,6 +278,9 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
     model = check_choice("model", model, ("logreg", "mlp", "cnn"))
     seed = check_seed(seed)
     topology = resolve_topology(topology, n, degree=degree, seed=seed, default_degree=4)
+    check_run_messages("rounds", rounds * len(topology.src_np), "rounds x messages a round")
+    check_product("rounds", (n + 1) * (rounds + 1), MAX_NODE_EVALS,
+                  "(n_nodes + 1) x (rounds + 1) evaluations (MAX_NODE_EVALS)")
     setup = prepare(model, n, split=split, seed=seed)
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     nodes = Nodes(module, n)

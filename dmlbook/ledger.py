@@ -21,7 +21,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .units import MAX_LEDGER_RECORDS, MAX_NODES, MAX_ROUNDS, check_int
+from .units import MAX_LEDGER_RECORDS, MAX_NODES, MAX_ROUNDS, MAX_RUN_MESSAGES, check_int
+
+
+def check_run_messages(name: str, messages: int, what: str, *,
+                       counts_only: bool | None = None) -> int:
+    """Refuse, before a run starts, ``messages`` above what it may send.
+
+    At most :data:`~dmlbook.units.MAX_RUN_MESSAGES` in any run, and at most
+    :data:`~dmlbook.units.MAX_LEDGER_RECORDS` in a run that keeps every record
+    (``counts_only`` False, or None for a run that has no counts-only option;
+    False adds the hint to pass ``counts_only=True``). ``name`` is the
+    caller's parameter to blame and ``what`` says how ``messages`` was counted
+    ("rounds x messages a round").
+    """
+    if messages > MAX_RUN_MESSAGES:
+        raise ValueError(f"{name} must keep {what} <= {MAX_RUN_MESSAGES:,} "
+                         f"(MAX_RUN_MESSAGES), got {messages:,}")
+    if not counts_only and messages > MAX_LEDGER_RECORDS:
+        hint = "" if counts_only is None else "; pass counts_only=True to keep counts only"
+        raise ValueError(f"{name} must keep {what} <= {MAX_LEDGER_RECORDS:,} "
+                         f"(MAX_LEDGER_RECORDS) for a full ledger, got {messages:,}{hint}")
+    return messages
+
 
 #: Storage type of each column.
 DTYPES = {"round": np.int32, "sender": np.int32, "receiver": np.int32,
@@ -144,8 +166,9 @@ class Ledger:
                              "scalars or one-dimensional")
         if not size:
             return
-        if self.counts_only:
-            self._count(*cols)
+        if self.counts_only:  # in blocks: a block's masks and weights at a time
+            for block in _blocks(size):
+                self._count(*(c[block] for c in cols))
             return
         if self._length + size > MAX_LEDGER_RECORDS:
             raise ValueError(f"a ledger holds at most MAX_LEDGER_RECORDS = "

@@ -122,6 +122,13 @@ MAX_SEED = 2**32 - 1
 #: It was 10**8 (1.6 GiB of records, 2.5 GiB while they were joined); lowered
 #: for the promise above (issue #27: 2**25 still peaked at 1.5 GiB).
 MAX_LEDGER_RECORDS = 2**24
+#: Messages of one simulated run (rounds x messages a round, counted before the
+#: first round). A naive all-reduce of MAX_NODES workers sends 16.8 M messages a
+#: round, 0.66 s of CPU: MAX_NODE_STEPS alone allowed 2,441 such rounds (27
+#: minutes), and D-PSGD on the complete graph of 1,000 nodes 10,000 rounds of
+#: a million messages (issue #27). At this bound, 119 naive rounds of MAX_NODES
+#: workers or 2,002 D-PSGD rounds on that graph.
+MAX_RUN_MESSAGES = 2 * 10**9
 
 # --- upper bounds of the closed-form formulas --------------------------------
 #: Counts in formulas: parameters, participants, clients, rounds, nodes, steps.

@@ -118,3 +118,27 @@ def test_ring_steps_are_bounded_up_front(monkeypatch):
         RuntimeError("accepted")))
     with pytest.raises(RuntimeError, match="accepted"):  # at the bound
         allreduce.train_data_parallel("ring", n_workers=5, rounds=3)
+
+
+@pytest.mark.parametrize("scheme, per_round", [("naive", 5 * 4), ("ps", 2 * 5), ("ring", 2 * 5 * 4)])
+def test_run_messages_are_bounded_up_front(monkeypatch, scheme, per_round):
+    # Issue #27: MAX_NODE_STEPS alone let a naive all-reduce of 4,096 workers
+    # run 2,441 rounds of 16.8 M messages (27 minutes); the run's messages are
+    # now bounded by MAX_RUN_MESSAGES, counts-only ledger or not.
+    from dmlbook import ledger, units
+
+    prepare = allreduce.prepare
+    monkeypatch.setattr(allreduce, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    n = units.MAX_NODES
+    rounds = units.MAX_RUN_MESSAGES // (n * (n - 1)) + 1  # 120
+    with pytest.raises(ValueError, match=rf"^rounds must keep rounds x {n * (n - 1):,} messages a "
+                                         rf"round <= {units.MAX_RUN_MESSAGES:,} \(MAX_RUN_MESSAGES\), "
+                                         rf"got {rounds * n * (n - 1):,}$"):
+        allreduce.train_data_parallel("naive", n_workers=n, rounds=rounds, counts_only=True)
+    monkeypatch.setattr(ledger, "MAX_RUN_MESSAGES", 3 * per_round)  # 3 rounds of 5 workers
+    with pytest.raises(ValueError, match=rf"got {4 * per_round}$"):
+        allreduce.train_data_parallel(scheme, n_workers=5, rounds=4, counts_only=True)
+    monkeypatch.setattr(allreduce, "prepare", prepare)
+    run = allreduce.train_data_parallel(scheme, n_workers=5, rounds=3, counts_only=True,
+                                        progress=False)  # at the bound
+    assert run.ledger.totals().sent == 3 * per_round

@@ -159,19 +159,20 @@ def test_ledger_records_are_counted_before_the_first_round(monkeypatch, final_al
     # through and records exactly that many; one record fewer allowed and it is
     # refused up front (it used to die mid-run on the ledger), unless counts_only.
     import dmlbook.dpsgd as dpsgd
+    import dmlbook.ledger as ledger
 
     kw = dict(n_nodes=4, topology="ring", rounds=3, final_allreduce=final_allreduce,
               progress=False)
-    monkeypatch.setattr(dpsgd, "MAX_LEDGER_RECORDS", messages)
+    monkeypatch.setattr(ledger, "MAX_LEDGER_RECORDS", messages)
     assert len(run_dpsgd(**kw).ledger) == messages
-    monkeypatch.setattr(dpsgd, "MAX_LEDGER_RECORDS", messages - 1)
+    monkeypatch.setattr(ledger, "MAX_LEDGER_RECORDS", messages - 1)
     monkeypatch.setattr(dpsgd, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
-    with pytest.raises(ValueError, match=r"^rounds x messages per round .* at most "
+    with pytest.raises(ValueError, match=r"^rounds must keep rounds x messages a round .* <= "
                                          rf"{messages - 1:,} \(MAX_LEDGER_RECORDS\).*"
                                          "counts_only=True"):
         run_dpsgd(**kw)
     monkeypatch.undo()
-    monkeypatch.setattr(dpsgd, "MAX_LEDGER_RECORDS", messages - 1)
+    monkeypatch.setattr(ledger, "MAX_LEDGER_RECORDS", messages - 1)
     assert run_dpsgd(counts_only=True, **kw).ledger.totals().sent == messages
 
 
@@ -180,6 +181,31 @@ def test_max_ledger_records_holds_one_naive_round_of_max_nodes():
 
     assert MAX_LEDGER_RECORDS == 2**24
     assert MAX_NODES * (MAX_NODES - 1) <= MAX_LEDGER_RECORDS < 2 * MAX_NODES * (MAX_NODES - 1)
+
+
+def test_dpsgd_run_messages_are_bounded_up_front(monkeypatch):
+    # Issue #27: the complete graph of 1,000 nodes may run 2,002 rounds of
+    # 999,000 messages (MAX_RUN_MESSAGES), not the 10,000 MAX_NODE_STEPS allows.
+    import dmlbook.dpsgd as dpsgd
+    import dmlbook.ledger as ledger
+    from dmlbook.units import MAX_RUN_MESSAGES
+
+    prepare = dpsgd.prepare
+    monkeypatch.setattr(dpsgd, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    with pytest.raises(ValueError, match=r"^rounds must keep rounds x messages a round \(\+ the "
+                                         rf"final all-reduce's\) <= {MAX_RUN_MESSAGES:,} "
+                                         rf"\(MAX_RUN_MESSAGES\), got {2003 * 999_000:,}$"):
+        run_dpsgd(n_nodes=1000, topology="complete", rounds=2003, eval_every=2003,
+                  counts_only=True)
+    # A ring of 4 nodes: 8 messages a round, 24 for the final ring all-reduce.
+    kw = dict(n_nodes=4, topology="ring", rounds=3, final_allreduce="ring", counts_only=True,
+              progress=False)
+    monkeypatch.setattr(ledger, "MAX_RUN_MESSAGES", 3 * 8 + 24 - 1)
+    with pytest.raises(ValueError, match=r"got 48$"):
+        run_dpsgd(**kw)
+    monkeypatch.setattr(ledger, "MAX_RUN_MESSAGES", 3 * 8 + 24)
+    monkeypatch.setattr(dpsgd, "prepare", prepare)
+    assert run_dpsgd(**kw).ledger.totals().sent == 48
 
 
 def test_dpsgd_evaluations_are_bounded_up_front(monkeypatch):

@@ -138,6 +138,35 @@ def test_mixing_operator_is_cached_and_stochastic():
     assert torch.allclose(lonely, torch.eye(16))
 
 
+def test_mixing_operator_is_dense_for_a_large_dense_graph_with_the_same_numbers(monkeypatch):
+    from dmlbook import mixing
+    complete = make_topology("complete", 512)  # 512**2 = DENSE_MIN_ENTRIES entries, all nonzero
+    sparse_graph = make_topology("regular", 4096, degree=8, seed=0)
+    x = torch.randn(512, 7, generator=torch.Generator().manual_seed(0))
+    keep = torch.rand(complete.n_edges, generator=torch.Generator().manual_seed(1)) < 0.5
+    alive = np.arange(512) % 3 > 0
+    dense_W = mixing_operator(complete)
+    dense_faulty = mixing_operator(complete, keep=keep, alive=alive)
+    assert dense_W.layout == dense_faulty.layout == torch.strided
+    assert mixing_operator(sparse_graph).layout == torch.sparse_csr
+    monkeypatch.setattr(mixing, "DENSE_MIN_ENTRIES", 512**2 + 1)  # the sparse path, for reference
+    reference = make_topology("complete", 512)
+    sparse_W = mixing_operator(reference)
+    sparse_faulty = mixing_operator(reference, keep=keep, alive=alive)
+    assert sparse_W.layout == sparse_faulty.layout == torch.sparse_csr
+    assert torch.allclose(dense_W @ x, sparse_W @ x, atol=1e-6)
+    assert torch.allclose(dense_faulty @ x, sparse_faulty @ x, atol=1e-6)
+    assert torch.allclose(dense_W.sum(1), torch.ones(512))
+
+
+def test_mixing_operator_stays_sparse_below_the_fill(monkeypatch):
+    from dmlbook import mixing
+    monkeypatch.setattr(mixing, "DENSE_MIN_ENTRIES", 1)
+    # A 6-regular graph of 64 nodes fills 7 / 64 < 1/8 of its matrix; 8-regular, 9 / 64.
+    assert mixing_operator(make_topology("regular", 64, degree=6, seed=0)).layout == torch.sparse_csr
+    assert mixing_operator(make_topology("regular", 64, degree=8, seed=0)).layout == torch.strided
+
+
 def test_device_argument():
     assert resolve_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="device"):

@@ -95,3 +95,49 @@ def test_fair_parameter_baselines_run_and_count_bytes():
     per_tensor = federated.run_fedavg(method="quantize_per_tensor", level=4, **kw)
     n_tensors = len(Nodes(make_model("mlp", seed=0), 1).flat.sizes)
     assert per_tensor.upload_bytes == 3 * 4 * (2410 // 2 + 8 * n_tensors)
+
+
+def test_fedavg_messages_are_bounded_up_front(monkeypatch):
+    # Issue #27: 4,096 clients x 2,441 rounds was within MAX_NODE_STEPS, but its
+    # 20 M messages passed MAX_LEDGER_RECORDS in round 2,049, after 5 minutes.
+    from dmlbook import ledger
+
+    prepare = federated.prepare
+    monkeypatch.setattr(federated, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    with pytest.raises(ValueError, match=r"^rounds must keep rounds x 2 x cohort messages \(down "
+                                         r"and up\) <= 16,777,216 \(MAX_LEDGER_RECORDS\) for a "
+                                         r"full ledger, got 19,996,672$"):
+        federated.run_fedavg(n_clients=4096, rounds=2441, local_steps=1)
+    kw = dict(n_clients=6, cohort_size=3, rounds=2, local_steps=1, progress=False)
+    monkeypatch.setattr(ledger, "MAX_LEDGER_RECORDS", 2 * 3 * 2 - 1)
+    with pytest.raises(ValueError, match=r"got 12$"):
+        federated.run_fedavg(**kw)
+    monkeypatch.setattr(ledger, "MAX_LEDGER_RECORDS", 2 * 3 * 2)
+    monkeypatch.setattr(federated, "prepare", prepare)
+    assert len(federated.run_fedavg(**kw).ledger) == 12
+
+
+def test_exchange_messages_and_evaluations_are_bounded_up_front(monkeypatch):
+    from dmlbook import ledger
+
+    prepare = federated.prepare
+    monkeypatch.setattr(federated, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    # 1,000 nodes x 1,000 rounds: 1,001 x 1,001 evaluations (about 3 minutes).
+    with pytest.raises(ValueError, match=r"^rounds must keep \(n_nodes \+ 1\) x \(rounds \+ 1\) "
+                                         r"evaluations \(MAX_NODE_EVALS\) <= 1,000,000, "
+                                         r"got 1,002,001$"):
+        federated.run_decentralized_exchange(n_nodes=1000, rounds=1000)
+    # A ring of 4 nodes: 8 messages and 5 evaluations a round, 5 more at round 0.
+    kw = dict(n_nodes=4, topology="ring", rounds=3, progress=False)
+    monkeypatch.setattr(ledger, "MAX_LEDGER_RECORDS", 23)
+    with pytest.raises(ValueError, match=r"^rounds must keep rounds x messages a round <= 23 "
+                                         r"\(MAX_LEDGER_RECORDS\) for a full ledger, got 24$"):
+        federated.run_decentralized_exchange(**kw)
+    monkeypatch.setattr(ledger, "MAX_LEDGER_RECORDS", 24)
+    monkeypatch.setattr(federated, "MAX_NODE_EVALS", 19)
+    with pytest.raises(ValueError, match=r"got 20$"):
+        federated.run_decentralized_exchange(**kw)
+    monkeypatch.setattr(federated, "MAX_NODE_EVALS", 20)
+    monkeypatch.setattr(federated, "prepare", prepare)
+    run = federated.run_decentralized_exchange(**kw)
+    assert len(run.history.ledger) == 24 and run.history.rounds == [0, 1, 2, 3]

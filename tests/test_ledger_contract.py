@@ -147,3 +147,55 @@ def test_totals_are_immutable():
     totals = Ledger(2).totals()
     with pytest.raises(dataclasses.FrozenInstanceError):
         totals.sent = 5
+
+
+def test_check_run_messages_bounds_every_run_and_full_ledgers(monkeypatch):
+    from dmlbook.ledger import check_run_messages
+    from dmlbook.units import MAX_LEDGER_RECORDS, MAX_RUN_MESSAGES
+
+    what = "rounds x 6 messages a round"
+    assert check_run_messages("rounds", MAX_RUN_MESSAGES, what, counts_only=True) == MAX_RUN_MESSAGES
+    for counts_only in (True, False, None):
+        with pytest.raises(ValueError, match=rf"^rounds must keep {what} <= "
+                                             rf"{MAX_RUN_MESSAGES:,} \(MAX_RUN_MESSAGES\), "
+                                             rf"got {MAX_RUN_MESSAGES + 1:,}$"):
+            check_run_messages("rounds", MAX_RUN_MESSAGES + 1, what, counts_only=counts_only)
+    # A full ledger: MAX_LEDGER_RECORDS, with the counts-only hint only for a
+    # caller that has that option (False), none for one that has not (None).
+    assert check_run_messages("n", MAX_LEDGER_RECORDS, what, counts_only=False) == MAX_LEDGER_RECORDS
+    assert check_run_messages("n", MAX_LEDGER_RECORDS, what) == MAX_LEDGER_RECORDS
+    assert check_run_messages("n", MAX_LEDGER_RECORDS + 1, what, counts_only=True)
+    refused = rf"^n must keep {what} <= {MAX_LEDGER_RECORDS:,} \(MAX_LEDGER_RECORDS\) for a " \
+              rf"full ledger, got {MAX_LEDGER_RECORDS + 1:,}"
+    with pytest.raises(ValueError, match=refused + "; pass counts_only=True to keep counts only$"):
+        check_run_messages("n", MAX_LEDGER_RECORDS + 1, what, counts_only=False)
+    with pytest.raises(ValueError, match=refused + "$"):
+        check_run_messages("n", MAX_LEDGER_RECORDS + 1, what)
+
+
+def test_max_run_messages_is_the_documented_number_of_rounds():
+    # units.py's comment: 119 naive rounds of MAX_NODES workers, or 2,002
+    # D-PSGD rounds on the complete graph of 1,000 nodes, at the bound.
+    from dmlbook.units import MAX_NODES, MAX_RUN_MESSAGES
+
+    assert MAX_RUN_MESSAGES // (MAX_NODES * (MAX_NODES - 1)) == 119
+    assert MAX_RUN_MESSAGES // (1000 * 999) == 2002
+
+
+def test_counts_only_record_counts_a_long_call_block_by_block(monkeypatch):
+    # One call of 11 records in blocks of 3 (issue #27: a naive round of 4,096
+    # workers is 16.8 M records in one call; counted at once, its masks and
+    # weights took 0.4 GiB): the same counts as a full ledger.
+    monkeypatch.setattr(ledger_module, "BLOCK_RECORDS", 3)
+    rng = np.random.default_rng(0)
+    args = (rng.integers(0, 4, 11), rng.integers(0, 5, 11), rng.integers(0, 5, 11),
+            rng.integers(1, 100, 11), rng.random(11) < 0.7)
+    full, counts = Ledger(5), Ledger(5, counts_only=True)
+    full.record(*args)
+    counts.record(*args)
+    assert counts.totals() == full.totals()
+    assert np.array_equal(counts.per_round(), full.per_round())
+    for what in ("sent", "received", "lost"):
+        for nbytes in (False, True):
+            assert np.array_equal(counts.per_node(what, nbytes=nbytes),
+                                  full.per_node(what, nbytes=nbytes))
