@@ -30,10 +30,18 @@ def _hint(args, expected, value):
     known = unit_mistakes() + [
         (1 / time_s, "forgot the time limit",
          "the link moves link_bps * time_limit_s bits within the limit."),
-        (time_s, "seconds", "multiply the rate by the time limit, do not divide by it."),
+        (1 / time_s**2, "divided by the time limit",
+         "multiply the rate by the time limit, do not divide by it."),
+        (time_s, "time limit counted twice",
+         "the link moves link_bps * time_limit_s bits: multiply by the time limit once."),
         (bits, "forgot bits per parameter", "a model is n_params * bits_per_param bits."),
         (1 / bits, "forgot bits per parameter", "a model is n_params * bits_per_param bits.")]
-    found = ratio_hint(expected, value, known)
+    # Against the unrounded count too: a student's int(... // ...) floors a
+    # mistaken formula (22,033.8 / 3,600 comes back as 6, not 6.12).
+    exact = link_bps * time_s / (n_params * bits)
+    found = ratio_hint(expected, value, known) or next(
+        ((mistake, hint) for factor, mistake, hint in known
+         if exact * factor >= 1 and value == math.floor(exact * factor)), None)
     if found is None and value > 0 and expected > 0 and close(
             value, (n_params * bits) / (link_bps * time_s), rel=2e-3):
         found = ("fraction upside down", "participants = link_bps * time_limit_s / model bits.")

@@ -1,0 +1,147 @@
+"""Workbook 1's checks: the feedback each kind of wrong answer gets, word for word.
+
+The mutation run of check/ex1_participants.py (benchmarks/README.md,
+"Mutation testing") found the verdicts guarded but not what a student reads:
+which mistake is named, the hint under it, the case it failed on, and the
+summary of a pass. Each wrong solution below is one a student writes; the test
+pins the last line of its feedback (the named mistake and its hint) and the
+case it is caught on.
+"""
+
+import math
+
+import pytest
+
+from dmlbook import check
+from dmlbook.check import ex1_participants, reference
+
+SHEET_DOWNLOAD = ("participants(n_params=85098, bits_per_param=32, link_bps=1000000000, "
+                  "time_limit_s=60), the sheet's download link (1 Gbit/s)")
+
+PARTICIPANTS = [
+    ("a float", lambda n, b, link, t: link * t / (n * b), "rounding",
+     "a participant gets the whole model in time or not at all: return a whole number, "
+     "rounded down (int(... // ...))."),
+    ("rounded to the nearest", lambda n, b, link, t: round(link * t / (n * b)), "rounding",
+     "off by one: round down (floor), not up or to the nearest; a model that fits exactly "
+     "still counts.", "16-bit parameters"),
+    ("rounded up", lambda n, b, link, t: math.ceil(link * t / (n * b)), "rounding",
+     "off by one: round down (floor), not up or to the nearest; a model that fits exactly "
+     "still counts."),
+    ("no time limit", lambda n, b, link, t: link // (n * b), "forgot the time limit",
+     "the link moves link_bps * time_limit_s bits within the limit."),
+    ("divided by the time", lambda n, b, link, t: int(link / t // (n * b)),
+     "divided by the time limit", "multiply the rate by the time limit, do not divide by it."),
+    ("time twice", lambda n, b, link, t: int(link * t * t // (n * b)),
+     "time limit counted twice",
+     "the link moves link_bps * time_limit_s bits: multiply by the time limit once."),
+    ("no bits", lambda n, b, link, t: link * t // n, "forgot bits per parameter",
+     "a model is n_params * bits_per_param bits."),
+    ("bits twice", lambda n, b, link, t: link * t // (n * b * b), "forgot bits per parameter",
+     "a model is n_params * bits_per_param bits."),
+    ("upside down", lambda n, b, link, t: n * b / (link * t), "fraction upside down",
+     "participants = link_bps * time_limit_s / model bits."),
+    ("bytes", lambda n, b, link, t: int(link * t // (n * b / 8)), "bits vs bytes",
+     "one byte is 8 bits; check which quantities are in bits and which in bytes, and "
+     "convert exactly once."),
+    ("an unrelated int", lambda n, b, link, t: 7, "wrong value",
+     "n participants fit when n * n_params * bits_per_param <= link_bps * time_limit_s."),
+    ("an unrelated float", lambda n, b, link, t: 7.5, "wrong value",
+     "return the number of participants as an int."),
+]
+
+
+@pytest.mark.parametrize("label, fn, mistake, hint, case",
+                         [p + (None,) * (5 - len(p)) for p in PARTICIPANTS],
+                         ids=[p[0] for p in PARTICIPANTS])
+def test_participants_names_the_mistake_and_its_hint(label, fn, mistake, hint, case):
+    # The first case that tells it apart: the sheet's download link, or the one named.
+    result = check.participants(fn)
+    assert not result.passed and result.mistake == mistake
+    lines = result.feedback.splitlines()
+    assert lines[0] == "✗ participants: not yet."
+    if case:
+        assert lines[1].startswith("Case: participants(") and lines[1].endswith(f", {case}")
+    else:
+        assert lines[1] == f"Case: {SHEET_DOWNLOAD}"
+    assert lines[-1] == f"Hint ({mistake}): {hint}"
+
+
+def test_participants_right_on_the_sheet_but_wrong_elsewhere_fails_on_the_case_it_misses():
+    def exact_only_on_the_sheet(n, b, link, t):
+        return reference.participants(n, b, link, t) if b == 32 else 0
+
+    result = check.participants(exact_only_on_the_sheet)
+    assert result.mistake == "wrong value"
+    assert result.feedback.splitlines()[1] == (
+        "Case: participants(n_params=85098, bits_per_param=16, link_bps=100000000, "
+        "time_limit_s=60), 16-bit parameters")
+
+
+def test_a_pass_summarises_every_stage():
+    assert check.participants(reference.participants).feedback == (
+        "✓ participants: passed. 5 hand-worked cases; 40 seeded random cases over every "
+        "parameter, rounded down correctly; dmlbook.bandwidth's transfer times agree (one "
+        "more participant would not fit).")
+    assert check.binding_link(reference.binding_link).feedback == (
+        "✓ binding_link: passed. 4 hand-worked cases; 40 seeded random cases agree with "
+        "dmlbook.bandwidth.max_participants, ties included; with one more participant the "
+        "upload link would need 60.02 s > 60 s.")
+
+
+def test_hand_cases_are_the_sheets_and_their_labels():
+    labels = [label for _, label in ex1_participants.HAND]
+    assert labels == ["the sheet's download link (1 Gbit/s)",
+                      "the sheet's upload link (100 Mbit/s)", "16-bit parameters",
+                      "a model that fits exactly twice", "a model too big for the link: 0"]
+    assert [ex1_participants._expected(*args) for args, _ in ex1_participants.HAND] == [
+        reference.participants(*args) for args, _ in ex1_participants.HAND]
+    assert [reference.participants(*args) for args, _ in ex1_participants.HAND[3:]] == [2, 0]
+    assert ex1_participants.HAND[2][0][1] == 16
+
+
+def _pair(n, link):
+    return lambda *args: (n(*args), link(*args))
+
+
+def _counts(n_params, bits, down, up, t):
+    return (reference.participants(n_params, bits, down, t),
+            reference.participants(n_params, bits, up, t))
+
+
+BINDING = [
+    ("an int", lambda *args: reference.binding_link(*args)[0], "wrong shape",
+     'return a pair: (participants, "download" or "upload").', "the sheet's links"),
+    ("the larger count", lambda *a: (max(_counts(*a)), reference.binding_link(*a)[1]),
+     "max instead of min", "every participant needs both links: the smaller count wins.",
+     "the sheet's links"),
+    ("the sum", lambda *a: (sum(_counts(*a)), reference.binding_link(*a)[1]), "links added",
+     "the two links work at the same time, each for every participant: take the smaller "
+     "count, not the sum.", "the sheet's links"),
+    ("twice the smaller", lambda *a: (2 * min(_counts(*a)), reference.binding_link(*a)[1]),
+     "links added", "the two links work at the same time, each for every participant: take "
+     "the smaller count, not the sum.", "the sheet's links"),
+    ("an unrelated count", lambda *a: (3, reference.binding_link(*a)[1]), "wrong value",
+     "count the participants each link serves, then take the smaller.", "the sheet's links"),
+    ("a misspelt link", lambda *a: (reference.binding_link(*a)[0], "up"), "not a link name",
+     'name the binding link "download" or "upload".', "the sheet's links"),
+    ("the other link", lambda *a: (reference.binding_link(*a)[0],
+                                   {"upload": "download", "download": "upload"}[
+                                       reference.binding_link(*a)[1]]),
+     "wrong link", "the binding link is the one that serves fewer participants.",
+     "the sheet's links"),
+    ("download on a tie", lambda *a: (reference.binding_link(*a)[0],
+                                      "download" if len(set(_counts(*a))) == 1
+                                      else reference.binding_link(*a)[1]),
+     "wrong link", 'on a tie, name "upload".', "two equal links: a tie"),
+]
+
+
+@pytest.mark.parametrize("label, fn, mistake, hint, case", BINDING, ids=[b[0] for b in BINDING])
+def test_binding_link_names_the_mistake_and_its_hint(label, fn, mistake, hint, case):
+    result = check.binding_link(fn)
+    assert not result.passed and result.mistake == mistake
+    lines = result.feedback.splitlines()
+    assert lines[0] == "✗ binding_link: not yet."
+    assert lines[1].startswith("Case: binding_link(n_params=") and lines[1].endswith(f", {case}")
+    assert lines[-1] == f"Hint ({mistake}): {hint}"
