@@ -98,9 +98,9 @@ run = run_dpsgd(n_nodes=1000, topology="complete", rounds=rounds, eval_every=rou
 assert run.ledger.totals().sent == rounds * 999_000 <= MAX_RUN_MESSAGES
 out["seconds"] = time.perf_counter() - start
 """, False),
-    "run_dpsgd at MAX_NODE_EVALS: 999 nodes x 999 rounds, evaluated every round": ("""
+    "run_dpsgd at MAX_NODE_EVALS: 999 nodes x 99 rounds, evaluated every round": ("""
 from dmlbook.units import MAX_NODE_EVALS
-run = run_dpsgd(n_nodes=999, rounds=999, eval_every=1, progress=False)
+run = run_dpsgd(n_nodes=999, rounds=99, eval_every=1, progress=False)
 assert len(run.history.rounds) * 1000 == MAX_NODE_EVALS
 out["seconds"] = time.perf_counter() - start
 """, False),
@@ -111,10 +111,10 @@ run = run_fedavg(n_clients=4096, rounds=2048, local_steps=1, dataset=data, progr
 assert len(run.ledger) == 2 * 4096 * 2048 == MAX_LEDGER_RECORDS
 out["seconds"] = time.perf_counter() - start
 """, False),
-    "run_decentralized_exchange at MAX_NODE_EVALS: 999 nodes x 999 rounds": ("""
+    "run_decentralized_exchange at MAX_NODE_EVALS: 999 nodes x 99 rounds": ("""
 from dmlbook.federated import run_decentralized_exchange
 from dmlbook.units import MAX_NODE_EVALS
-run = run_decentralized_exchange(n_nodes=999, rounds=999, progress=False)
+run = run_decentralized_exchange(n_nodes=999, rounds=99, progress=False)
 assert len(run.history.rounds) * 1000 == MAX_NODE_EVALS
 out["seconds"] = time.perf_counter() - start
 """, False),

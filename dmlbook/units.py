@@ -104,10 +104,14 @@ MAX_GOSSIP_NODE_EVALS = 100_000
 #: ms a step at 1,024 workers: 182 s at the bound); MAX_NODE_STEPS alone allowed
 #: 20 million steps (an hour) at 1,024 workers.
 MAX_RING_STEPS = 1_000_000
-#: Node evaluations on the test set in one ``run_dpsgd`` run: (nodes + 1) x
-#: evaluations (the digits MLP: about 0.2 ms of CPU each, so 3 to 4 minutes).
-#: Gossip learning has its own, lower MAX_GOSSIP_NODE_EVALS (issue #27).
-MAX_NODE_EVALS = 1_000_000
+#: Node evaluations on the test set in one ``run_dpsgd`` or
+#: ``run_decentralized_exchange`` run: (nodes + 1) x evaluations. It was
+#: 1,000,000: 999 nodes evaluated after each of 999 rounds took 273 s and
+#: peaked at 3.80 GiB, because training steps between evaluations fragment the
+#: heap (evaluations alone stay at 0.28 GiB; ``malloc_trim`` after each one
+#: halved the peak and doubled the time). At 100,000, as gossip learning's
+#: MAX_GOSSIP_NODE_EVALS, 100 evaluations of 1,000 nodes peak at about 1 GiB.
+MAX_NODE_EVALS = 100_000
 #: Worker counts one sweep takes (``compute_profile``, ``traffic_vs_workers``).
 MAX_WORKER_COUNTS = 64
 #: Worker-rounds of all the runs of one sweep of ``traffic_vs_workers``: the sum

@@ -212,14 +212,14 @@ def test_dpsgd_evaluations_are_bounded_up_front(monkeypatch):
     import dmlbook.dpsgd as dpsgd
     from dmlbook.units import MAX_NODE_EVALS
 
-    assert dpsgd.MAX_NODE_EVALS == MAX_NODE_EVALS == 1_000_000
+    assert dpsgd.MAX_NODE_EVALS == MAX_NODE_EVALS == 100_000
     prepare = dpsgd.prepare
     monkeypatch.setattr(dpsgd, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
-    # 4,096 nodes x 244 rounds is within MAX_NODE_STEPS; evaluated every round,
-    # 4,097 x 245 = 1,003,765 node evaluations (about an hour): refused.
+    # 999 nodes x 100 rounds is within MAX_NODE_STEPS; evaluated every round,
+    # 1,000 x 101 = 101,000 node evaluations (above about 1 GiB): refused.
     with pytest.raises(ValueError, match=r"^eval_every must keep \(n_nodes \+ 1\) x evaluations "
-                                         r"<= 1,000,000 \(MAX_NODE_EVALS\), got 1,003,765"):
-        run_dpsgd(n_nodes=4096, rounds=244, eval_every=1, progress=False)
+                                         r"<= 100,000 \(MAX_NODE_EVALS\), got 101,000"):
+        run_dpsgd(n_nodes=999, rounds=100, eval_every=1, progress=False)
     # Rounds 0, 2, 4, 5 and the final all-reduce's 6: 5 evaluations of 4 nodes + the average.
     monkeypatch.setattr(dpsgd, "prepare", prepare)
     kw = dict(n_nodes=4, topology="ring", rounds=5, eval_every=2, final_allreduce="naive",
