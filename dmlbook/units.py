@@ -14,20 +14,22 @@ finishes on a 2-core laptop in minutes and within about 1 GiB of memory. That
 promise is measured, not assumed: the table "Runs at the bounds" of
 benchmarks/README.md is the output of ``benchmarks/bounds.py``, one run at
 each bound in a fresh process, with its wall-clock and CPU seconds, its peak
-resident memory and the machine's load. In its runs of 4 December 2026 (the
-afternoon's at load 3.5 to 5.3, the evening's quiet) every case took at most
-about 3.5 minutes (a ring
-all-reduce of 1,024 workers at :data:`MAX_RING_STEPS`, 182 s; gossip learning
-at :data:`MAX_GOSSIP_STEPS`, 205 s) and peaked at most at 1.10 GiB (5 nodes
-of a 20-million-parameter model at :data:`MAX_STACKED_PARAMS`; the naive
-all-reduce round of MAX_NODES workers, 1.01 GiB). Two bounds have no case
-yet: :data:`MAX_NODE_STEPS` alone (an estimate) and ``run_dpsgd`` at
-:data:`MAX_NODE_EVALS`. The same section lists the
+resident memory and the machine's load. In its runs of 4 December 2026 (at
+loads from quiet to 5) every case took at most about 10 minutes of CPU
+(FedAvg of 4,096 clients for 2,048 rounds at :data:`MAX_LEDGER_RECORDS`, 570
+CPU s; every other case under 500) and peaked at most at 1.10 GiB (5 nodes
+of a 20-million-parameter model at :data:`MAX_STACKED_PARAMS`), except one
+run of the parameter server at :data:`MAX_NODE_STEPS`, 1.38 GiB (another of
+1,000 rounds stayed under 0.63 GiB). These are measured on the package's
+default model, the digits MLP: a node-step of the sheet's LeNet costs about
+a thousand times as much, and no bound weighs a step by its model's cost.
+The same section lists the
 bounds that were lowered or added to keep the promise
 (:data:`MAX_STACKED_PARAMS`, :data:`MAX_LEDGER_RECORDS`, the ledger's
 ``MAX_ROUND``, :data:`MAX_NODE_EVALS`, :data:`MAX_WORKER_COUNTS`,
 :data:`MAX_SWEEP_WORKER_ROUNDS`, :data:`MAX_RING_STEPS`,
-:data:`MAX_GOSSIP_STEPS`, :data:`MAX_GOSSIP_NODE_EVALS`). The bounds of
+:data:`MAX_GOSSIP_STEPS`, :data:`MAX_GOSSIP_NODE_EVALS`,
+:data:`MAX_RUN_MESSAGES`); ``lecturers.md`` lists every bound's value. The bounds of
 the closed-form formulas only keep every result a finite number.
 Numbers may be Python or NumPy scalars (``np.float32(2.5)``, ``np.int64(8)``,
 ``np.uint8(200)``) or ``fractions.Fraction``; the checkers return plain Python
@@ -64,7 +66,9 @@ FLOAT32_BITS = 32
 MAX_NODES = 4096
 #: Rounds, steps, local steps or cycles of one run.
 MAX_ROUNDS = 100_000
-#: Node-steps of one run: nodes x rounds x local steps (about 10 minutes of CPU).
+#: Node-steps of one run: nodes x rounds x local steps (on the digits MLP, 400 to
+#: 500 s of CPU at the bound: D-PSGD on a ring of 1,000 nodes, the parameter
+#: server with 4,096 workers).
 MAX_NODE_STEPS = 10_000_000
 #: Examples in one mini-batch of one node.
 MAX_BATCH_SIZE = 65_536
