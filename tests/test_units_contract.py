@@ -7,6 +7,7 @@ wording of each refusal (the parameter's name and what it accepts), the edge
 of each range, and the formatters' switch to scientific notation.
 """
 
+import importlib
 import math
 import re
 
@@ -42,6 +43,19 @@ def test_every_bound_has_the_value_the_lecturers_page_states():
     for name in sorted(constants):
         value, documented = getattr(units, name), _documented_value(rows[name])
         if isinstance(value, float):  # 1e30 is not the integer 10**30
+            assert math.isclose(value, documented, rel_tol=1e-15), name
+        else:
+            assert type(value) is int and value == documented, name
+
+
+def test_every_module_bound_on_the_lecturers_page_has_its_value():
+    text = (ROOT / "lecturers.md").read_text()
+    rows = re.findall(r"^\| `([a-z_.]+)\.((?:MAX|MIN)_[A-Z_]+)` \| ([^|]+?) \|", text, re.M)
+    assert {module for module, _, _ in rows} >= {"gossip", "ledger", "data", "costs"}
+    for module, name, documented in rows:
+        value = getattr(importlib.import_module(f"dmlbook.{module}"), name)
+        documented = _documented_value(documented)
+        if isinstance(value, float):
             assert math.isclose(value, documented, rel_tol=1e-15), name
         else:
             assert type(value) is int and value == documented, name
