@@ -143,3 +143,16 @@ def test_formatters_name_their_parameter_and_switch_to_scientific_at_a_million()
     assert format_bytes(999_999 * 2**60) == "999999.0 EiB"
     assert format_bytes(1e6 * 2**60) == "1e+06 EiB"
     assert format_bytes(1.5e6 * 2**60) == "1.5e+06 EiB"
+
+
+def test_unit_constants_agree_with_the_formatters_and_torch():
+    # Binary sizes as format_bytes reads them, decimal rates as format_bps does,
+    # and a float32's width from torch itself.
+    for constant, text in ((units.KIB, "1.0 KiB"), (units.MIB, "1.0 MiB"), (units.GIB, "1.0 GiB")):
+        assert format_bytes(constant) == text and format_bytes(constant - 1) != text
+    for constant, text in ((units.KBIT, "1 kbit/s"), (units.MBIT, "1 Mbit/s"),
+                           (units.GBIT, "1 Gbit/s")):
+        assert format_bps(constant) == text and format_bps(constant - 1) != text
+    assert units.FLOAT32_BITS == torch.finfo(torch.float32).bits
+    assert units.BITS_PER_BYTE == torch.finfo(torch.float32).bits // torch.tensor(
+        0, dtype=torch.float32).element_size()
