@@ -4,6 +4,8 @@ The mutation run of gossip.py (benchmarks/README.md, "Mutation testing")
 left these without a test.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -33,3 +35,49 @@ def test_peer_sampler_names_sampling():
     with pytest.raises(ValueError, match=r"^sampling must be one of 'uniform', 'balanced', "
                                          r"got 'round robin'$"):
         PeerSampler(4, "round robin", np.random.default_rng(0), shared_seed=0)
+
+
+def test_event_queue_keeps_ties_in_scheduling_order_and_its_defaults():
+    queue = gossip.EventQueue()
+    for node in range(5):
+        queue.push(2.0, "send", node)
+    queue.push(1.0, "first", 9, payload="x", sender=4)
+    first = queue.pop()
+    assert (first.kind, first.node, first.payload, first.sender) == ("first", 9, "x", 4)
+    events = [queue.pop() for _ in range(5)]
+    assert [e.node for e in events] == [0, 1, 2, 3, 4]
+    assert {(e.payload, e.sender) for e in events} == {(None, -1)}
+
+
+def test_event_queue_accepts_time_zero_and_refuses_what_breaks_the_heap():
+    queue = gossip.EventQueue()
+    queue.push(0.0, "start", 0)
+    assert queue.peek_time() == 0.0
+    for time in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match=rf"^time must be a finite number >= 0, got {time!r}$"):
+            queue.push(time, "send", 0)
+    assert len(queue) == 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(delta=0), "delta must be a finite number > 0 and <= 1e+06, got 0"),
+    (dict(delta=1e6 + 1), "delta must be a finite number > 0 and <= 1e+06, got 1000001.0"),
+    (dict(jitter=1.5), "jitter must be a probability in [0, 1], got 1.5"),
+    (dict(cycles=4, delay=4.5), "delay must be a finite number >= 0 and <= 4, got 4.5"),
+    (dict(drop_prob=-0.1), "drop_prob must be a probability in [0, 1], got -0.1"),
+    (dict(sampling="every"), "sampling must be one of 'uniform', 'balanced', got 'every'"),
+])
+def test_gossip_average_names_each_shared_argument(kwargs, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        gossip.gossip_average([1.0, 2.0, 3.0], **kwargs)
+
+
+def test_gossip_learning_names_n_nodes():
+    with pytest.raises(ValueError, match=r"^n_nodes must be a whole number >= 2 and <= 4,096, "
+                                         r"got 1$"):
+        gossip.gossip_learning(n_nodes=1)
+
+
+def test_gossip_average_accepts_a_delay_of_its_whole_run():
+    # The delay may be as long as the run: cycles x delta.
+    gossip.gossip_average([1.0, 2.0, 3.0], cycles=4, delta=1.0, delay=4.0)
