@@ -18,9 +18,9 @@ resident memory and the machine's load. In its runs of 4 December 2026 (at
 loads from quiet to 5) every case took at most about 10 minutes of CPU
 (FedAvg of 4,096 clients for 2,048 rounds at :data:`MAX_LEDGER_RECORDS`, 570
 CPU s; every other case under 500) and peaked at most at 1.10 GiB (5 nodes
-of a 20-million-parameter model at :data:`MAX_STACKED_PARAMS`), except one
-run of the parameter server at :data:`MAX_NODE_STEPS`, 1.38 GiB (another of
-1,000 rounds stayed under 0.63 GiB). These are measured on the package's
+of a 20-million-parameter model at :data:`MAX_STACKED_PARAMS`), except the
+parameter server with 4,096 workers at :data:`MAX_NODE_STEPS`: 1.38 and
+1.56 GiB in two runs (one of 1,000 rounds stayed under 0.63 GiB). These are measured on the package's
 default model, the digits MLP: a node-step of the sheet's LeNet costs about
 a thousand times as much, and no bound weighs a step by its model's cost.
 The same section lists the
