@@ -63,7 +63,8 @@ def test_event_queue_accepts_time_zero_and_refuses_what_breaks_the_heap():
     (dict(delta=0), "delta must be a finite number > 0 and <= 1e+06, got 0"),
     (dict(delta=1e6 + 1), "delta must be a finite number > 0 and <= 1e+06, got 1000001.0"),
     (dict(jitter=1.5), "jitter must be a probability in [0, 1], got 1.5"),
-    (dict(cycles=4, delay=4.5), "delay must be a finite number >= 0 and <= 4, got 4.5"),
+    # The longest delay is the run's length, cycles x delta (4 x 2 s).
+    (dict(cycles=4, delta=2.0, delay=8.5), "delay must be a finite number >= 0 and <= 8, got 8.5"),
     (dict(drop_prob=-0.1), "drop_prob must be a probability in [0, 1], got -0.1"),
     (dict(sampling="every"), "sampling must be one of 'uniform', 'balanced', got 'every'"),
 ])
@@ -80,4 +81,4 @@ def test_gossip_learning_names_n_nodes():
 
 def test_gossip_average_accepts_a_delay_of_its_whole_run():
     # The delay may be as long as the run: cycles x delta.
-    gossip.gossip_average([1.0, 2.0, 3.0], cycles=4, delta=1.0, delay=4.0)
+    gossip.gossip_average([1.0, 2.0, 3.0], cycles=4, delta=2.0, delay=8.0)
