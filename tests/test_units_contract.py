@@ -156,3 +156,12 @@ def test_unit_constants_agree_with_the_formatters_and_torch():
     assert units.FLOAT32_BITS == torch.finfo(torch.float32).bits
     assert units.BITS_PER_BYTE == torch.finfo(torch.float32).bits // torch.tensor(
         0, dtype=torch.float32).element_size()
+
+
+def test_check_seed_names_seed_unless_told_otherwise():
+    assert units.check_seed(2**32 - 1) == 2**32 - 1 and units.check_seed(0) == 0
+    with pytest.raises(ValueError, match=r"^seed must be a whole number >= 0 and <= "
+                                         r"4,294,967,295, got -1$"):
+        units.check_seed(-1)
+    with pytest.raises(ValueError, match=r"^shared_seed must be a whole number >= 0"):
+        units.check_seed(2**32, "shared_seed")
