@@ -151,3 +151,30 @@ def test_binding_link_names_the_mistake_and_its_hint(label, fn, mistake, hint, c
                             "download_bps=1000000000, upload_bps=100000000, time_limit_s=60), "
                             "the sheet's links")
     assert lines[-1] == f"Hint ({mistake}): {hint}"
+
+
+def test_an_answer_wrong_only_on_exact_fits_fails_on_the_exact_fit():
+    # ceil(x) - 1 is floor(x) except when the models fit exactly.
+    result = check.participants(lambda n, b, link, t: math.ceil(link * t / (n * b)) - 1)
+    assert result.mistake == "rounding"
+    assert result.feedback.splitlines()[1].endswith(", a model that fits exactly twice")
+
+
+def test_an_answer_that_never_says_zero_fails_on_the_model_too_big():
+    result = check.participants(lambda n, b, link, t: max(1, reference.participants(n, b, link, t)))
+    assert result.feedback.splitlines()[1].endswith(", a model too big for the link: 0")
+
+
+def test_random_cases_cover_every_parameters_range():
+    from dmlbook.check.harness import rng_for
+
+    rng = rng_for("participants")
+    cases = [ex1_participants.random_args(rng) for _ in range(40)]
+    n_params, bits, links, times = zip(*cases)
+    assert set(bits) == {1, 2, 4, 8, 16, 32, 64}
+    assert min(n_params) >= 1 and max(n_params) < 10**8 and max(n_params) > 5 * 10**7
+    assert min(n_params) < 10**7
+    magnitudes = {next(m for m in (10**8, 10**6, 10**5) if link % m == 0 and link // m < 10**4)
+                  for link in links}
+    assert magnitudes == {10**5, 10**6, 10**8}
+    assert min(times) >= 1 and max(times) < 3600 and max(times) > 1800 and min(times) < 600

@@ -97,10 +97,13 @@ def test_check_choice_message_and_kinds():
     with pytest.raises(ValueError, match=r"^lr must be one of 1.0, 2.0, got True$"):
         check_choice("lr", True, (1.0, 2.0))  # a bool never stands for a float
     assert check_choice("lr", np.float32(2.0), (1.0, 2.0)) == 2.0
-    # Choices of another kind (tuples) match only a value of the same type.
-    assert check_choice("level", ("topk", 5), [("topk", 5)]) == ("topk", 5)
+    # Choices of another kind (tuples) match an equal value of the same type
+    # only: a new tuple, not an equal set of another type.
+    assert check_choice("level", tuple(["topk", 5]), [("topk", 5)]) == ("topk", 5)
     with pytest.raises(ValueError, match="^level must be one of"):
         check_choice("level", ["topk", 5], [("topk", 5)])
+    with pytest.raises(ValueError, match=r"^ids must be one of frozenset\(\{1\}\), got \{1\}$"):
+        check_choice("ids", {1}, [frozenset({1})])
 
 
 def test_check_product_is_inclusive_and_says_what_it_counts():
@@ -165,3 +168,12 @@ def test_check_seed_names_seed_unless_told_otherwise():
         units.check_seed(-1)
     with pytest.raises(ValueError, match=r"^shared_seed must be a whole number >= 0"):
         units.check_seed(2**32, "shared_seed")
+
+
+def test_check_int_refusal_names_the_parameter_and_its_range():
+    from dmlbook.units import check_int
+
+    with pytest.raises(ValueError, match=r"^n must be a whole number >= 2 and <= 1,000, got 1001$"):
+        check_int("n", 1001, minimum=2, maximum=1000)
+    with pytest.raises(ValueError, match=r"^n must be a whole number >= 1, got 2.5$"):
+        check_int("n", 2.5)
