@@ -178,3 +178,52 @@ def test_random_cases_cover_every_parameters_range():
                   for link in links}
     assert magnitudes == {10**5, 10**6, 10**8}
     assert min(times) >= 1 and max(times) < 3600 and max(times) > 1800 and min(times) < 600
+
+
+def test_participants_calls_the_answer_once_a_case_and_labels_the_random_ones():
+    calls = []
+
+    def counted(*args):
+        calls.append(args)
+        return reference.participants(*args)
+
+    assert check.participants(counted).passed
+    # 5 hand-worked cases, 40 random ones, the simulator's 3.
+    assert len(calls) == 5 + 40 + 3
+    hand = {args for args, _ in ex1_participants.HAND}
+
+    def wrong_off_the_sheet(*args):
+        return reference.participants(*args) + (tuple(args) not in hand)
+
+    result = check.participants(wrong_off_the_sheet)
+    assert result.feedback.splitlines()[1].endswith(", random case 1 of 40")
+
+
+def test_the_simulator_stage_reports_a_count_the_simulator_does_not_confirm(monkeypatch):
+    # The count agrees with the check's formula before this stage, so only a
+    # simulator that disagrees can fail it: here one whose uploads take 1 s longer.
+    real = ex1_participants.transfer_times
+
+    def slower(*args, **kwargs):
+        times = real(*args, **kwargs)
+        return times._replace(upload_s=times.upload_s + 1) if hasattr(times, "_replace") \
+            else type(times)(**{**vars(times), "upload_s": times.upload_s + 1})
+
+    monkeypatch.setattr(ex1_participants, "transfer_times", slower)
+    result = check.participants(reference.participants)
+    assert result.mistake == "wrong value"
+    assert result.feedback.splitlines() == [
+        "✗ participants: not yet.",
+        "Case: dmlbook.bandwidth.transfer_times with your 22033 participants, the sheet's "
+        "download link (1 Gbit/s)",
+        "  expected: <= 60 s, and > 60 s for one more",
+        "  got:      60.9989 s, and 61.0016 s for one more",
+        "Hint (wrong value): the count must fill the link.",
+        "Already passed: 5 hand-worked cases; 40 seeded random cases over every parameter, "
+        "rounded down correctly."]
+
+
+def test_binding_link_shows_the_expected_pair():
+    result = check.binding_link(lambda *args: (1, "upload"))
+    assert result.feedback.splitlines()[2:4] == ["  expected: (2203, 'upload')",
+                                                 "  got:      (1, 'upload')"]
