@@ -177,3 +177,12 @@ def test_check_int_refusal_names_the_parameter_and_its_range():
         check_int("n", 1001, minimum=2, maximum=1000)
     with pytest.raises(ValueError, match=r"^n must be a whole number >= 1, got 2.5$"):
         check_int("n", 2.5)
+
+
+def test_check_fraction_is_open_and_names_the_parameter():
+    from dmlbook.units import check_fraction
+
+    assert check_fraction("f", 0.5) == 0.5
+    for value in (0, 1, 1.5):
+        with pytest.raises(ValueError, match=rf"^f must be a fraction in \(0, 1\), got {value}$"):
+            check_fraction("f", value)
