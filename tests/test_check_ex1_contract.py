@@ -227,3 +227,46 @@ def test_binding_link_shows_the_expected_pair():
     result = check.binding_link(lambda *args: (1, "upload"))
     assert result.feedback.splitlines()[2:4] == ["  expected: (2203, 'upload')",
                                                  "  got:      (1, 'upload')"]
+
+
+def test_binding_link_random_cases_cover_ties_and_both_faster_links():
+    calls = []
+
+    def recording(*args):
+        calls.append(args)
+        return reference.binding_link(*args)
+
+    assert check.binding_link(recording).passed
+    assert len(calls) == 4 + 40 + 1  # hand-worked, random, the simulator's
+    random_cases = calls[4:44]
+    ratios = [up / down for _, _, down, up, _ in random_cases]
+    assert sum(r == 1 for r in ratios) == 8  # every fifth case is a tie
+    assert {round(r, 6) for r in ratios if r != 1} == {0.1, 0.5, 2, 10}
+
+
+def test_binding_link_names_links_added_on_twice_either_link():
+    # Twice the download count (the larger on the sheet's links) is a sum of two
+    # equal links too.
+    def twice_the_download(n_params, bits, down, up, t):
+        return 2 * reference.participants(n_params, bits, down, t), "upload"
+
+    result = check.binding_link(twice_the_download)
+    assert result.mistake == "links added"
+    assert result.feedback.splitlines()[1].endswith(", the sheet's links")
+
+
+def test_binding_link_asks_for_an_int_count():
+    result = check.binding_link(lambda *args: (2203.5, "upload"))
+    assert result.feedback.splitlines()[-1] == (
+        "Hint (not a whole number): return the number of participants as an int.")
+
+
+def test_binding_link_tries_the_links_the_other_way_round():
+    def always_upload(n_params, bits, down, up, t):
+        return reference.binding_link(n_params, bits, down, up, t)[0], "upload"
+
+    result = check.binding_link(always_upload)
+    assert result.mistake == "wrong link"
+    assert result.feedback.splitlines()[1] == (
+        "Case: binding_link(n_params=85098, bits_per_param=32, download_bps=100000000, "
+        "upload_bps=1000000000, time_limit_s=60), the links the other way round")
