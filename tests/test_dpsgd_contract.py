@@ -12,6 +12,7 @@ import re
 import pytest
 
 import dmlbook.dpsgd as dpsgd
+from dmlbook.faults import Faults
 from dmlbook.dpsgd import run_dpsgd
 
 
@@ -26,6 +27,15 @@ from dmlbook.dpsgd import run_dpsgd
     (dict(eval_every=0), "eval_every must be a whole number >= 1 and <= 100,000, got 0"),
     (dict(final_allreduce="tree"),
      "final_allreduce must be one of None, 'naive', 'ring', got 'tree'"),
+    (dict(n_nodes=999, rounds=100, eval_every=1),
+     "eval_every must keep (n_nodes + 1) x evaluations <= 100,000 (MAX_NODE_EVALS), "
+     "got 101,000 (eval_every=1)"),
+    (dict(order="mix-then-step"),
+     "order must be one of 'step-then-mix', 'mix-and-step', got 'mix-then-step'"),
+    (dict(counts_only="yes"), "counts_only must be one of False, True, got 'yes'"),
+    (dict(final_allreduce="ring", faults=Faults(drop_prob=0.1)),
+     "final_allreduce must be None or 'naive' when faults are given (the ring all-reduce "
+     "here models reliable nodes only)"),
 ])
 def test_run_dpsgd_refuses_each_argument_by_name(monkeypatch, kwargs, message):
     monkeypatch.setattr(dpsgd, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
@@ -50,3 +60,26 @@ def test_run_dpsgd_defaults():
         local_steps=1, model="mlp", dataset=None, split="iid", alpha=0.5, shards_per_node=2,
         faults=None, final_allreduce=None, eval_every=1, seed=0, device="cpu", progress=None,
         order="step-then-mix", counts_only=False, round_fn=None)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(round_fn="not a function"), dict(local_steps=2), dict(order="mix-and-step"),
+    dict(faults=Faults(drop_prob=0.1)),
+])
+def test_round_fn_needs_one_local_step_the_sheets_order_and_no_faults(monkeypatch, kwargs):
+    monkeypatch.setattr(dpsgd, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    kwargs = {"round_fn": lambda params, W, grads, lr: params, **kwargs}
+    with pytest.raises(ValueError, match=r"^round_fn must be None, or a function with "
+                                         r"local_steps=1, order='step-then-mix' and no faults$"):
+        run_dpsgd(**kwargs)
+
+
+def test_round_fn_runs_with_the_sheets_settings():
+    seen = []
+
+    def round_fn(params, W, grads, lr):
+        seen.append(lr)
+        return params - lr * grads
+
+    run_dpsgd(n_nodes=4, topology="ring", rounds=2, lr=0.25, round_fn=round_fn, progress=False)
+    assert seen == [0.25, 0.25]
