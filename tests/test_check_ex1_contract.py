@@ -270,3 +270,87 @@ def test_binding_link_tries_the_links_the_other_way_round():
     assert result.feedback.splitlines()[1] == (
         "Case: binding_link(n_params=85098, bits_per_param=32, download_bps=100000000, "
         "upload_bps=1000000000, time_limit_s=60), the links the other way round")
+
+
+def test_hint_names_the_mistake_from_the_formula_a_student_floored():
+    hint = ex1_participants._hint
+    # 5,400 bit/s for 3,600 s, a 1-bit model: divided by the time, 1.5 floors to 1.
+    assert hint((1, 1, 5400, 3600), 19_440_000, 1)[0] == "divided by the time limit"
+    # Where that count floors to 0, a 0 is no evidence of it.
+    assert hint((1, 1, 1800, 3600), 6_480_000, 0)[0] == "wrong value"
+    # Upside down even where the right count is 0.
+    assert hint((10**6, 32, 10**6, 1), 0, 32.0)[0] == "fraction upside down"
+
+
+def test_a_float_count_that_rounds_up_is_still_a_rounding_slip():
+    # Whole numbers on the sheet's links; from the 16-bit case (4,406.7) a float.
+    def float_for_16_bits(n, b, link, t):
+        return link * t // (n * b) if b == 32 else link * t / (n * b)
+
+    result = check.participants(float_for_16_bits)
+    assert result.mistake == "rounding"
+    assert result.feedback.splitlines()[1].endswith(", 16-bit parameters")
+
+
+def test_a_count_that_is_not_a_number_gets_the_conversion_hint():
+    result = check.participants(lambda *args: "22033")
+    assert result.mistake == "not a number"
+    assert result.feedback.splitlines()[-1] == (
+        "Hint (not a number): return the number of participants as an int.")
+
+
+def test_random_links_span_their_multipliers():
+    from dmlbook.check.harness import rng_for
+
+    rng = rng_for("participants")
+    links = [ex1_participants.random_args(rng)[2] for _ in range(40)]
+    assert max(links) > 10**11  # multipliers up to 9,999 of 10**8 bit/s
+
+
+def test_binding_link_labels_its_hand_and_random_cases():
+    def wrong_on_fast_links(n_params, bits, down, up, t):
+        n, link = reference.binding_link(n_params, bits, down, up, t)
+        return n + (max(down, up) >= 10**10), link
+
+    assert check.binding_link(wrong_on_fast_links).feedback.splitlines()[1].endswith(
+        ", a bigger model on faster links")
+    hand = {(85098, 32, 10**9, 10**8, 60), (85098, 32, 10**8, 10**9, 60),
+            (1000, 8, 16_000, 16_000, 1)}
+
+    def wrong_off_the_hand_cases(*args):
+        n, link = reference.binding_link(*args)
+        return n + (tuple(args) not in hand and max(args[2], args[3]) < 10**10), link
+
+    assert check.binding_link(wrong_off_the_hand_cases).feedback.splitlines()[1].endswith(
+        ", random case 1 of 40")
+
+
+def test_binding_link_simulator_stage_reports_a_link_it_does_not_confirm(monkeypatch):
+    real = ex1_participants.transfer_times
+
+    def instant_uploads(*args, **kwargs):  # so the download overruns first
+        times = real(*args, **kwargs)
+        return type(times)(**{**vars(times), "upload_s": 0.0})
+
+    monkeypatch.setattr(ex1_participants, "transfer_times", instant_uploads)
+    lines = check.binding_link(reference.binding_link).feedback.splitlines()
+    assert lines[:5] == [
+        "✗ binding_link: not yet.",
+        "Case: dmlbook.bandwidth.transfer_times with 2204 participants",
+        "  expected: download over the limit",
+        "  got:      your upload",
+        "Hint (wrong link): the binding link is the one that overruns first."]
+
+
+def test_binding_link_simulator_stage_names_its_case_for_a_raise_or_a_float():
+    calls = []
+
+    def changes_on_the_last_call(*args):
+        calls.append(args)
+        if len(calls) == 45:
+            return 2203.5, "upload"
+        return reference.binding_link(*args)
+
+    lines = check.binding_link(changes_on_the_last_call).feedback.splitlines()
+    assert lines[1] == "Case: the sheet's links"
+    assert lines[2] == "  expected: an int"

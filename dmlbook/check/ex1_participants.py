@@ -42,7 +42,8 @@ def _hint(args, expected, value):
     found = ratio_hint(expected, value, known) or next(
         ((mistake, hint) for factor, mistake, hint in known
          if exact * factor >= 1 and value == math.floor(exact * factor)), None)
-    if found is None and value > 0 and expected > 0 and close(
+    # Upside down even where the right count is 0 (a model too big for the link).
+    if found is None and value > 0 and close(
             value, (n_params * bits) / (link_bps * time_s), rel=2e-3):
         found = ("fraction upside down", "participants = link_bps * time_limit_s / model bits.")
     return found or ("wrong value", "n participants fit when n * n_params * bits_per_param "
