@@ -354,3 +354,17 @@ def test_binding_link_simulator_stage_names_its_case_for_a_raise_or_a_float():
     lines = check.binding_link(changes_on_the_last_call).feedback.splitlines()
     assert lines[1] == "Case: the sheet's links"
     assert lines[2] == "  expected: an int"
+
+
+def test_binding_link_simulator_stage_names_its_case_when_the_answer_raises():
+    calls = []
+
+    def raises_on_the_last_call(*args):
+        calls.append(args)
+        if len(calls) == 45:
+            raise RuntimeError("out of luck")
+        return reference.binding_link(*args)
+
+    result = check.binding_link(raises_on_the_last_call)
+    assert result.feedback.splitlines()[1:3] == [
+        "Case: the sheet's links", "Hint (an error): your function raised RuntimeError: out of luck"]
