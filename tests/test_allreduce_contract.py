@@ -1,0 +1,51 @@
+"""train_data_parallel's contract, one test per behaviour that `make mutants` found unguarded.
+
+From a partial mutation run of allreduce.py (benchmarks/README.md, "Mutation
+testing"): the exact refusal of each argument, zero accepted where a count
+of rounds may be zero, the signature's defaults and the result's ``final``.
+"""
+
+import inspect
+import re
+
+import pytest
+import torch
+
+from dmlbook import allreduce
+from dmlbook.allreduce import train_data_parallel
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(scheme="tree"), "scheme must be one of 'ps', 'naive', 'ring', got 'tree'"),
+    (dict(n_workers=0), "n_workers must be a whole number >= 1 and <= 4,096, got 0"),
+    (dict(rounds=0), "rounds must be a whole number >= 1 and <= 100,000, got 0"),
+    (dict(n_workers=4096, rounds=2442),
+     "rounds must keep n_workers x rounds (MAX_NODE_STEPS) <= 10,000,000, got 10,002,432"),
+    (dict(lr=0), "lr must be a finite number > 0 and <= 1e+30, got 0"),
+    (dict(detect_rounds=-1), "detect_rounds must be a whole number >= 0 and <= 100,000, got -1"),
+    (dict(ring_rebuild_rounds=-1),
+     "ring_rebuild_rounds must be a whole number >= 0 and <= 100,000, got -1"),
+    (dict(failover_rounds=-1),
+     "failover_rounds must be a whole number >= 0 and <= 100,000, got -1"),
+])
+def test_train_data_parallel_refuses_each_argument_by_name(monkeypatch, kwargs, message):
+    monkeypatch.setattr(allreduce, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
+    kwargs = {"scheme": "ps", **kwargs}
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        train_data_parallel(kwargs.pop("scheme"), **kwargs)
+
+
+def test_zero_waiting_rounds_are_accepted_and_final_is_the_last_model():
+    run = train_data_parallel("ring", n_workers=3, rounds=2, detect_rounds=0,
+                              ring_rebuild_rounds=0, failover_rounds=0, progress=False)
+    assert run.rounds == [0, 1, 2]
+    assert torch.equal(run.final, run.params[-1]) and not torch.equal(run.final, run.params[-2])
+
+
+def test_train_data_parallel_defaults():
+    defaults = {name: p.default for name, p in
+                inspect.signature(train_data_parallel).parameters.items() if name != "scheme"}
+    assert defaults == dict(
+        n_workers=4, rounds=20, lr=0.1, batch_size=32, model="mlp", dataset=None, split="iid",
+        faults=None, detect_rounds=0, ring_rebuild_rounds=3, failover=False, failover_rounds=1,
+        seed=0, device="cpu", progress=None, allreduce=None, counts_only=False)
