@@ -27,6 +27,8 @@ from dmlbook.allreduce import train_data_parallel
      "ring_rebuild_rounds must be a whole number >= 0 and <= 100,000, got -1"),
     (dict(failover_rounds=-1),
      "failover_rounds must be a whole number >= 0 and <= 100,000, got -1"),
+    (dict(failover="yes"), "failover must be True or False, got 'yes'"),
+    (dict(counts_only="yes"), "counts_only must be one of False, True, got 'yes'"),
 ])
 def test_train_data_parallel_refuses_each_argument_by_name(monkeypatch, kwargs, message):
     monkeypatch.setattr(allreduce, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
@@ -38,7 +40,7 @@ def test_train_data_parallel_refuses_each_argument_by_name(monkeypatch, kwargs, 
 def test_zero_waiting_rounds_are_accepted_and_final_is_the_last_model():
     run = train_data_parallel("ring", n_workers=3, rounds=2, detect_rounds=0,
                               ring_rebuild_rounds=0, failover_rounds=0, progress=False)
-    assert run.rounds == [0, 1, 2]
+    assert run.rounds == [0, 1, 2] and run.stopped is None
     assert torch.equal(run.final, run.params[-1]) and not torch.equal(run.final, run.params[-2])
 
 
