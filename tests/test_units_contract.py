@@ -35,17 +35,21 @@ def _documented_value(text: str):
     return int(text.replace(",", ""))
 
 
+def _assert_documented(name: str, value, text: str) -> None:
+    documented = _documented_value(text)
+    if isinstance(value, float):  # 1e30 is not the integer 10**30
+        assert math.isclose(value, documented, rel_tol=1e-15), name
+    else:
+        assert type(value) is int and value == documented, name
+
+
 def test_every_bound_has_the_value_the_lecturers_page_states():
     text = (ROOT / "lecturers.md").read_text()
     rows = dict(re.findall(r"^\| `((?:MAX|MIN)_[A-Z_]+)` \| ([^|]+?) \|", text, re.M))
     constants = {name for name in dir(units) if name.startswith(("MAX_", "MIN_"))}
     assert set(rows) == constants
     for name in sorted(constants):
-        value, documented = getattr(units, name), _documented_value(rows[name])
-        if isinstance(value, float):  # 1e30 is not the integer 10**30
-            assert math.isclose(value, documented, rel_tol=1e-15), name
-        else:
-            assert type(value) is int and value == documented, name
+        _assert_documented(name, getattr(units, name), rows[name])
 
 
 def test_every_module_bound_on_the_lecturers_page_has_its_value():
@@ -53,12 +57,8 @@ def test_every_module_bound_on_the_lecturers_page_has_its_value():
     rows = re.findall(r"^\| `([a-z_.]+)\.((?:MAX|MIN)_[A-Z_]+)` \| ([^|]+?) \|", text, re.M)
     assert {module for module, _, _ in rows} >= {"gossip", "ledger", "data", "costs"}
     for module, name, documented in rows:
-        value = getattr(importlib.import_module(f"dmlbook.{module}"), name)
-        documented = _documented_value(documented)
-        if isinstance(value, float):
-            assert math.isclose(value, documented, rel_tol=1e-15), name
-        else:
-            assert type(value) is int and value == documented, name
+        _assert_documented(name, getattr(importlib.import_module(f"dmlbook.{module}"), name),
+                           documented)
 
 
 @pytest.mark.parametrize("kwargs, value, message", [
