@@ -98,3 +98,10 @@ $(MUTANTS_VENV)/.installed:
 
 mutants: $(MUTANTS_VENV)/.installed
 	./scripts/mutants.sh
+
+# A seeded random sample of one module's mutants (scripts/mutants_sample.py):
+# make mutants-sample MODULE=check/ex2_download_cost.py TESTS="tests/test_check.py -k cost"
+.PHONY: mutants-sample
+mutants-sample: $(MUTANTS_VENV)/.installed
+	$(MUTANTS_VENV)/bin/python scripts/mutants_sample.py --module "$(MODULE)" --tests "$(TESTS)" \
+		--sample $(or $(SAMPLE),80)

@@ -29,7 +29,7 @@ def _case(fn, args, label="", expected=None):
     n_params, rounds, clients, usd, bpp = args
     known = unit_mistakes() + [
         (1024, "GiB vs MiB", "the price is per GiB: 2^30 bytes, not 2^20."),
-        (1 / 1024, "GiB vs MiB", "the price is per GiB: 2^30 bytes, not 2^40."),
+        (1 / 1024, "GiB vs TiB", "the price is per GiB: 2^30 bytes, not 2^40."),
         (2, "uploads are free", "only the downloads from the cloud are billed, once per "
                                 "client per round."),
         (1 / rounds, "forgot the rounds", "every round, every participating client "

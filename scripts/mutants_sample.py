@@ -1,0 +1,142 @@
+"""A seeded random sample of one module's mutants, judged by its fast tests.
+
+`make mutants-sample MODULE=check/ex2_download_cost.py TESTS="..."`, never part
+of `make test`. A whole mutmut run of a large module takes hours on 2 cores
+(about 5 mutants a minute); a random sample of them estimates the same score
+in minutes, with a stated uncertainty. The mutants are mutmut's own
+(mutmut.list_mutations and mutmut.mutate, mutmut 2.5.1 from .venv-mutants),
+so a sampled mutant is one `make mutants` would judge; this script only
+picks which and runs the tests.
+
+Works on a scratch copy of the tracked files, like scripts/mutants.sh. A
+mutant is killed when the tests fail (any non-zero status) or run past
+TIMEOUT_FACTOR times the unmutated run. Writes to --out: <name>.json (every
+judged mutant and its status), <name>.survivors.diff, and one summary line.
+--rejudge FILE.json runs only that file's survivors again, with the tests as
+they are now (what the tests written after a run catch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mutmut import Context, RelativeMutationID, list_mutations, mutate
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_FACTOR = 10
+
+
+def scratch_copy() -> Path:
+    work = Path(tempfile.mkdtemp(prefix="mutants-sample-"))
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           check=True, capture_output=True, text=True).stdout.split("\n")
+    for name in files:
+        if name and not name.startswith((".venv", "_vendor")) and (ROOT / name).is_file():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, work / name)
+    (work / ".venv").symlink_to(ROOT / ".venv")
+    return work
+
+
+def run_tests(work: Path, tests: str, timeout_s: float | None) -> tuple[str, float]:
+    start = time.monotonic()
+    cmd = f"{ROOT}/.venv/bin/python -m pytest -x -q -p no:cacheprovider {tests}"
+    try:
+        done = subprocess.run(["bash", "-c", cmd], cwd=work, capture_output=True,
+                              timeout=timeout_s, env={**os.environ, "PYTHONPATH": str(work)})
+    except subprocess.TimeoutExpired:
+        return "timeout", time.monotonic() - start
+    status = "survived" if done.returncode == 0 else "killed"
+    return status, time.monotonic() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--module", required=True, help="path under dmlbook/, e.g. units.py")
+    parser.add_argument("--tests", required=True, help="pytest arguments (files, -k ...)")
+    parser.add_argument("--sample", type=int, default=80, help="mutants to judge")
+    parser.add_argument("--seed", type=int, default=27)
+    parser.add_argument("--out", default=str(ROOT / "_build" / "mutants"))
+    parser.add_argument("--rejudge", help="a <name>.json of an earlier run: its survivors")
+    args = parser.parse_args()
+    if not 1 <= args.sample <= 10_000:
+        parser.error("--sample: a count from 1 to 10,000")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = args.module.removesuffix(".py").replace("/", "_")
+    work = scratch_copy()
+    target = work / "dmlbook" / args.module
+    source = target.read_text()
+    try:
+        ids = list_mutations(Context(source=source, filename=str(target)))
+        if args.rejudge:
+            earlier = json.loads(Path(args.rejudge).read_text())
+            wanted = {(m["line_number"], m["index"], m["line"]) for m in earlier["judged"]
+                      if m["status"] == "survived"}
+            picked = [m for m in ids if (m.line_number, m.index, m.line) in wanted]
+            name += ".rejudged"
+        else:
+            picked = random.Random(args.seed).sample(ids, min(args.sample, len(ids)))
+        status, baseline_s = run_tests(work, args.tests, None)
+        if status != "survived":
+            print(f"{args.module}: the tests fail without a mutant", file=sys.stderr)
+            return 1
+        judged, diffs, start = [], [], time.monotonic()
+        for k, mid in enumerate(picked, start=1):
+            mutant_id = RelativeMutationID(mid.line, mid.index, mid.line_number,
+                                           filename=str(target))
+            mutated, _ = mutate(Context(source=source, mutation_id=mutant_id,
+                                        filename=str(target)))
+            target.write_text(mutated)
+            try:
+                status, _ = run_tests(work, args.tests,
+                                      max(TIMEOUT_FACTOR * baseline_s, 30.0))
+            finally:
+                target.write_text(source)
+            # line_number is mutmut's (0-based); the printed line is 1-based.
+            judged.append({"line_number": mid.line_number, "index": mid.index,
+                           "line": mid.line, "status": status})
+            if status == "survived":
+                diffs.append("".join(difflib.unified_diff(
+                    source.splitlines(True), mutated.splitlines(True),
+                    f"dmlbook/{args.module}", f"dmlbook/{args.module} (mutant)", n=1)))
+            print(f"{k}/{len(picked)} line {mid.line_number + 1}: {status}", flush=True)
+    finally:
+        target.write_text(source)
+        shutil.rmtree(work, ignore_errors=True)
+
+    caught = sum(m["status"] != "survived" for m in judged)
+    n = len(judged)
+    # A 95 % Wilson interval for the score of the whole module, from the sample.
+    p, z = caught / n, 1.96
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    minutes = (time.monotonic() - start) / 60
+    summary = (f"{args.module} | {len(ids)} | {n} | {caught} | {n - caught} | "
+               f"{100 * p:.0f} % ({100 * (centre - half):.0f}–{100 * (centre + half):.0f} %) | "
+               f"{minutes:.0f}")
+    (out / f"{name}.json").write_text(json.dumps(
+        {"module": args.module, "tests": args.tests, "mutants": len(ids),
+         "seed": args.seed, "judged": judged}, indent=1))
+    (out / f"{name}.survivors.diff").write_text("\n".join(diffs))
+    with open(out / "summary.md", "a") as f:
+        f.write(summary + "\n")
+    print("module | mutants | judged | caught | survived | score (95 % interval) | minutes")
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

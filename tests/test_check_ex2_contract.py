@@ -1,0 +1,200 @@
+"""Workbook 2's checks: the feedback each kind of wrong answer gets, word for word.
+
+As for workbook 1 (test_check_ex1_contract.py): each wrong solution is one a
+student writes; the test pins the case it is caught on, the named mistake and
+the hint under it, and the summary a right solution gets.
+"""
+
+import numpy as np
+import pytest
+
+from dmlbook import check
+from dmlbook.check import ex2_download_cost
+
+GIB = 2**30
+SHEET_CASE = ("Case: download_cost(n_params=4950544, rounds=1000, clients_per_round=200, "
+              "usd_per_gib=0.03, bytes_per_param=4), the sheet's case (about 110.65 $)")
+
+
+def cost(n, rounds, clients, usd, bpp):
+    return rounds * clients * n * bpp / GIB * usd
+
+
+COSTS = [
+    ("per MiB", lambda *a: cost(*a) * 1024, "GiB vs MiB",
+     "the price is per GiB: 2^30 bytes, not 2^20."),
+    ("per TiB", lambda *a: cost(*a) / 1024, "GiB vs TiB",
+     "the price is per GiB: 2^30 bytes, not 2^40."),
+    ("uploads billed", lambda *a: cost(*a) * 2, "uploads are free",
+     "only the downloads from the cloud are billed, once per client per round."),
+    ("one round", lambda n, r, c, u, b: cost(n, r, c, u, b) / r, "forgot the rounds",
+     "every round, every participating client downloads the model again."),
+    ("one client", lambda n, r, c, u, b: cost(n, r, c, u, b) / c, "forgot the clients",
+     "each participating client downloads its own copy of the model."),
+    ("one byte a parameter", lambda n, r, c, u, b: cost(n, r, c, u, b) / b,
+     "forgot bytes per parameter", "a model is n_params * bytes_per_param bytes."),
+    ("bits", lambda *a: cost(*a) * 8, "bits vs bytes",
+     "one byte is 8 bits; check which quantities are in bits and which in bytes, and "
+     "convert exactly once."),
+    ("per 10^9 bytes", lambda *a: cost(*a) * GIB / 10**9, "10^9 vs 2^30",
+     "network speeds use decimal prefixes (1 Gbit/s = 10^9 bit/s), cloud prices binary "
+     "ones (1 GiB = 2^30 bytes)."),
+    ("unrelated", lambda *a: 1.0, "wrong value",
+     "cost = rounds * clients * n_params * bytes_per_param / 2^30 * price."),
+    ("a rounding error too many", lambda *a: cost(*a) * (1 + 1e-8), "wrong value",
+     "cost = rounds * clients * n_params * bytes_per_param / 2^30 * price."),
+]
+
+
+@pytest.mark.parametrize("label, fn, mistake, hint", COSTS, ids=[c[0] for c in COSTS])
+def test_download_cost_names_the_mistake_and_its_hint(label, fn, mistake, hint):
+    result = check.download_cost(fn)
+    assert not result.passed and result.mistake == mistake
+    lines = result.feedback.splitlines()
+    assert lines[:2] == ["✗ download_cost: not yet.", SHEET_CASE]
+    assert lines[2] == f"  expected: {cost(4950544, 1000, 200, 0.03, 4):.10g}"
+    assert lines[-1] == f"Hint ({mistake}): {hint}"
+
+
+def test_download_cost_summary_of_a_pass():
+    result = check.download_cost(lambda *a: cost(*a) * (1 + 1e-12))  # rounding only
+    assert result.passed, result.feedback
+    assert result.feedback == (
+        "✓ download_cost: passed. 3 hand-worked cases; 40 seeded random cases over every "
+        "parameter; a FedAvg run (2 rounds, 3 clients) billed from its ledger (15,600 bytes "
+        "downloaded) agrees.")
+
+
+# Right except on one part of one parameter's range: only the random cases see it.
+RANGES = [
+    ("eight bytes a parameter", lambda n, r, c, u, b: b == 8),
+    ("half a billion parameters or more", lambda n, r, c, u, b: n >= 5 * 10**8),
+    ("more than 5,000 rounds", lambda n, r, c, u, b: r > 5000),
+    ("more than 5,000 clients", lambda n, r, c, u, b: c > 5000),
+    ("a price above 0.15 $/GiB", lambda n, r, c, u, b: 0.15 < u < 0.5),
+    ("a price below 0.01 $/GiB", lambda n, r, c, u, b: u < 0.01),
+]
+
+
+@pytest.mark.parametrize("label, wrong_here", RANGES, ids=[r[0] for r in RANGES])
+def test_download_cost_random_cases_cover_every_parameter(label, wrong_here):
+    result = check.download_cost(
+        lambda *a: 0.5 * cost(*a) if wrong_here(*a) else cost(*a))
+    assert not result.passed
+    case = result.feedback.splitlines()[1]
+    assert case.startswith("Case: download_cost(") and case.endswith(" of 40")
+    assert ", random case " in case
+
+
+def test_download_cost_simulator_stage_bills_the_runs_ledger():
+    # Right on every hand and random case, wrong only on the FedAvg run's numbers.
+    def wrong_on_the_run(n, r, c, u, b):
+        return 0.0 if (r, c, u) == (2, 3, 0.03) else cost(n, r, c, u, b)
+
+    result = check.download_cost(wrong_on_the_run)
+    assert not result.passed
+    assert result.feedback.splitlines()[1] == (
+        "Case: download_cost(n_params=650, rounds=2, clients_per_round=3, usd_per_gib=0.03, "
+        "bytes_per_param=4), a FedAvg run's downloads, read from its ledger")
+    assert result.feedback.splitlines()[2] == f"  expected: {15600 / GIB * 0.03:.10g}"
+
+
+def test_download_cost_tolerance_is_rounding_only():
+    assert ex2_download_cost.REL_TOL == 1e-9
+    assert check.download_cost(lambda *a: cost(*a) * (1 + 1e-10)).passed
+    assert not check.download_cost(lambda *a: cost(*a) * (1 + 1e-8)).passed
+
+
+# ---------------------------------------------------------------------------
+# cumulative_bill
+
+
+def bill(ledger, server, rounds, usd, *, cumulative=True, factor=1.0, sender=None):
+    sent = ledger["sender"] == (server if sender is None else sender)
+    per_round = np.bincount(ledger["round"][sent], weights=ledger["nbytes"][sent],
+                            minlength=rounds + 1)[1:rounds + 1] / GIB * usd * factor
+    return list(np.cumsum(per_round) if cumulative else per_round)
+
+
+HAND = "Case: 5 messages over 3 rounds, the server is node 0, 1 $/GiB"
+BILLS = [
+    ("one number", lambda L, s, r, u: 5.0, "wrong shape",
+     "return a list with one cumulative bill per round.", HAND,
+     ["  expected: array([1., 3., 3.])", "  got:      5"]),
+    ("one round short", lambda L, s, r, u: bill(L, s, r, u)[:-1], "wrong shape",
+     "one entry per round 1 .. rounds, the bill so far.", HAND,
+     ["  expected: 3 numbers, one per round", "  got:      2 numbers"]),
+    ("per round", lambda L, s, r, u: bill(L, s, r, u, cumulative=False), "not cumulative",
+     "each entry is the bill so far: add the rounds before it.",
+     HAND + ": the bill after round 2", ["  expected: 3", "  got:      2"]),
+    ("bits", lambda L, s, r, u: bill(L, s, r, u, factor=8), "bits vs bytes",
+     "one byte is 8 bits; check which quantities are in bits and which in bytes, and "
+     "convert exactly once.", HAND + ": the bill after round 1",
+     ["  expected: 1", "  got:      8"]),
+    ("every sender", lambda L, s, r, u: bill(L, s, r, u, sender=L["sender"]), "wrong value",
+     "add up the bytes the server sent in each round, price them per GiB, and keep a "
+     "running total.", HAND + ": the bill after round 1",
+     ["  expected: 1", "  got:      1.5"]),
+    ("always node 0", lambda L, s, r, u: bill(L, s, r, u, sender=0), "wrong value",
+     "add up the bytes the server sent in each round, price them per GiB, and keep a "
+     "running total.", "Case: random ledger 1 of 20 (242 messages, 20 nodes, server 14, "
+     "30 rounds, 0.1025 $/GiB): the bill after round 1", ["  expected: 0"]),
+]
+
+
+@pytest.mark.parametrize("label, fn, mistake, hint, case, shown", BILLS,
+                         ids=[b[0] for b in BILLS])
+def test_cumulative_bill_names_the_mistake_and_its_hint(label, fn, mistake, hint, case,
+                                                        shown):
+    result = check.cumulative_bill(fn)
+    assert not result.passed and result.mistake == mistake
+    lines = result.feedback.splitlines()
+    assert lines[:2] == ["✗ cumulative_bill: not yet.", case]
+    assert lines[2:2 + len(shown)] == shown
+    assert f"Hint ({mistake}): {hint}" in lines
+
+
+def test_cumulative_bill_summary_of_a_pass():
+    result = check.cumulative_bill(bill)
+    assert result.passed, result.feedback
+    assert result.feedback == (
+        "✓ cumulative_bill: passed. 2 hand-worked ledgers (uploads and other nodes' messages "
+        "are not billed); 20 seeded random ledgers; the ledger of a FedAvg run (4 clients, "
+        "3 rounds) gives dmlbook.costs.fl_cumulative_cost's bill, 8.72e-07 $.")
+
+
+def test_cumulative_bill_an_empty_ledger_bills_nothing():
+    # Right whenever there are messages, wrong on none: only the empty hand case sees it.
+    result = check.cumulative_bill(
+        lambda L, s, r, u: bill(L, s, r, u) if len(L["round"]) else [1.0] * r)
+    assert result.feedback.splitlines()[1] == (
+        "Case: no messages at all: the bill after round 1")
+
+
+def test_cumulative_bill_simulator_stage_reads_a_fedavg_ledger():
+    # Right on every ledger whose senders are not the FedAvg server's id pattern.
+    def wrong_on_the_run(L, s, r, u):
+        right = bill(L, s, r, u)
+        return [2 * x for x in right] if u == 0.03 else right
+
+    result = check.cumulative_bill(wrong_on_the_run)
+    assert result.feedback.splitlines()[1] == (
+        "Case: the ledger of dmlbook.federated.run_fedavg (4 clients, 3 rounds, the server "
+        "is node 4): the bill after round 1")
+
+
+def test_cumulative_bill_random_ledgers_differ_in_every_part():
+    rng = np.random.default_rng(0)
+    ledger = ex2_download_cost._random_ledger(rng, n_nodes=5, rounds=7, messages=400)
+    assert set(ledger) == {"round", "sender", "receiver", "nbytes"}
+    assert set(ledger["round"]) == set(range(1, 8))
+    assert set(ledger["sender"]) == set(ledger["receiver"]) == set(range(5))
+    assert ledger["nbytes"].min() >= 1 and ledger["nbytes"].max() > 10**8
+    assert all(len(v) == 400 for v in ledger.values())
+
+
+def test_cumulative_bill_expected_bills_only_the_server_within_the_rounds():
+    ledger = {"round": np.array([1, 2, 2, 3, 4]), "sender": np.array([1, 1, 0, 1, 1]),
+              "receiver": np.zeros(5, int), "nbytes": np.array([GIB, GIB, GIB, 2 * GIB, GIB])}
+    got = ex2_download_cost._bill_expected(ledger, server=1, rounds=3, usd_per_gib=0.5)
+    assert list(got) == [0.5, 1.0, 2.0]
