@@ -73,7 +73,8 @@ class Failure(Exception):
         super().__init__(case)
         # Only short texts are kept: a report never holds on to a large result.
         self.case = case
-        self.expected, self.actual = short(expected), short(actual)
+        row = _first_differing_row(expected, actual)
+        self.expected, self.actual = short(expected, row), short(actual, row)
         self.mistake, self.hint, self.show_values = mistake, hint, show_values
 
 
@@ -87,20 +88,45 @@ _repr.maxstring = _repr.maxother = MAX_VALUE_CHARS
 _repr.maxlist = _repr.maxtuple = 6
 
 
-def short(value) -> str:
-    """A value as the report shows it: at most a few hundred characters, whatever its size."""
+#: Rows of two matrices compared to find the first that differs; a report shows that row.
+MAX_ROWS_COMPARED = 10_000
+
+
+def _first_differing_row(expected, actual) -> int | None:
+    """The first row where two equal-shaped matrices differ (None: show the first row)."""
+    if not (isinstance(expected, _Tensor) and isinstance(actual, _Tensor)) \
+            or expected.dim() < 2 or expected.shape != actual.shape:
+        return None
+    with torch.no_grad():
+        for i in range(min(expected.shape[0], MAX_ROWS_COMPARED)):  # views: nothing copied
+            a, b = expected[i].detach().double(), actual[i].detach().double()
+            if not _allclose(a, b, rtol=1e-6, atol=1e-6, equal_nan=True):
+                return i
+    return None
+
+
+def short(value, row: int | None = None) -> str:
+    """A value as the report shows it: at most a few hundred characters, whatever its size.
+
+    A matrix shows one row: ``row`` (the first that differs from what was expected)
+    or its first."""
     if isinstance(value, str):
         return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + " ..."
     try:
         if isinstance(value, _Tensor):
             with torch.no_grad():
                 head = _as_subclass(value, _Tensor).detach()
+                where = ""
+                if row is not None and head.dim() > 1:
+                    head, where = head[row], f", row {row}"
                 while head.dim() > 1:  # views only: a large result is never copied
                     head = head[0]
-                head = head.reshape(-1)[:8].cpu().double()
-            text = np.array2string(head.numpy(), precision=4, suppress_small=True)
-            more = " ..." if value.numel() > 8 else ""
-            return f"tensor of shape {tuple(value.shape)}: {' '.join(text.split())}{more}"
+                shown = head.reshape(-1)[:8].cpu().double()
+            text = np.array2string(shown.numpy(), precision=4, suppress_small=True)
+            # "..." marks what is not shown: of the row named, or of the whole tensor.
+            more = " ..." if shown.numel() < (head.numel() if where else value.numel()) else ""
+            return (f"tensor of shape {tuple(value.shape)}{where}: "
+                    f"{' '.join(text.split())}{more}")
         if isinstance(value, float):
             return f"{value:.10g}"
         if isinstance(value, int) and abs(value) > 10**30:

@@ -1,0 +1,54 @@
+"""Every check's feedback, word for word: the named mistake, its hint, the case, the values.
+
+A student reads the feedback, not the verdict, so a changed hint, case label or
+pass summary is a changed product. The mutation runs of the checks
+(benchmarks/README.md, "Mutation testing") found most surviving mutants in
+these texts. tests/data/check_feedback.json holds, for every wrong solution of
+test_check.py and test_check_tasks.py and for every reference solution, the
+feedback it gets; each was read when it was pinned. After an intended change
+of wording, rewrite the file with DMLBOOK_PIN_FEEDBACK=1 and read the diff.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import test_check
+import test_check_tasks
+from dmlbook import check
+from dmlbook.check import reference
+
+PINNED = Path(__file__).parent / "data" / "check_feedback.json"
+
+
+def solutions():
+    """(key, check name, the functions it is given) for every pinned feedback."""
+    for name, fn, _ in test_check.WRONG:
+        yield f"{name}/{fn.__name__}", name, (fn,)
+    for name, fns, _ in test_check_tasks.WRONG:
+        yield f"{name}/{fns[0].__name__}", name, tuple(fns)
+    for name, refs in check.CHECKS.items():
+        yield f"{name}/reference", name, tuple(getattr(reference, r) for r in refs)
+
+
+SOLUTIONS = list(solutions())
+
+
+def feedback(name, fns):
+    return getattr(check, name)(*fns).feedback
+
+
+if os.environ.get("DMLBOOK_PIN_FEEDBACK") == "1":  # pragma: no cover - rewriting on purpose
+    PINNED.write_text(json.dumps({key: feedback(name, fns) for key, name, fns in SOLUTIONS},
+                                 indent=1, ensure_ascii=False) + "\n")
+
+
+def test_every_solution_has_pinned_feedback_and_every_pin_a_solution():
+    assert set(json.loads(PINNED.read_text())) == {key for key, _, _ in SOLUTIONS}
+
+
+@pytest.mark.parametrize("key, name, fns", SOLUTIONS, ids=[s[0] for s in SOLUTIONS])
+def test_feedback_is_word_for_word_as_pinned(key, name, fns):
+    assert feedback(name, fns) == json.loads(PINNED.read_text())[key]
