@@ -61,6 +61,13 @@ def run_tests(work: Path, tests: str, timeout_s: float | None) -> tuple[str, flo
     return status, time.monotonic() - start
 
 
+def write_results(out: Path, name: str, args, n_mutants: int, judged, diffs) -> None:
+    (out / f"{name}.json").write_text(json.dumps(
+        {"module": args.module, "tests": args.tests, "mutants": n_mutants,
+         "seed": args.seed, "judged": judged}, indent=1))
+    (out / f"{name}.survivors.diff").write_text("\n".join(diffs))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--module", required=True, help="path under dmlbook/, e.g. units.py")
@@ -113,6 +120,8 @@ def main() -> int:
                     source.splitlines(True), mutated.splitlines(True),
                     f"dmlbook/{args.module}", f"dmlbook/{args.module} (mutant)", n=1)))
             print(f"{k}/{len(picked)} line {mid.line_number + 1}: {status}", flush=True)
+            # Written as it goes: a run stopped early is still a random sample.
+            write_results(out, name, args, len(ids), judged, diffs)
     finally:
         target.write_text(source)
         shutil.rmtree(work, ignore_errors=True)
@@ -127,10 +136,6 @@ def main() -> int:
     summary = (f"{args.module} | {len(ids)} | {n} | {caught} | {n - caught} | "
                f"{100 * p:.0f} % ({100 * (centre - half):.0f}–{100 * (centre + half):.0f} %) | "
                f"{minutes:.0f}")
-    (out / f"{name}.json").write_text(json.dumps(
-        {"module": args.module, "tests": args.tests, "mutants": len(ids),
-         "seed": args.seed, "judged": judged}, indent=1))
-    (out / f"{name}.survivors.diff").write_text("\n".join(diffs))
     with open(out / "summary.md", "a") as f:
         f.write(summary + "\n")
     print("module | mutants | judged | caught | survived | score (95 % interval) | minutes")
