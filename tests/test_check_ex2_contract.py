@@ -65,25 +65,55 @@ def test_download_cost_summary_of_a_pass():
         "downloaded) agrees.")
 
 
-# Right except on one part of one parameter's range: only the random cases see it.
+# Right except on one part of one parameter's range: only the random cases see it,
+# and the feedback names the first seeded case that falls there.
 RANGES = [
-    ("eight bytes a parameter", lambda n, r, c, u, b: b == 8),
-    ("half a billion parameters or more", lambda n, r, c, u, b: n >= 5 * 10**8),
-    ("more than 5,000 rounds", lambda n, r, c, u, b: r > 5000),
-    ("more than 5,000 clients", lambda n, r, c, u, b: c > 5000),
-    ("a price above 0.15 $/GiB", lambda n, r, c, u, b: 0.15 < u < 0.5),
-    ("a price below 0.01 $/GiB", lambda n, r, c, u, b: u < 0.01),
+    ("eight bytes a parameter", lambda n, r, c, u, b: b == 8, 5),
+    ("half a billion parameters or more", lambda n, r, c, u, b: n >= 5 * 10**8, 1),
+    ("more than 5,000 rounds", lambda n, r, c, u, b: r > 5000, 3),
+    ("more than 5,000 clients", lambda n, r, c, u, b: c > 5000, 3),
+    ("a price above 0.15 $/GiB", lambda n, r, c, u, b: 0.15 < u < 0.5, 3),
+    ("a price below 0.01 $/GiB", lambda n, r, c, u, b: u < 0.01, 20),
 ]
 
 
-@pytest.mark.parametrize("label, wrong_here", RANGES, ids=[r[0] for r in RANGES])
-def test_download_cost_random_cases_cover_every_parameter(label, wrong_here):
+@pytest.mark.parametrize("label, wrong_here, k", RANGES, ids=[r[0] for r in RANGES])
+def test_download_cost_random_cases_cover_every_parameter(label, wrong_here, k):
     result = check.download_cost(
         lambda *a: 0.5 * cost(*a) if wrong_here(*a) else cost(*a))
     assert not result.passed
     case = result.feedback.splitlines()[1]
-    assert case.startswith("Case: download_cost(") and case.endswith(" of 40")
-    assert ", random case " in case
+    assert case.startswith("Case: download_cost(") and case.endswith(f", random case {k} of 40")
+
+
+def calls_of(check_fn, right):
+    """The arguments of every call a check makes to a right solution, in order."""
+    calls = []
+
+    def spy(*args):
+        calls.append(args)
+        return right(*args)
+
+    assert check_fn(spy).passed
+    return calls
+
+
+def test_download_cost_cases_are_the_sheets_the_hand_worked_and_the_random_ones():
+    calls = calls_of(check.download_cost, cost)
+    assert len(calls) == 3 + 40 + 1
+    assert calls[:3] == [(4950544, 1000, 200, 0.03, 4), (2**28, 1, 1, 1.0, 4),
+                         (1000, 10, 5, 0.09, 2)]
+    assert cost(*calls[1]) == 1.0  # "one GiB at 1 $/GiB: 1 $"
+    randoms = calls[3:43]
+    n, rounds, clients, usd, bpp = (list(col) for col in zip(*randoms))
+    assert all(isinstance(v, int) for v in n + rounds + clients + bpp)
+    assert 1 <= min(n) and max(n) < 10**9 and max(n) > 9 * 10**8
+    assert 1 <= min(rounds) and max(rounds) < 10**4 and max(rounds) > 9 * 10**3
+    assert 1 <= min(clients) and max(clients) < 10**4 and max(clients) > 9 * 10**3
+    assert 0.005 <= min(usd) < 0.01 and 0.2 < max(usd) <= 0.24
+    assert set(bpp) == {1, 2, 4, 8}
+    assert len(set(randoms)) == 40
+    assert calls[43] == (650, 2, 3, 0.03, 4)  # the FedAvg run's logistic regression
 
 
 def test_download_cost_simulator_stage_bills_the_runs_ledger():
@@ -181,6 +211,28 @@ def test_cumulative_bill_simulator_stage_reads_a_fedavg_ledger():
     assert result.feedback.splitlines()[1] == (
         "Case: the ledger of dmlbook.federated.run_fedavg (4 clients, 3 rounds, the server "
         "is node 4): the bill after round 1")
+
+
+def test_cumulative_bill_cases_are_the_hand_worked_the_random_and_the_runs():
+    calls = calls_of(check.cumulative_bill, bill)
+    assert len(calls) == 2 + 20 + 1
+    (first, server, rounds, usd), (empty, *empty_args) = calls[:2]
+    assert {k: list(v) for k, v in first.items()} == {
+        "round": [1, 1, 2, 2, 3], "sender": [0, 2, 0, 1, 2], "receiver": [2, 0, 1, 0, 0],
+        "nbytes": [2**30, 2**29, 2**31, 2**30, 2**30]}
+    assert (server, rounds, usd) == (0, 3, 1.0)
+    assert all(len(v) == 0 for v in empty.values()) and empty_args == [0, 2, 0.5]
+    randoms = calls[2:22]
+    servers = [s for _, s, _, _ in randoms]
+    assert 0 in servers  # node 0 is not always the server, but can be
+    assert 1 in [r for _, _, r, _ in randoms]  # a run of a single round
+    assert all(0.01 <= u <= 0.2 for _, _, _, u in randoms)
+    for ledger, s, r, _ in randoms:
+        n_nodes = max(ledger["sender"].max(), ledger["receiver"].max()) + 1
+        assert s < 30 and n_nodes <= 30 and ledger["round"].max() <= r < 40
+    ledger, server, rounds, usd = calls[22]
+    assert (server, rounds, usd) == (4, 3, 0.03)
+    assert set(ledger["sender"]) == set(range(5))  # the server (4) and its 4 clients
 
 
 def test_cumulative_bill_random_ledgers_differ_in_every_part():

@@ -17,7 +17,7 @@ import pytest
 
 import test_check
 import test_check_tasks
-from dmlbook import check
+from dmlbook import allreduce, check, dpsgd, engine, federated, gossip
 from dmlbook.check import reference
 
 PINNED = Path(__file__).parent / "data" / "check_feedback.json"
@@ -52,3 +52,22 @@ def test_every_solution_has_pinned_feedback_and_every_pin_a_solution():
 @pytest.mark.parametrize("key, name, fns", SOLUTIONS, ids=[s[0] for s in SOLUTIONS])
 def test_feedback_is_word_for_word_as_pinned(key, name, fns):
     assert feedback(name, fns) == json.loads(PINNED.read_text())[key]
+
+
+
+@pytest.mark.parametrize("name", check.CHECKS)
+def test_a_check_prints_nothing_and_asks_its_runs_for_no_progress_bar(name, capfd,
+                                                                      monkeypatch):
+    # Its own simulator runs too: a bar in the student's notebook (an ipywidget there,
+    # which no captured stream hides) is noise under the verdict.
+    asked = []
+    for module in (allreduce, dpsgd, engine, federated, gossip):
+        def spy(total, enabled, desc, _original=module.progress_bar):
+            asked.append(enabled)
+            return _original(total, enabled, desc)
+        monkeypatch.setattr(module, "progress_bar", spy)
+    fns = tuple(getattr(reference, r) for r in check.CHECKS[name])
+    assert getattr(check, name)(*fns).passed
+    assert all(enabled is False for enabled in asked), asked
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
