@@ -154,6 +154,8 @@ BILLS = [
     ("one round short", lambda L, s, r, u: bill(L, s, r, u)[:-1], "wrong shape",
      "one entry per round 1 .. rounds, the bill so far.", HAND,
      ["  expected: 3 numbers, one per round", "  got:      2 numbers"]),
+    ("text", lambda L, s, r, u: ["x"] * r, "not a number", "return the bill as a float.",
+     HAND + ": the bill after round 1", ["  expected: 1", "  got:      x"]),
     ("per round", lambda L, s, r, u: bill(L, s, r, u, cumulative=False), "not cumulative",
      "each entry is the bill so far: add the rounds before it.",
      HAND + ": the bill after round 2", ["  expected: 3", "  got:      2"]),

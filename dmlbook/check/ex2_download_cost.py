@@ -108,12 +108,12 @@ def _bill_case(fn, ledger, server, rounds, usd, case, expected):
                       actual=f"{len(values)} numbers", mistake="wrong shape",
                       hint="one entry per round 1 .. rounds, the bill so far.")
     for r, (got, want) in enumerate(zip(values, expected), start=1):
-        got = as_float(got, f"{case}, round {r}", want, "the bill")
+        got = as_float(got, f"{case}: the bill after round {r}", want, "the bill")
         if not close(got, float(want), rel=REL_TOL):
-            per_round = float(want) - (float(expected[r - 2]) if r > 1 else 0.0)
             mistake, hint = "wrong value", ("add up the bytes the server sent in each round, "
                                             "price them per GiB, and keep a running total.")
-            if r > 1 and close(got, per_round, rel=1e-6):
+            # Round r's bill alone instead of the bill so far (round 1 cannot tell).
+            if r > 1 and close(got, float(want) - float(expected[r - 2]), rel=1e-6):
                 mistake, hint = "not cumulative", "each entry is the bill so far: add the " \
                                                   "rounds before it."
             elif ratio_hint(float(want), got, unit_mistakes()):
