@@ -5,7 +5,8 @@ pass summary is a changed product. The mutation runs of the checks
 (benchmarks/README.md, "Mutation testing") found most surviving mutants in
 these texts. tests/data/check_feedback.json holds, for every wrong solution of
 test_check.py and test_check_tasks.py and for every reference solution, the
-feedback it gets; each was read when it was pinned. After an intended change
+feedback it gets, and for the hostile solutions of test_check_hostile.py; each
+was read when it was pinned. After an intended change
 of wording, rewrite the file with DMLBOOK_PIN_FEEDBACK=1 and read the diff.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import test_check
+import test_check_hostile
 import test_check_tasks
 from dmlbook import allreduce, check, dpsgd, engine, federated, gossip
 from dmlbook.check import reference
@@ -29,6 +31,8 @@ def solutions():
         yield f"{name}/{fn.__name__}", name, (fn,)
     for name, fns, _ in test_check_tasks.WRONG:
         yield f"{name}/{fns[0].__name__}", name, tuple(fns)
+    for name, fn in test_check_hostile.WRONG + test_check_hostile.RIGHT:
+        yield f"{name}/{fn.__name__}", name, (fn,)
     for name, refs in check.CHECKS.items():
         yield f"{name}/reference", name, tuple(getattr(reference, r) for r in refs)
 
