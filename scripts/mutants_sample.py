@@ -76,6 +76,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=27)
     parser.add_argument("--out", default=str(ROOT / "_build" / "mutants"))
     parser.add_argument("--rejudge", help="a <name>.json of an earlier run: its survivors")
+    parser.add_argument("--max-minutes", type=float, default=24 * 60,
+                        help="stop judging after this long (what was judged is a sample)")
     args = parser.parse_args()
     if not 1 <= args.sample <= 10_000:
         parser.error("--sample: a count from 1 to 10,000")
@@ -102,6 +104,9 @@ def main() -> int:
             return 1
         judged, diffs, start = [], [], time.monotonic()
         for k, mid in enumerate(picked, start=1):
+            if time.monotonic() - start > 60 * args.max_minutes:
+                print(f"stopped after {args.max_minutes:g} minutes", flush=True)
+                break
             mutant_id = RelativeMutationID(mid.line, mid.index, mid.line_number,
                                            filename=str(target))
             mutated, _ = mutate(Context(source=source, mutation_id=mutant_id,
