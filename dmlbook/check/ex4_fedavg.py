@@ -65,7 +65,7 @@ def fedavg(fn, *, time_limit_s=None):
     def random_cases(fn):
         rng, gen = seeded("fedavg")
         for k in range(15):
-            m, P = int(rng.integers(1, 9)), int(rng.integers(1, 12))
+            m, P = 1 + k % 8, int(rng.integers(1, 12))  # every count of clients 1 .. 8
             server, clients = torch.randn(P, generator=gen), torch.randn((m, P), generator=gen)
             _fedavg_case(fn, server, clients, f"random case {k + 1} of 15 ({m} clients)")
             _fedavg_case(fn, server, clients.flip(0), f"random case {k + 1}, clients reversed")
@@ -194,7 +194,7 @@ def quantize(fn, *, time_limit_s=None):
     def random_cases(fn):
         rng, gen = seeded("quantize")
         for k in range(20):
-            P, bits = int(rng.integers(2, 200)), int(rng.integers(1, 9))
+            P, bits = int(rng.integers(2, 200)), 1 + k % 8  # every width 1 .. 8 bits
             x = torch.randn(P, generator=gen) * float(10 ** rng.uniform(-3, 2)) \
                 + float(rng.normal(0, 5))
             _quantize_case(fn, x, bits, f"random case {k + 1} of 20")

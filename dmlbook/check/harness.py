@@ -73,8 +73,12 @@ class Failure(Exception):
         super().__init__(case)
         # Only short texts are kept: a report never holds on to a large result.
         self.case = case
-        row = _first_differing_row(expected, actual)
-        self.expected, self.actual = short(expected, row), short(actual, row)
+        row, start = _first_difference(expected, actual)
+        self.expected, self.actual = short(expected, row, start), short(actual, row, start)
+        if self.expected == self.actual and isinstance(expected, _Tensor):
+            # Equal at 4 digits where they differ: show enough digits to see it.
+            self.expected = short(expected, row, start, precision=8)
+            self.actual = short(actual, row, start, precision=8)
         self.mistake, self.hint, self.show_values = mistake, hint, show_values
 
 
@@ -88,28 +92,47 @@ _repr.maxstring = _repr.maxother = MAX_VALUE_CHARS
 _repr.maxlist = _repr.maxtuple = 6
 
 
-#: Rows of two matrices compared to find the first that differs; a report shows that row.
+#: Rows of two matrices, and entries of a row, compared to find the first that differs:
+#: a report shows the values from there.
 MAX_ROWS_COMPARED = 10_000
+MAX_ENTRIES_COMPARED = 10**6
+_BLOCK = 4096
 
 
-def _first_differing_row(expected, actual) -> int | None:
-    """The first row where two equal-shaped matrices differ (None: show the first row)."""
+def _differs(a, b):
+    return ~torch.isclose(a.detach().double(), b.detach().double(), rtol=1e-6, atol=1e-6,
+                          equal_nan=True)
+
+
+def _first_difference(expected, actual) -> tuple[int | None, int]:
+    """Where two equal-shaped tensors first differ: (row or None, entry within it).
+
+    Views and blocks only, bounded by MAX_ROWS_COMPARED and MAX_ENTRIES_COMPARED, so a
+    large result is never copied whole; (None, 0) when they agree or cannot be compared."""
     if not (isinstance(expected, _Tensor) and isinstance(actual, _Tensor)) \
-            or expected.dim() < 2 or expected.shape != actual.shape:
-        return None
+            or expected.dim() == 0 or expected.shape != actual.shape:
+        return None, 0
     with torch.no_grad():
-        for i in range(min(expected.shape[0], MAX_ROWS_COMPARED)):  # views: nothing copied
-            a, b = expected[i].detach().double(), actual[i].detach().double()
-            if not _allclose(a, b, rtol=1e-6, atol=1e-6, equal_nan=True):
-                return i
-    return None
+        row = None
+        if expected.dim() > 1:
+            rows = range(min(expected.shape[0], MAX_ROWS_COMPARED))
+            row = next((i for i in rows if _differs(expected[i], actual[i]).any()), None)
+            if row is None:
+                return None, 0
+        a = (expected if row is None else expected[row]).reshape(-1)
+        b = (actual if row is None else actual[row]).reshape(-1)
+        for start in range(0, min(a.numel(), MAX_ENTRIES_COMPARED), _BLOCK):
+            where = _differs(a[start:start + _BLOCK], b[start:start + _BLOCK]).nonzero()
+            if len(where):
+                return row, start + int(where[0])
+    return row, 0
 
 
-def short(value, row: int | None = None) -> str:
+def short(value, row: int | None = None, start: int = 0, precision: int = 4) -> str:
     """A value as the report shows it: at most a few hundred characters, whatever its size.
 
-    A matrix shows one row: ``row`` (the first that differs from what was expected)
-    or its first."""
+    A tensor shows 8 numbers: of ``row`` (a matrix's first row if None), from entry
+    ``start``: where it first differs from what was expected."""
     if isinstance(value, str):
         return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + " ..."
     try:
@@ -121,10 +144,15 @@ def short(value, row: int | None = None) -> str:
                     head, where = head[row], f", row {row}"
                 while head.dim() > 1:  # views only: a large result is never copied
                     head = head[0]
-                shown = head.reshape(-1)[:8].cpu().double()
-            text = np.array2string(shown.numpy(), precision=4, suppress_small=True)
+                head = head.reshape(-1)
+                # From the first difference only where the first 8 would not show it.
+                start = start if 8 <= start < head.numel() else 0
+                where += f", from entry {start}" if start else ""
+                shown = head[start:start + 8].cpu().double()
+            text = np.array2string(shown.numpy(), precision=precision, suppress_small=True)
             # "..." marks what is not shown: of the row named, or of the whole tensor.
-            more = " ..." if shown.numel() < (head.numel() if where else value.numel()) else ""
+            more = " ..." if start + shown.numel() < (head.numel() if where else value.numel()) \
+                else ""
             return (f"tensor of shape {tuple(value.shape)}{where}: "
                     f"{' '.join(text.split())}{more}")
         if isinstance(value, float):
