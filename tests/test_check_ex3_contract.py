@@ -265,3 +265,79 @@ def test_simulator_stage_messages_in_float64_cost_twice_the_bytes():
 def test_the_mark_is_exact_in_float32():
     assert ex3_ring_allreduce.MARK == 1 / 64
     assert torch.tensor(9.0) + ex3_ring_allreduce.MARK * 8 == 9.125
+
+
+# ---------------------------------------------------------------------------
+# The diagnosis of a wrong number of steps, and the labels of the later stages
+
+
+def ring_with_steps(reduce_steps, gather_steps):
+    """The reference ring with ``reduce_steps(n)`` and ``gather_steps(n)`` steps."""
+    def ring(chunks):
+        n = len(chunks)
+        mine = [[c.clone() for c in node] for node in chunks]
+        for step in range(reduce_steps(n)):
+            sent = [(k, (k - step) % n) for k in range(n)]
+            got = [check.send(k, (k + 1) % n, mine[k][c]) for k, c in sent]
+            for (k, c), p in zip(sent, got):
+                mine[(k + 1) % n][c] = mine[(k + 1) % n][c] + p
+        for step in range(gather_steps(n)):
+            sent = [(k, (k + 1 - step) % n) for k in range(n)]
+            got = [check.send(k, (k + 1) % n, mine[k][c]) for k, c in sent]
+            for (k, c), p in zip(sent, got):
+                mine[(k + 1) % n][c] = p
+        return mine
+    return ring
+
+
+def test_each_wrong_number_of_steps_is_named_with_the_count():
+    # On 3 nodes the right count is 12: one short in both phases (6), one short in
+    # reduce-scatter (9), one too many in both (18), one too many in all-gather (15).
+    for reduce_steps, gather_steps, sent in [(lambda n: n - 2, lambda n: n - 2, 6),
+                                             (lambda n: n - 2, lambda n: n - 1, 9),
+                                             (lambda n: n, lambda n: n, 18),
+                                             (lambda n: n - 1, lambda n: n, 15)]:
+        def ring(chunks, _wrong=ring_with_steps(reduce_steps, gather_steps)):
+            return reference.ring_allreduce(chunks) if len(chunks) == 2 else _wrong(chunks)
+
+        got = lines(check.ring_allreduce(ring))
+        assert got[1].startswith("Case: ring_allreduce on 3 nodes, ")
+        assert got[-1] == ("Hint (off by one in the number of steps): each phase takes n - 1 = 2 "
+                           f"steps of n messages: 12 messages in all, you sent {sent}.")
+
+
+def test_a_failing_random_ring_is_named_by_its_number():
+    got = lines(check.ring_allreduce(
+        lambda chunks: reference.ring_allreduce(chunks) if len(chunks) < 8 else chunks))
+    assert got[1].startswith("Case: ring_allreduce on 8 nodes, ")
+    assert got[1].endswith(", random case 2 of 12: node 0's result")
+
+
+def test_the_second_marked_case_has_two_nodes():
+    def half_around_on_two(chunks):
+        if len(chunks) != 2:
+            return reference.ring_allreduce(chunks)
+        received = [check.send(k, 1 - k, chunks[k][(k + 1) % 2]) for k in range(2)]
+        mine = [[c.clone() for c in node] for node in chunks]
+        for k in range(2):
+            c = (k + 1) % 2
+            mine[1 - k][c] = mine[1 - k][c] + 0.5 * received[k] + 0.5 * chunks[k][c]
+        finished = [check.send(k, 1 - k, mine[k][k]) for k in range(2)]
+        for k in range(2):
+            mine[1 - k][k] = finished[k]
+        return mine
+
+    got = lines(check.ring_allreduce(half_around_on_two))
+    assert got[1] == ("Case: ring_allreduce on 2 nodes (marked) on a network that adds 0.015625 "
+                      "to every value it carries: node 0's chunk 0")
+
+
+def test_a_wrong_shape_inside_training_names_the_round():
+    def short_inside_training(chunks):
+        out = reference.ring_allreduce(chunks)
+        return out[:-1] if sum(c.numel() for c in chunks[0]) > 100 else out
+
+    got = lines(check.ring_allreduce(short_inside_training))
+    assert got[1] == "Case: round 1 of data-parallel training"
+    assert got[-2] == ("Hint (wrong shape): return every node's chunks: out[i][j] is node i's "
+                       "chunk j.")

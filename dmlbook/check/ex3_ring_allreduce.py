@@ -50,11 +50,20 @@ def run_ring(fn, chunks, case, transform=None):
     return result, list(net.messages)
 
 
+def _steps_off_by_one(n: int, sent: int) -> tuple[str, str] | None:
+    """The named mistake if ``sent`` is the count of a phase or two one step short or
+    one step too long (n messages a step, n - 1 steps a phase)."""
+    if sent in (2 * n * (n - 2), n * (2 * n - 3), 2 * n * n, n * (2 * n - 1)):
+        return ("off by one in the number of steps",
+                f"each phase takes n - 1 = {n - 1} steps of n messages: "
+                f"{2 * n * (n - 1)} messages in all, you sent {sent}.")
+    return None
+
+
 def _diagnosis(chunks, out, messages) -> tuple[str, str]:
     n = len(chunks)
     total = [sum(chunks[i][j] for i in range(n)) for j in range(n)]
     ok = [[torch.allclose(out[i][j], total[j], atol=1e-5) for j in range(n)] for i in range(n)]
-    steps = 2 * n * (n - 1)
     if all(torch.allclose(out[i][j], total[j] / n, atol=1e-5)
            for i in range(n) for j in range(n)):
         return ("averaging instead of summing",
@@ -68,10 +77,8 @@ def _diagnosis(chunks, out, messages) -> tuple[str, str]:
         return ("missing all-gather", "after reduce-scatter node k holds only the finished "
                                       "chunk (k + 1) % n; n - 1 all-gather steps pass the "
                                       "finished chunks round the ring.")
-    if len(messages) in (2 * n * (n - 2), n * (2 * n - 3), 2 * n * n, n * (2 * n - 1)):
-        return ("off by one in the number of steps",
-                f"each phase takes n - 1 = {n - 1} steps of n messages: "
-                f"{steps} messages in all, you sent {len(messages)}.")
+    if _steps_off_by_one(n, len(messages)):
+        return _steps_off_by_one(n, len(messages))
     return ("off by one in the ring's chunk index",
             "in reduce-scatter step s node k sends chunk (k - s) % n, the chunk it received and "
             "added to in the step before; in all-gather step s it sends chunk (k + 1 - s) % n.")
@@ -96,10 +103,15 @@ def _case(fn, n, P, seed, label, integer=True):
                                      f"{steps}. Send every value a node uses with send(src, dst, "
                                      f"tensor); reading another node's chunks directly is not "
                                      f"allowed.")
-        if len(messages) == n * n * (n - 1):
+        # On 3 nodes a naive all-reduce and a ring one step too long in each phase
+        # both send 18: the naive one sends to other nodes than the successor.
+        if len(messages) == n * n * (n - 1) and any(m.dst != (m.src + 1) % n
+                                                    for m in messages):
             mistake, hint = ("not a ring", "every node sent every chunk to every other node: a "
                                            "naive all-reduce. In a ring node k only sends to "
                                            "(k + 1) % n, one chunk per step.")
+        elif messages and _steps_off_by_one(n, len(messages)):  # none sent: read directly
+            mistake, hint = _steps_off_by_one(n, len(messages))
         raise Failure(case + ": messages sent", expected=steps, actual=len(messages),
                       mistake=mistake, hint=hint)
     wrong_way = [m for m in messages if m.dst != (m.src + 1) % n]
