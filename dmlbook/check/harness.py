@@ -121,8 +121,10 @@ def _first_difference(expected, actual) -> tuple[int | None, int]:
                 return None, 0
         a = (expected if row is None else expected[row]).reshape(-1)
         b = (actual if row is None else actual[row]).reshape(-1)
-        for start in range(0, min(a.numel(), MAX_ENTRIES_COMPARED), _BLOCK):
-            where = _differs(a[start:start + _BLOCK], b[start:start + _BLOCK]).nonzero()
+        limit = min(a.numel(), MAX_ENTRIES_COMPARED)
+        for start in range(0, limit, _BLOCK):
+            end = min(start + _BLOCK, limit)
+            where = _differs(a[start:end], b[start:end]).nonzero()
             if len(where):
                 return row, start + int(where[0])
     return row, 0
