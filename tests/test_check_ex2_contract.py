@@ -159,6 +159,10 @@ BILLS = [
     ("per round", lambda L, s, r, u: bill(L, s, r, u, cumulative=False), "not cumulative",
      "each entry is the bill so far: add the rounds before it.",
      HAND + ": the bill after round 2", ["  expected: 3", "  got:      2"]),
+    ("wrong after round 1", lambda L, s, r, u: bill(L, s, r, u)[:1] + [5.0] * (r - 1),
+     "wrong value", "add up the bytes the server sent in each round, price them per GiB, and "
+     "keep a running total.", HAND + ": the bill after round 2",
+     ["  expected: 3", "  got:      5"]),
     ("bits", lambda L, s, r, u: bill(L, s, r, u, factor=8), "bits vs bytes",
      "one byte is 8 bits; check which quantities are in bits and which in bytes, and "
      "convert exactly once.", HAND + ": the bill after round 1",
