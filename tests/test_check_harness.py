@@ -64,3 +64,63 @@ def test_shapes_that_differ_or_scalars_are_shown_from_the_start():
     assert short(torch.arange(20.0), start=30) == (
         "tensor of shape (20,): [0. 1. 2. 3. 4. 5. 6. 7.] ...")  # out of range: the start
     assert short(torch.zeros(2, 3), row=1) == "tensor of shape (2, 3), row 1: [0. 0. 0.]"
+
+
+# ---------------------------------------------------------------------------
+# Found by hand-made mutants (benchmarks/README.md, "Mutation testing")
+
+
+def test_short_printed_output_is_shown_whole_without_a_cut_note():
+    from dmlbook import check
+    from dmlbook.check import reference
+
+    def says_hi(*args):
+        print("hi")
+        return reference.participants(*args)
+
+    feedback = check.participants(says_hi).feedback
+    assert "Your function printed:\nhi" in feedback and "first " not in feedback
+
+
+def test_a_function_that_returns_the_ellipsis_is_an_empty_stub():
+    from dmlbook import check
+
+    result = check.download_cost(lambda *args: ...)
+    assert result.mistake == "an empty stub"
+    assert result.feedback.splitlines()[2:] == [
+        "  expected: a value", "  got:      Ellipsis",
+        "Hint (an empty stub): your function returned nothing: replace `...` by the body and "
+        "`return` the result."]
+
+
+def test_a_checks_network_takes_exactly_its_limit_then_stops_the_sender():
+    from dmlbook.check.network import Network
+
+    net = Network(limit=3)
+    for _ in range(3):
+        net.send(0, 1, torch.zeros(2))
+    assert net.count == 3
+    try:
+        net.send(0, 1, torch.zeros(2))
+    except Failure as failure:
+        assert (failure.case, failure.expected, failure.mistake) == (
+            "the messages your function sent", "at most 3", "messages")
+    else:
+        raise AssertionError("the fourth message went through a network of limit 3")
+    assert net.count == 3 and len(net.messages) == 3
+
+
+def test_a_runaway_sender_inside_a_check_is_stopped_by_the_count_not_the_clock(monkeypatch):
+    from dmlbook import check
+    from dmlbook.check import network
+
+    monkeypatch.setattr(network, "MAX_CHECK_MESSAGES", 1000)
+
+    def floods(chunks):
+        while True:
+            check.send(0, 1, chunks[0][0])
+
+    result = check.ring_allreduce(floods, time_limit_s=60)
+    assert result.mistake == "messages"
+    assert result.feedback.splitlines()[1:4] == [
+        "Case: the messages your function sent", "  expected: at most 1,000", "  got:      more"]
