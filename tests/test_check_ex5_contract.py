@@ -165,3 +165,26 @@ def test_push_pull_simulator_stage_the_sum_and_the_values():
                         "  expected: 9.043736146", "  got:      3.07146063"]
     assert got[-2] == ("Hint (wrong value): the values differ from "
                        "dmlbook.gossip.gossip_average's.")
+
+
+def test_a_lost_sum_with_a_late_change_shows_the_sum_with_the_change():
+    got = lines(check.push_pull(
+        lambda m, x: (m, 1.0) if -3 < x < -2.5 else R.on_push(m, x), R.on_reply))
+    assert got[1:5] == [
+        "Case: random exchange 2 of 30: x_i=-2.77481, x_j=-8.11893, i changed by -1.0951 "
+        "meanwhile: the pair's sum", "  expected: -11.98883905", "  got:      -12.98883905",
+        "Hint (sum not preserved): what j gains, i must lose."]
+
+
+def test_gossip_merge_the_twin_cases_are_labelled():
+    def wrong_on_call(k):
+        calls = itertools.count()
+
+        def merge(local, received):  # a model merged with itself is its own average
+            return average(local, received) if next(calls) != k else local * 0
+        return merge
+
+    other_way = lines(check.gossip_merge(wrong_on_call(23)))  # 3 hand + 20 random first
+    assert other_way[1].endswith("), the last two models the other way round")
+    itself = lines(check.gossip_merge(wrong_on_call(24)))
+    assert itself[1].endswith("), a model merged with itself stays the same")

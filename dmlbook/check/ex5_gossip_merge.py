@@ -145,15 +145,13 @@ def push_pull(on_push, on_reply, *, time_limit_s=None):
             new_i, new_j = _exchange(push, reply, x_i, x_j, between)
             case = (f"random exchange {k + 1} of 30: x_i={x_i:.6g}, x_j={x_j:.6g}, "
                     f"i changed by {between:.6g} meanwhile")
-            if not close(new_i + new_j, x_i + x_j + between, rel=1e-9) and \
-                    abs(new_i + new_j - x_i - x_j - between) > 1e-9:
+            if not close(new_i + new_j, x_i + x_j + between, rel=1e-9, abs_tol=1e-9):
                 raise Failure(case + ": the pair's sum", expected=x_i + x_j + between,
                               actual=new_i + new_j, mistake="sum not preserved",
                               hint="what j gains, i must lose.")
             # j's handler cannot know of i's change: j ends at the pair's average, and
             # with the sum kept that fixes i's value too.
-            if not close(new_j, (x_i + x_j) / 2, rel=1e-9) and \
-                    abs(new_j - (x_i + x_j) / 2) > 1e-9:
+            if not close(new_j, (x_i + x_j) / 2, rel=1e-9, abs_tol=1e-9):
                 raise Failure(case + ": node j's new value", expected=(x_i + x_j) / 2,
                               actual=new_j, mistake="not averaging",
                               hint="the node a value arrives at moves to the pair's average.")

@@ -457,9 +457,9 @@ def as_tensor(value, case, expected: torch.Tensor, *, name="the result"):
     return value.to(device="cpu", dtype=expected.dtype)
 
 
-def close(a: float, b: float, rel: float = 1e-9) -> bool:
+def close(a: float, b: float, rel: float = 1e-9, abs_tol: float = 1e-12) -> bool:
     try:
-        return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+        return math.isclose(a, b, rel_tol=rel, abs_tol=abs_tol)
     except OverflowError:  # an int beyond any float: not close to a float
         return False
 
