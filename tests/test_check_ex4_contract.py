@@ -202,3 +202,53 @@ def test_quantize_random_and_simulator_stages_name_their_case():
     parameters_only = lines(check.quantize(
         lambda x, b: x if len(x) == 650 and x.abs().max() > 0.05 else R.quantize(x, b)))
     assert parameters_only[1].endswith(", bits=4), client 0's parameters, 4 bits")
+
+
+# ---------------------------------------------------------------------------
+# Named mistakes on the inputs that tell them apart (found by the mutation sample)
+
+
+def test_forgotten_weights_with_updates_are_named():
+    got = lines(check.server_step(lambda s, p, n, send: s + p.mean(0) if send == "update"
+                                  else R.server_step(s, p, n, send)))
+    assert got[1].endswith(", send='update'), two clients, one with twice the data")
+    assert got[2:] == ["  expected: tensor of shape (2,): [2. 3.]",
+                       "  got:      tensor of shape (2,): [2.5 2.5]",
+                       "Hint (forgot the weights): weigh client k by n_k / sum(n): a client "
+                       "with more data counts more."]
+
+
+def test_changing_the_clients_in_place_names_client_params():
+    def adds_in_place(s, c):
+        out = c.mean(0)
+        c += 1
+        return out
+
+    got = lines(check.fedavg(adds_in_place))
+    assert got[2:4] == ["  expected: your inputs left as they were",
+                        "  got:      your function changed client_params"]
+
+
+def test_codes_are_named_on_a_range_that_does_not_start_at_zero():
+    def codes_unless_from_zero(x, bits):
+        lo, hi = x.min(), x.max()
+        if lo == 0:
+            return R.quantize(x, bits)
+        return torch.round((x - lo) / ((hi - lo) / (2**bits - 1)))
+
+    got = lines(check.quantize(codes_unless_from_zero))
+    assert got[1].endswith("bits=2), a range that does not start at 0")
+    assert got[-1] == ("Hint (codes instead of values): return what the receiver "
+                       "reconstructs: min + code * step, not the code.")
+
+
+def test_a_range_from_zero_is_named_at_three_bits_too():
+    def from_zero_at_three_bits(x, bits):
+        if bits != 3:
+            return R.quantize(x, bits)
+        step = x.abs().max() / (2**bits - 1)
+        return torch.round(x / step) * step
+
+    got = lines(check.quantize(from_zero_at_three_bits))
+    assert got[1].endswith(", bits=3), random case 3 of 20")
+    assert got[-2] == "Hint (range from zero): the levels span min .. max of x."
