@@ -252,3 +252,29 @@ def test_a_range_from_zero_is_named_at_three_bits_too():
     got = lines(check.quantize(from_zero_at_three_bits))
     assert got[1].endswith(", bits=3), random case 3 of 20")
     assert got[-2] == "Hint (range from zero): the levels span min .. max of x."
+
+
+def test_too_many_steps_are_named_on_a_range_that_does_not_start_at_zero():
+    def steps_unless_from_zero(x, bits):
+        lo, hi = x.min(), x.max()
+        if lo == 0:
+            return R.quantize(x, bits)
+        return lo + torch.round((x - lo) / ((hi - lo) / 2**bits)) * (hi - lo) / 2**bits
+
+    got = lines(check.quantize(steps_unless_from_zero))
+    assert got[1].endswith("bits=2), a range that does not start at 0")
+    assert got[-1] == ("Hint (2**bits steps): 2**bits levels from min to max make 2**bits - 1 "
+                       "steps between them.")
+
+
+def test_server_step_names_each_input_changed_in_place():
+    def changes(name):
+        def step(s, p, n, send):
+            out = R.server_step(s, p, n, send)
+            {"server_params": s, "payloads": p, "n_examples": n}[name].add_(1)
+            return out
+        return step
+
+    for name in ("server_params", "payloads", "n_examples"):
+        got = lines(check.server_step(changes(name)))
+        assert got[3] == f"  got:      your function changed {name}"

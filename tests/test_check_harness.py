@@ -124,3 +124,30 @@ def test_a_runaway_sender_inside_a_check_is_stopped_by_the_count_not_the_clock(m
     assert result.mistake == "messages"
     assert result.feedback.splitlines()[1:4] == [
         "Case: the messages your function sent", "  expected: at most 1,000", "  got:      more"]
+
+
+def test_sending_something_else_than_a_tensor_is_the_students_error():
+    from dmlbook import check
+
+    def sends_a_list(chunks):
+        check.send(0, 1, [1.0, 2.0])
+        return chunks
+
+    assert check.ring_allreduce(sends_a_list).feedback.splitlines()[-1] == (
+        "Hint (an error): your function raised TypeError: send(src, dst, tensor) sends a "
+        "torch tensor, got [1.0, 2.0]")
+
+
+def test_a_runaway_senders_hint():
+    from dmlbook.check.network import Network
+
+    net = Network(limit=1)
+    net.send(0, 1, torch.zeros(1))
+    try:
+        net.send(0, 1, torch.zeros(1))
+    except Failure as failure:
+        assert (failure.actual, failure.hint) == (
+            "more", "your function kept sending: each phase takes n - 1 steps.")
+    else:
+        raise AssertionError("a second message went through a network of limit 1")
+    assert Network().limit == 100_000 and not Network().bounded
