@@ -92,9 +92,17 @@ def main() -> int:
         ids = list_mutations(Context(source=source, filename=str(target)))
         if args.rejudge:
             earlier = json.loads(Path(args.rejudge).read_text())
-            wanted = {(m["line_number"], m["index"], m["line"]) for m in earlier["judged"]
-                      if m["status"] == "survived"}
-            picked = [m for m in ids if (m.line_number, m.index, m.line) in wanted]
+            picked = []
+            for m in earlier["judged"]:
+                if m["status"] != "survived":
+                    continue
+                # The same line and mutation, nearest the old line number: lines above
+                # it may have moved since. A line that changed took its mutants with it.
+                same = [i for i in ids if (i.line, i.index) == (m["line"], m["index"])]
+                if same:
+                    picked.append(min(same, key=lambda i: abs(i.line_number - m["line_number"])))
+                else:
+                    print(f"gone with its line: {m['line'].strip()}", flush=True)
             name += ".rejudged"
         else:
             picked = random.Random(args.seed).sample(ids, min(args.sample, len(ids)))

@@ -163,6 +163,10 @@ BILLS = [
      "wrong value", "add up the bytes the server sent in each round, price them per GiB, and "
      "keep a running total.", HAND + ": the bill after round 2",
      ["  expected: 3", "  got:      5"]),
+    ("round 1 off by the bill of the run", lambda L, s, r, u: [-2.0] + bill(L, s, r, u)[1:],
+     "wrong value", "add up the bytes the server sent in each round, price them per GiB, and "
+     "keep a running total.", HAND + ": the bill after round 1",
+     ["  expected: 1", "  got:      -2"]),
     ("bits", lambda L, s, r, u: bill(L, s, r, u, factor=8), "bits vs bytes",
      "one byte is 8 bits; check which quantities are in bits and which in bytes, and "
      "convert exactly once.", HAND + ": the bill after round 1",
