@@ -98,6 +98,7 @@ def test_dpsgd_round_cases_are_the_hand_worked_the_random_and_the_runs():
         ([[1., 1., 1.], [2., 2., 2.]], [[1., 0.], [0., 1.]], [[1., 0., -1.], [0., 2., 0.]], 0.1)]
     randoms = calls[3:15]
     assert {lr for *_, lr in randoms} == {0.0, 0.05, 0.3, 1.0}
+    assert min(p.shape[0] for p, *_ in randoms) == 2 and max(p.shape[0] for p, *_ in randoms) == 8
     for p, W, g, _ in randoms:
         n, P = p.shape
         assert 2 <= n <= 8 and 1 <= P <= 7 and W.shape == (n, n) and g.shape == (n, P)
@@ -167,3 +168,14 @@ def test_metropolis_weights_each_stage_names_its_graph():
         lambda A: R.metropolis_weights(A) if len(A) != 10 else np.eye(len(A))))
     assert run[1] == ("Case: metropolis_weights on the graph of the D-PSGD run (10 nodes, "
                       "degrees [3, 2, 2, 2, 6, 2, 2, 3, 9, 3])")
+
+
+def test_the_labels_of_a_3_regular_graph_and_of_a_round_inside_run_dpsgd():
+    regular = lines(check.dpsgd_messages(
+        lambda n, d, s: messages(n, d, s) if (n, d, s) != (10, 3, 7) else 0))
+    assert regular[1] == ("Case: dpsgd_messages(n_nodes=10, degree=3, steps=7), 7 steps on a "
+                          "3-regular graph")
+    short = lines(check.dpsgd_round(
+        lambda p, W, g, lr: R.dpsgd_round(p, W, g, lr) if p.shape[1] < 100 else p[:, :-1]))
+    assert short[1] == "Case: a round of run_dpsgd"
+    assert short[-2] == "Hint (wrong shape): return a tensor of shape (8, 2410)."
