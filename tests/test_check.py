@@ -5,6 +5,7 @@ must fail it and its feedback must name the mistake class.
 """
 
 import math
+import re
 
 import pytest
 import torch
@@ -53,7 +54,9 @@ def test_send_counts_messages_and_copies():
 def test_torch_distributed_all_reduce_agrees_with_the_reference_ring():
     result = check.ring_allreduce(reference.ring_allreduce, torch_distributed=True)
     assert result.passed, result.feedback
-    assert "gloo" in result.feedback
+    # gloo sums in its own order: the difference is rounding, not a fixed number.
+    assert re.search(r", and torch\.distributed's all_reduce in 4 gloo processes \(max "
+                     r"difference \d\.\de-(0[6-9]|1\d)\)\.$", result.feedback), result.feedback
 
 
 # --- wrong solutions -------------------------------------------------------------------

@@ -50,7 +50,10 @@ def test_ring_messages_other_wrong_counts_get_the_formula():
 def test_ring_messages_a_failing_random_ring_is_named():
     result = check.ring_messages(lambda n: 2 * n * (n - 1) if n < 1000 else 0)
     assert result.feedback.splitlines()[1].startswith("Case: ring_messages(n_nodes=")
-    assert result.feedback.splitlines()[1].endswith(", random case 1 of 30")
+    assert result.feedback.splitlines()[1] == ("Case: ring_messages(n_nodes=927407), random "
+                                               "case 1 of 30")
+    big = check.ring_messages(lambda n: 2 * n * (n - 1) if n != 128 else 0)
+    assert big.feedback.splitlines()[1] == "Case: ring_messages(n_nodes=128), 128 nodes"
 
 
 def test_ring_messages_simulator_stage_counts_the_runs_messages():
