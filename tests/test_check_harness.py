@@ -151,3 +151,77 @@ def test_a_runaway_senders_hint():
     else:
         raise AssertionError("a second message went through a network of limit 1")
     assert Network().limit == 100_000 and not Network().bounded
+
+
+# ---------------------------------------------------------------------------
+# Found by the mutation sample of harness.py
+
+
+def test_the_unit_slips_and_their_factors():
+    factors = [factor for factor, _, _ in harness.unit_mistakes()]
+    assert factors == [8, 1 / 8, 2**30 / 10**9, 10**9 / 2**30, 1024 / 1000, 1000 / 1024]
+    assert [m for _, m, _ in harness.unit_mistakes()] == ["bits vs bytes"] * 2 + [
+        "10^9 vs 2^30"] * 4
+
+
+def test_values_that_cannot_be_shown_whole():
+    assert short(10**30) == "1" + "0" * 30  # up to 10^30 written out
+    assert short(10**30 + 1) == "an int of 31 digits"
+    assert short([[1, 2, 3, 4, 5, 6, 7]]) == "[[1, 2, 3, 4, 5, 6, ...]]"
+    assert short(list(range(7))) == "list of length 7"
+    assert short("x" * 301) == "x" * 300 + " ..."
+
+
+def test_a_failure_without_a_hint_has_no_hint_line():
+    text = harness.report_failure("c", Failure("a case", expected=1, actual=2), ["hand"])
+    assert text.splitlines() == ["✗ c: not yet.", "Case: a case", "  expected: 1",
+                                 "  got:      2", "Already passed: hand."]
+
+
+def test_a_stage_without_a_summary_is_named_by_its_label():
+    result = harness.stages("c", lambda: None, lambda fn: "h", lambda fn: None,
+                            lambda fn: "s")
+    assert result.passed and result.feedback == "✓ c: passed. h; random; s."
+
+
+def test_printed_output_comes_on_its_own_lines_after_the_verdict():
+    from dmlbook import check
+    from dmlbook.check import reference
+
+    printed = []
+
+    def says_hi_once(*args):
+        if not printed:
+            printed.append(print("hi"))
+        return reference.participants(*args)
+
+    lines = check.participants(says_hi_once).feedback.splitlines()
+    assert lines[0].startswith("✓ participants: passed.")
+    assert lines[1:] == ["Your function printed:", "hi"]
+
+
+def test_the_capture_keeps_exactly_its_limit():
+    capture = harness._Capture()
+    capture.write("x" * (harness.MAX_OUTPUT_CHARS - 1))
+    capture.write("ab")
+    assert "".join(capture.kept) == "x" * (harness.MAX_OUTPUT_CHARS - 1) + "a"
+    assert capture.total == harness.MAX_OUTPUT_CHARS + 1
+    assert capture.summary().startswith(
+        f"Your function printed (first 600 of 601 characters):\n")
+
+
+def test_a_report_in_jupyter_is_green_or_orange():
+    from dmlbook import check
+    from dmlbook.check import reference
+
+    assert "border-left:4px solid #2e7d32" in check.participants(
+        reference.participants)._repr_html_()
+    failed = check.participants(lambda *a: 0)._repr_html_()
+    assert "background:#fff3e0;border-left:4px solid #ef6c00" in failed
+
+
+def test_a_list_that_is_not_numbers_is_not_a_tensor():
+    from dmlbook import check
+
+    got = check.fedavg(lambda s, c: ["x"]).feedback.splitlines()
+    assert got[-1] == "Hint (not a tensor): return the result as a torch tensor."
