@@ -359,7 +359,8 @@ def test_an_empty_stub_and_an_error_get_friendly_feedback(name):
 
 def test_a_non_function_is_refused_politely():
     result = check.fedavg(42)
-    assert not result.passed and "pass your function itself" in result.feedback
+    assert not result.passed and result.feedback == (
+        "✗ fedavg: pass your function itself, e.g. check.fedavg(my_function), not 42.")
 
 
 def test_report_shows_case_expected_and_actual():
