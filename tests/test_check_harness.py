@@ -1,9 +1,10 @@
-"""The harness's report of a failed tensor: where it first differs, and no more."""
+"""The harness and its display: where a failed tensor first differs, output, limits."""
 
 import torch
 
-from dmlbook.check import harness
-from dmlbook.check.harness import Failure, short
+from dmlbook.check import display, harness
+from dmlbook.check.display import short
+from dmlbook.check.harness import Failure
 
 
 def test_a_matrix_report_shows_the_first_row_that_differs():
@@ -41,26 +42,26 @@ def test_values_equal_at_four_digits_are_shown_with_eight():
 
 
 def test_the_search_for_a_difference_is_bounded():
-    rows = harness.MAX_ROWS_COMPARED
+    rows = display.MAX_ROWS_COMPARED
     expected = torch.zeros(rows + 5, 2)
     actual = expected.clone()
     actual[rows + 1] = 1.0  # past the rows compared: the report shows row 0
-    assert harness._first_difference(expected, actual) == (None, 0)
+    assert display._first_difference(expected, actual) == (None, 0)
     actual[rows - 1, 1] = 1.0
-    assert harness._first_difference(expected, actual) == (rows - 1, 1)
-    entries = harness.MAX_ENTRIES_COMPARED
+    assert display._first_difference(expected, actual) == (rows - 1, 1)
+    entries = display.MAX_ENTRIES_COMPARED
     long_expected = torch.zeros(entries + 10)
     long_actual = long_expected.clone()
     long_actual[entries + 2] = 1.0
-    assert harness._first_difference(long_expected, long_actual) == (None, 0)
+    assert display._first_difference(long_expected, long_actual) == (None, 0)
     long_actual[entries - 1] = 1.0
-    assert harness._first_difference(long_expected, long_actual) == (None, entries - 1)
+    assert display._first_difference(long_expected, long_actual) == (None, entries - 1)
 
 
 def test_shapes_that_differ_or_scalars_are_shown_from_the_start():
-    assert harness._first_difference(torch.zeros(3), torch.ones(4)) == (None, 0)
-    assert harness._first_difference(torch.tensor(1.0), torch.tensor(2.0)) == (None, 0)
-    assert harness._first_difference(torch.zeros(3), [0, 0, 1]) == (None, 0)
+    assert display._first_difference(torch.zeros(3), torch.ones(4)) == (None, 0)
+    assert display._first_difference(torch.tensor(1.0), torch.tensor(2.0)) == (None, 0)
+    assert display._first_difference(torch.zeros(3), [0, 0, 1]) == (None, 0)
     assert short(torch.arange(20.0), start=30) == (
         "tensor of shape (20,): [0. 1. 2. 3. 4. 5. 6. 7.] ...")  # out of range: the start
     assert short(torch.zeros(2, 3), row=1) == "tensor of shape (2, 3), row 1: [0. 0. 0.]"

@@ -56,7 +56,8 @@ def test_every_module_bound_on_the_lecturers_page_has_its_value():
     text = (ROOT / "lecturers.md").read_text()
     rows = re.findall(r"^\| `([a-z_.]+)\.((?:MAX|MIN)_[A-Z_]+)` \| ([^|]+?) \|", text, re.M)
     assert {module for module, _, _ in rows} >= {"gossip", "ledger", "data", "costs",
-                                                 "check.network", "check.harness"}
+                                                 "check.network", "check.harness",
+                                                 "check.display"}
     for module, name, documented in rows:
         _assert_documented(name, getattr(importlib.import_module(f"dmlbook.{module}"), name),
                            documented)

@@ -7,8 +7,9 @@ from fractions import Fraction
 
 from ..bandwidth import max_participants, transfer_times
 from ..sheet import SHEET
-from .harness import (Failure, args_text, as_float, as_int, call, close, each, ratio_hint,
-                      rng_for, stages, unit_mistakes)
+from .display import args_text
+from .harness import (Failure, as_float, as_int, call, close, each, ratio_hint, rng_for, stages,
+                      unit_mistakes)
 
 _ARGS = ("n_params", "bits_per_param", "link_bps", "time_limit_s")
 _BINDING_ARGS = ("n_params", "bits_per_param", "download_bps", "upload_bps", "time_limit_s")

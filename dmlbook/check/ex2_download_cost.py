@@ -8,8 +8,9 @@ from ..costs import fl_cumulative_cost
 from ..federated import run_fedavg
 from ..sheet import SHEET
 from ..units import GIB
-from .harness import (Failure, args_text, as_float, call, close, each, ratio_hint, rng_for,
-                      stages, unit_mistakes)
+from .display import args_text
+from .harness import (Failure, as_float, call, close, each, ratio_hint, rng_for, stages,
+                      unit_mistakes)
 
 _ARGS = ("n_params", "rounds", "clients_per_round", "usd_per_gib", "bytes_per_param")
 #: Relative tolerance of a cost: rounding only, never a wrong constant.

@@ -9,7 +9,8 @@ import torch
 
 from ..allreduce import train_data_parallel
 from ..messages import allreduce_messages
-from .harness import Failure, as_int, call, each, rng_for, short, stages
+from .display import short
+from .harness import Failure, as_int, call, each, rng_for, stages
 from .network import recording
 
 #: What the marking network adds to every value it carries (exact in float32).

@@ -6,8 +6,8 @@ import torch
 
 from ..compression import quantize as package_quantize
 from ..federated import run_fedavg
-from .harness import (Failure, call_shaped, call_tensors, each, seeded, short, stages,
-                      tensor_result)
+from .display import short
+from .harness import Failure, call_shaped, call_tensors, each, seeded, stages, tensor_result
 from .reference import server_step as reference_step  # taken now: rebinding it later changes nothing
 
 

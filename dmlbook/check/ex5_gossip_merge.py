@@ -6,8 +6,9 @@ import numpy as np
 import torch
 
 from ..gossip import gossip_average, gossip_learning
+from .display import short
 from .harness import (Failure, as_float, call, call_tensors, close, each, rng_for, seeded,
-                      shaped, short, stages, tensor_result)
+                      shaped, stages, tensor_result)
 from .reference import gossip_merge as reference_merge  # taken now: rebinding it changes nothing
 
 

@@ -9,8 +9,9 @@ import torch
 from ..dpsgd import run_dpsgd
 from ..sheet import SHEET
 from ..topology import Topology, mixing_matrix
-from .harness import (Failure, args_text, as_int, call, call_shaped, call_tensors, each,
-                      ratio_hint, rng_for, seeded, short, stages, tensor_result)
+from .display import args_text, short
+from .harness import (Failure, as_int, call, call_shaped, call_tensors, each, ratio_hint,
+                      rng_for, seeded, stages, tensor_result)
 
 _MESSAGE_ARGS = ("n_nodes", "degree", "steps")
 

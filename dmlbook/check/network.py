@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .harness import Failure, short
+from .display import short
+from .harness import Failure
 
 #: Messages a check's network accepts before it stops the student's function.
 MAX_CHECK_MESSAGES = 100_000

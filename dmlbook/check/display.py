@@ -1,0 +1,117 @@
+"""How a check shows a value: short, and where a wrong result first differs.
+
+A report keeps only short texts (:func:`short`), never the student's result
+itself. A failed tensor is shown from the first row and entry where it
+differs from the expected one (:func:`shown_pair`), searched in views and
+blocks up to :data:`MAX_ROWS_COMPARED` rows and :data:`MAX_ENTRIES_COMPARED`
+entries, so a large result is never copied whole.
+"""
+
+from __future__ import annotations
+
+import reprlib
+
+import numpy as np
+import torch
+
+#: Characters of a value shown in a report.
+MAX_VALUE_CHARS = 300
+
+# Taken when this module loads: rebinding them in the kernel changes no report.
+_Tensor, _as_subclass = torch.Tensor, torch.Tensor.as_subclass
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = MAX_VALUE_CHARS
+_repr.maxlist = _repr.maxtuple = 6
+
+
+#: Rows of two matrices, and entries of a row, compared to find the first that differs:
+#: a report shows the values from there.
+MAX_ROWS_COMPARED = 10_000
+MAX_ENTRIES_COMPARED = 10**6
+_BLOCK = 4096
+
+
+def _differs(a, b):
+    return ~torch.isclose(a.detach().double(), b.detach().double(), rtol=1e-6, atol=1e-6,
+                          equal_nan=True)
+
+
+def _first_difference(expected, actual) -> tuple[int | None, int]:
+    """Where two equal-shaped tensors first differ: (row or None, entry within it).
+
+    Views and blocks only, bounded by MAX_ROWS_COMPARED and MAX_ENTRIES_COMPARED, so a
+    large result is never copied whole; (None, 0) when they agree or cannot be compared."""
+    if not (isinstance(expected, _Tensor) and isinstance(actual, _Tensor)) \
+            or expected.dim() == 0 or expected.shape != actual.shape:
+        return None, 0
+    with torch.no_grad():
+        row = None
+        if expected.dim() > 1:
+            rows = range(min(expected.shape[0], MAX_ROWS_COMPARED))
+            row = next((i for i in rows if _differs(expected[i], actual[i]).any()), None)
+            if row is None:
+                return None, 0
+        a = (expected if row is None else expected[row]).reshape(-1)
+        b = (actual if row is None else actual[row]).reshape(-1)
+        limit = min(a.numel(), MAX_ENTRIES_COMPARED)
+        for start in range(0, limit, _BLOCK):
+            end = min(start + _BLOCK, limit)
+            where = _differs(a[start:end], b[start:end]).nonzero()
+            if len(where):
+                return row, start + int(where[0])
+    return row, 0
+
+
+def short(value, row: int | None = None, start: int = 0, precision: int = 4) -> str:
+    """A value as the report shows it: at most a few hundred characters, whatever its size.
+
+    A tensor shows 8 numbers: of ``row`` (a matrix's first row if None), from entry
+    ``start``: where it first differs from what was expected."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + " ..."
+    try:
+        if isinstance(value, _Tensor):
+            with torch.no_grad():
+                head = _as_subclass(value, _Tensor).detach()
+                where = ""
+                if row is not None and head.dim() > 1:
+                    head, where = head[row], f", row {row}"
+                while head.dim() > 1:  # views only: a large result is never copied
+                    head = head[0]
+                head = head.reshape(-1)
+                # From the first difference only where the first 8 would not show it.
+                start = start if 8 <= start < head.numel() else 0
+                where += f", from entry {start}" if start else ""
+                shown = head[start:start + 8].cpu().double()
+            text = np.array2string(shown.numpy(), precision=precision, suppress_small=True)
+            # "..." marks what is not shown: of the row named, or of the whole tensor.
+            more = " ..." if start + shown.numel() < (head.numel() if where else value.numel()) \
+                else ""
+            return (f"tensor of shape {tuple(value.shape)}{where}: "
+                    f"{' '.join(text.split())}{more}")
+        if isinstance(value, float):
+            return f"{value:.10g}"
+        if isinstance(value, int) and abs(value) > 10**30:
+            return f"an int of {len(str(abs(value)))} digits"
+        if isinstance(value, (list, tuple)) and len(value) > 6:
+            return f"{type(value).__name__} of length {len(value)}"
+        text = _repr.repr(value)
+    except Exception:  # a student's object whose repr fails
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + " ..."
+
+
+def args_text(names, values) -> str:
+    return ", ".join(f"{k}={short(v)}" for k, v in zip(names, values))
+
+
+def shown_pair(expected, actual) -> tuple[str, str]:
+    """``expected`` and ``actual`` as a report shows them: from where they first differ,
+    with 8 digits where 4 would look equal."""
+    row, start = _first_difference(expected, actual)
+    shown = short(expected, row, start), short(actual, row, start)
+    if shown[0] == shown[1] and isinstance(expected, _Tensor):
+        shown = (short(expected, row, start, precision=8),
+                 short(actual, row, start, precision=8))
+    return shown
