@@ -100,8 +100,10 @@ mutants: $(MUTANTS_VENV)/.installed
 	./scripts/mutants.sh
 
 # A seeded random sample of one module's mutants (scripts/mutants_sample.py):
-# make mutants-sample MODULE=check/ex2_download_cost.py TESTS="tests/test_check.py -k cost"
+# make mutants-sample MODULE=check/ex2_download_cost.py TESTS='tests/test_check.py -k "cost or bill"'
+# (TESTS in single quotes, double quotes inside); SAMPLE, MINUTES and REJUDGE=FILE.json are optional.
 .PHONY: mutants-sample
 mutants-sample: $(MUTANTS_VENV)/.installed
-	$(MUTANTS_VENV)/bin/python scripts/mutants_sample.py --module "$(MODULE)" --tests "$(TESTS)" \
-		--sample $(or $(SAMPLE),80)
+	$(MUTANTS_VENV)/bin/python scripts/mutants_sample.py --module '$(MODULE)' --tests '$(TESTS)' \
+		--sample $(or $(SAMPLE),80) $(if $(MINUTES),--max-minutes $(MINUTES)) \
+		$(if $(REJUDGE),--rejudge '$(REJUDGE)')

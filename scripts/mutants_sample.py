@@ -10,10 +10,15 @@ picks which and runs the tests.
 
 Works on a scratch copy of the tracked files, like scripts/mutants.sh. A
 mutant is killed when the tests fail (any non-zero status) or run past
-TIMEOUT_FACTOR times the unmutated run. Writes to --out: <name>.json (every
-judged mutant and its status), <name>.survivors.diff, and one summary line.
---rejudge FILE.json runs only that file's survivors again, with the tests as
-they are now (what the tests written after a run catch).
+TIMEOUT_FACTOR times the unmutated run, at least 30 s (then the test run's
+whole process group is stopped). --max-minutes is checked between mutants, so
+a run may end one mutant's time after it. Writes to --out (default
+_build/mutants-sample, apart from `make mutants`'s _build/mutants):
+<name>.json (every judged mutant and its status), <name>.survivors.diff, and
+one line of summary.md (a sample's score with its 95 % interval; a census or
+a rejudge without one). --rejudge FILE.json runs only that file's survivors
+again, with the tests as they are now (what the tests written after a run
+catch); each is found on its line even where lines above it moved.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,12 +58,19 @@ def scratch_copy() -> Path:
 def run_tests(work: Path, tests: str, timeout_s: float | None) -> tuple[str, float]:
     start = time.monotonic()
     cmd = f"{ROOT}/.venv/bin/python -m pytest -x -q -p no:cacheprovider {tests}"
+    proc = subprocess.Popen(["bash", "-c", cmd], cwd=work, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(work)})
     try:
-        done = subprocess.run(["bash", "-c", cmd], cwd=work, capture_output=True,
-                              timeout=timeout_s, env={**os.environ, "PYTHONPATH": str(work)})
-    except subprocess.TimeoutExpired:
+        returncode = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:  # the whole group: pytest and what it started
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
         return "timeout", time.monotonic() - start
-    status = "survived" if done.returncode == 0 else "killed"
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    status = "survived" if returncode == 0 else "killed"
     return status, time.monotonic() - start
 
 
@@ -74,7 +87,7 @@ def main() -> int:
     parser.add_argument("--tests", required=True, help="pytest arguments (files, -k ...)")
     parser.add_argument("--sample", type=int, default=80, help="mutants to judge")
     parser.add_argument("--seed", type=int, default=27)
-    parser.add_argument("--out", default=str(ROOT / "_build" / "mutants"))
+    parser.add_argument("--out", default=str(ROOT / "_build" / "mutants-sample"))
     parser.add_argument("--rejudge", help="a <name>.json of an earlier run: its survivors")
     parser.add_argument("--max-minutes", type=float, default=24 * 60,
                         help="stop judging after this long (what was judged is a sample)")
@@ -85,6 +98,10 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = args.module.removesuffix(".py").replace("/", "_")
+    if not (ROOT / "dmlbook" / args.module).is_file():
+        parser.error(f"--module: a file under dmlbook/, got {args.module!r}")
+    # SIGTERM (a lane stopped by `timeout` or `kill`) cleans up as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     work = scratch_copy()
     target = work / "dmlbook" / args.module
     source = target.read_text()
@@ -92,15 +109,20 @@ def main() -> int:
         ids = list_mutations(Context(source=source, filename=str(target)))
         if args.rejudge:
             earlier = json.loads(Path(args.rejudge).read_text())
-            picked = []
-            for m in earlier["judged"]:
+            if earlier["module"] != args.module:
+                parser.error(f"--rejudge: {args.rejudge} judged {earlier['module']}, "
+                             f"not {args.module}")
+            picked, free = [], list(ids)
+            for m in sorted(earlier["judged"], key=lambda m: m["line_number"]):
                 if m["status"] != "survived":
                     continue
-                # The same line and mutation, nearest the old line number: lines above
-                # it may have moved since. A line that changed took its mutants with it.
-                same = [i for i in ids if (i.line, i.index) == (m["line"], m["index"])]
+                # The same line and mutation, nearest the old line number (lines above it
+                # may have moved), each taken once. A changed line took its mutants with it.
+                same = [i for i in free if (i.line, i.index) == (m["line"], m["index"])]
                 if same:
-                    picked.append(min(same, key=lambda i: abs(i.line_number - m["line_number"])))
+                    found = min(same, key=lambda i: abs(i.line_number - m["line_number"]))
+                    picked.append(found)
+                    free.remove(found)
                 else:
                     print(f"gone with its line: {m['line'].strip()}", flush=True)
             name += ".rejudged"
@@ -141,14 +163,20 @@ def main() -> int:
 
     caught = sum(m["status"] != "survived" for m in judged)
     n = len(judged)
+    if not n:
+        print(f"{args.module}: no mutant judged")
+        return 0
     # A 95 % Wilson interval for the score of the whole module, from the sample.
     p, z = caught / n, 1.96
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     minutes = (time.monotonic() - start) / 60
-    summary = (f"{args.module} | {len(ids)} | {n} | {caught} | {n - caught} | "
-               f"{100 * p:.0f} % ({100 * (centre - half):.0f}–{100 * (centre + half):.0f} %) | "
-               f"{minutes:.0f}")
+    # A census (every mutant judged) is exact; a rejudge scores only the old survivors.
+    interval = "" if n == len(ids) or args.rejudge else \
+        f" ({100 * (centre - half):.0f}–{100 * (centre + half):.0f} %)"
+    kind = " (rejudged survivors)" if args.rejudge else ""
+    summary = (f"{args.module}{kind} | {len(ids)} | {n} | {caught} | {n - caught} | "
+               f"{100 * p:.0f} %{interval} | {minutes:.0f}")
     with open(out / "summary.md", "a") as f:
         f.write(summary + "\n")
     print("module | mutants | judged | caught | survived | score (95 % interval) | minutes")

@@ -54,9 +54,10 @@ def test_send_counts_messages_and_copies():
 def test_torch_distributed_all_reduce_agrees_with_the_reference_ring():
     result = check.ring_allreduce(reference.ring_allreduce, torch_distributed=True)
     assert result.passed, result.feedback
-    # gloo sums in its own order: the difference is rounding, not a fixed number.
-    assert re.search(r", and torch\.distributed's all_reduce in 4 gloo processes \(max "
-                     r"difference \d\.\de-(0[6-9]|1\d)\)\.$", result.feedback), result.feedback
+    # gloo sums in its own order: the difference is rounding, within the check's 1e-5.
+    found = re.search(r", and torch\.distributed's all_reduce in 4 gloo processes \(max "
+                      r"difference (\d\.\de[-+]\d\d)\)\.$", result.feedback)
+    assert found and float(found.group(1)) <= 1e-5, result.feedback
 
 
 # --- wrong solutions -------------------------------------------------------------------
@@ -292,7 +293,9 @@ WRONG = [
     ("ring_allreduce", ring_chunk_off_by_one, "off by one in the ring's chunk index"),
     ("ring_allreduce", ring_without_all_gather, "missing all-gather"),
     ("ring_allreduce", ring_averaging, "averaging instead of summing"),
-    ("ring_allreduce", ring_one_step_short, "off by one in the number of steps"),
+    # On 2 nodes one step short is no step at all: nothing was sent, and that is what is
+    # named (test_check_ex3_contract.py names each step count on 3 nodes).
+    ("ring_allreduce", ring_one_step_short, "messages"),
     ("ring_allreduce", ring_without_messages, "messages"),
     ("ring_allreduce", ring_naive, "not a ring"),
     ("ring_allreduce", ring_backwards, "ring direction"),

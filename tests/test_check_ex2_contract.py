@@ -212,7 +212,7 @@ def test_cumulative_bill_an_empty_ledger_bills_nothing():
 
 
 def test_cumulative_bill_simulator_stage_reads_a_fedavg_ledger():
-    # Right on every ledger whose senders are not the FedAvg server's id pattern.
+    # Right at every price but the run's (0.03 $/GiB): only the simulator stage sees it.
     def wrong_on_the_run(L, s, r, u):
         right = bill(L, s, r, u)
         return [2 * x for x in right] if u == 0.03 else right

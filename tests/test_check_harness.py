@@ -45,17 +45,43 @@ def test_the_search_for_a_difference_is_bounded():
     rows = display.MAX_ROWS_COMPARED
     expected = torch.zeros(rows + 5, 2)
     actual = expected.clone()
-    actual[rows + 1] = 1.0  # past the rows compared: the report shows row 0
+    actual[rows] = 1.0  # the first row past the bound: the report shows the start
     assert display._first_difference(expected, actual) == (None, 0)
-    actual[rows - 1, 1] = 1.0
+    actual[rows - 1, 1] = 1.0  # the last row within it
     assert display._first_difference(expected, actual) == (rows - 1, 1)
     entries = display.MAX_ENTRIES_COMPARED
     long_expected = torch.zeros(entries + 10)
     long_actual = long_expected.clone()
-    long_actual[entries + 2] = 1.0
+    long_actual[entries] = 1.0
     assert display._first_difference(long_expected, long_actual) == (None, 0)
     long_actual[entries - 1] = 1.0
     assert display._first_difference(long_expected, long_actual) == (None, entries - 1)
+    # The entries are counted over all rows: a difference past them is not searched for.
+    wide = torch.zeros(3, entries // 2 + 1)
+    wide_actual = wide.clone()
+    wide_actual[2, 0] = 1.0
+    assert display._first_difference(wide, wide_actual) == (None, 0)
+    wide_actual[1, 5] = 1.0
+    assert display._first_difference(wide, wide_actual) == (1, 5)
+
+
+def test_results_that_cannot_be_compared_are_shown_from_the_start():
+    from dmlbook import check
+
+    meta = check.fedavg(lambda s, c: torch.zeros(3, dtype=torch.bool, device="meta"))
+    assert meta.feedback.splitlines()[3:] == [
+        "  got:      a Tensor", "Hint (not a tensor): return the result as a float tensor."]
+    assert display._first_difference(torch.zeros(2, dtype=torch.complex64),
+                                     torch.ones(2, dtype=torch.complex64)) == (None, 0)
+    slab = torch.zeros(2, 3, 4)
+    other = slab.clone()
+    other[1, 2, 3] = 1.0  # a row of a 3-d result is x[i] flattened
+    assert display.shown_pair(slab, other) == (
+        "tensor of shape (2, 3, 4), row 1, from entry 11: [0.]",
+        "tensor of shape (2, 3, 4), row 1, from entry 11: [1.]")
+    assert short(torch.zeros(0, 3)) == "tensor of shape (0, 3): []"
+    assert short(torch.zeros(3, device="meta")) == "a Tensor"
+    assert short(10**5000) == "an int of more than 4,300 digits"
 
 
 def test_shapes_that_differ_or_scalars_are_shown_from_the_start():
@@ -168,6 +194,7 @@ def test_the_unit_slips_and_their_factors():
 def test_values_that_cannot_be_shown_whole():
     assert short(10**30) == "1" + "0" * 30  # up to 10^30 written out
     assert short(10**30 + 1) == "an int of 31 digits"
+    assert short(10**1000) == "an int of 1,001 digits"
     assert short([[1, 2, 3, 4, 5, 6, 7]]) == "[[1, 2, 3, 4, 5, 6, ...]]"
     assert short(list(range(7))) == "list of length 7"
     assert short("x" * 301) == "x" * 300 + " ..."
@@ -192,8 +219,9 @@ def test_printed_output_comes_on_its_own_lines_after_the_verdict():
     printed = []
 
     def says_hi_once(*args):
-        if not printed:
-            printed.append(print("hi"))
+        if not printed:  # once, in the first case only
+            print("hi")
+            printed.append(True)
         return reference.participants(*args)
 
     lines = check.participants(says_hi_once).feedback.splitlines()

@@ -10,6 +10,7 @@ entries, so a large result is never copied whole.
 from __future__ import annotations
 
 import reprlib
+import sys
 
 import numpy as np
 import torch
@@ -25,58 +26,78 @@ _repr.maxstring = _repr.maxother = MAX_VALUE_CHARS
 _repr.maxlist = _repr.maxtuple = 6
 
 
-#: Rows of two matrices, and entries of a row, compared to find the first that differs:
-#: a report shows the values from there.
+#: Rows of two results, and entries in all, compared to find where they first differ: a
+#: report shows the values from there. Beyond either bound it shows the start.
 MAX_ROWS_COMPARED = 10_000
 MAX_ENTRIES_COMPARED = 10**6
+#: Entries compared at once: the double copies a comparison makes stay small.
 _BLOCK = 4096
 
 
-def _differs(a, b):
-    return ~torch.isclose(a.detach().double(), b.detach().double(), rtol=1e-6, atol=1e-6,
-                          equal_nan=True)
+def _first_in(a, b, budget: int) -> tuple[int | None, int]:
+    """The first entry where the 1-D tensors ``a`` and ``b`` differ (None if none within
+    ``budget`` entries) and how many entries were compared."""
+    limit = min(a.numel(), budget)
+    for start in range(0, limit, _BLOCK):
+        end = min(start + _BLOCK, limit)
+        differs = ~torch.isclose(a[start:end].double(), b[start:end].double(), rtol=1e-6,
+                                 atol=1e-6, equal_nan=True)
+        where = differs.nonzero()
+        if len(where):
+            return start + int(where[0]), end
+    return None, limit
 
 
 def _first_difference(expected, actual) -> tuple[int | None, int]:
-    """Where two equal-shaped tensors first differ: (row or None, entry within it).
+    """Where two equal-shaped real tensors first differ: (row or None, entry within it).
 
-    Views and blocks only, bounded by MAX_ROWS_COMPARED and MAX_ENTRIES_COMPARED, so a
-    large result is never copied whole; (None, 0) when they agree or cannot be compared."""
-    if not (isinstance(expected, _Tensor) and isinstance(actual, _Tensor)) \
-            or expected.dim() == 0 or expected.shape != actual.shape:
-        return None, 0
-    with torch.no_grad():
-        row = None
-        if expected.dim() > 1:
-            rows = range(min(expected.shape[0], MAX_ROWS_COMPARED))
-            row = next((i for i in rows if _differs(expected[i], actual[i]).any()), None)
-            if row is None:
-                return None, 0
-        a = (expected if row is None else expected[row]).reshape(-1)
-        b = (actual if row is None else actual[row]).reshape(-1)
-        limit = min(a.numel(), MAX_ENTRIES_COMPARED)
-        for start in range(0, limit, _BLOCK):
-            end = min(start + _BLOCK, limit)
-            where = _differs(a[start:end], b[start:end]).nonzero()
-            if len(where):
-                return row, start + int(where[0])
-    return row, 0
+    A row is ``x[i]`` flattened. Views and blocks only, at most MAX_ROWS_COMPARED rows
+    and MAX_ENTRIES_COMPARED entries in all; (None, 0) when they agree, or cannot be
+    compared (other shapes, devices or kinds), or the bounds are reached first."""
+    try:
+        if not (isinstance(expected, _Tensor) and isinstance(actual, _Tensor)) \
+                or expected.dim() == 0 or expected.shape != actual.shape \
+                or expected.device != actual.device or expected.is_complex() \
+                or actual.is_complex():
+            return None, 0
+        with torch.no_grad():
+            expected, actual = expected.detach(), _as_subclass(actual, _Tensor).detach()
+            if expected.dim() == 1:
+                entry, _ = _first_in(expected, actual, MAX_ENTRIES_COMPARED)
+                return None, entry or 0
+            budget = MAX_ENTRIES_COMPARED
+            for i in range(min(expected.shape[0], MAX_ROWS_COMPARED)):
+                entry, used = _first_in(expected[i].reshape(-1), actual[i].reshape(-1), budget)
+                if entry is not None:
+                    return i, entry
+                budget -= used
+                if budget <= 0:
+                    break
+    except Exception:  # a tensor torch cannot compare here (meta, sparse, ...)
+        pass
+    return None, 0
+
+
+def _an(name: str) -> str:
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
 
 
 def short(value, row: int | None = None, start: int = 0, precision: int = 4) -> str:
     """A value as the report shows it: at most a few hundred characters, whatever its size.
 
-    A tensor shows 8 numbers: of ``row`` (a matrix's first row if None), from entry
-    ``start``: where it first differs from what was expected."""
+    A tensor shows 8 numbers: of ``row`` (``x[row]`` flattened; the first row if None),
+    from entry ``start``: where it first differs from what was expected."""
     if isinstance(value, str):
         return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + " ..."
     try:
         if isinstance(value, _Tensor):
+            if value.numel() == 0:
+                return f"tensor of shape {tuple(value.shape)}: []"
             with torch.no_grad():
                 head = _as_subclass(value, _Tensor).detach()
                 where = ""
                 if row is not None and head.dim() > 1:
-                    head, where = head[row], f", row {row}"
+                    head, where = head[row].reshape(-1), f", row {row}"
                 while head.dim() > 1:  # views only: a large result is never copied
                     head = head[0]
                 head = head.reshape(-1)
@@ -93,16 +114,20 @@ def short(value, row: int | None = None, start: int = 0, precision: int = 4) -> 
         if isinstance(value, float):
             return f"{value:.10g}"
         if isinstance(value, int) and abs(value) > 10**30:
-            return f"an int of {len(str(abs(value)))} digits"
+            try:
+                return f"an int of {len(str(abs(value))):,} digits"
+            except ValueError:  # beyond Python's limit on converting an int to text
+                return f"an int of more than {sys.get_int_max_str_digits():,} digits"
         if isinstance(value, (list, tuple)) and len(value) > 6:
             return f"{type(value).__name__} of length {len(value)}"
         text = _repr.repr(value)
-    except Exception:  # a student's object whose repr fails
-        text = f"a {type(value).__name__}"
+    except Exception:  # a value that cannot be shown (a meta tensor, a failing __len__)
+        text = _an(type(value).__name__)
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + " ..."
 
 
 def args_text(names, values) -> str:
+    """A call's arguments as a report shows them: ``name=value, ...``, each value short."""
     return ", ".join(f"{k}={short(v)}" for k, v in zip(names, values))
 
 

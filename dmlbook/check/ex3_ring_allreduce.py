@@ -61,6 +61,13 @@ def _steps_off_by_one(n: int, sent: int) -> tuple[str, str] | None:
     return None
 
 
+def _no_messages(n: int) -> tuple[str, str]:
+    steps = 2 * n * (n - 1)
+    return ("messages", f"a ring all-reduce sends 2 (n - 1) messages per node: {steps}. Send "
+                        f"every value a node uses with send(src, dst, tensor); reading another "
+                        f"node's chunks directly is not allowed.")
+
+
 def _diagnosis(chunks, out, messages) -> tuple[str, str]:
     n = len(chunks)
     total = [sum(chunks[i][j] for i in range(n)) for j in range(n)]
@@ -78,8 +85,10 @@ def _diagnosis(chunks, out, messages) -> tuple[str, str]:
         return ("missing all-gather", "after reduce-scatter node k holds only the finished "
                                       "chunk (k + 1) % n; n - 1 all-gather steps pass the "
                                       "finished chunks round the ring.")
-    if _steps_off_by_one(n, len(messages)):
-        return _steps_off_by_one(n, len(messages))
+    if not messages:  # nothing sent: the result was computed around the network
+        return _no_messages(n)
+    if off_by_one := _steps_off_by_one(n, len(messages)):
+        return off_by_one
     return ("off by one in the ring's chunk index",
             "in reduce-scatter step s node k sends chunk (k - s) % n, the chunk it received and "
             "added to in the step before; in all-gather step s it sends chunk (k + 1 - s) % n.")
@@ -100,10 +109,7 @@ def _case(fn, n, P, seed, label, integer=True):
     steps = 2 * n * (n - 1)
     largest = max(c.numel() for c in chunks[0])
     if len(messages) != steps:
-        mistake, hint = ("messages", f"a ring all-reduce sends 2 (n - 1) messages per node: "
-                                     f"{steps}. Send every value a node uses with send(src, dst, "
-                                     f"tensor); reading another node's chunks directly is not "
-                                     f"allowed.")
+        mistake, hint = _no_messages(n)
         # On 3 nodes a naive all-reduce and a ring one step too long in each phase
         # both send 18: the naive one sends to other nodes than the successor.
         if len(messages) == n * n * (n - 1) and any(m.dst != (m.src + 1) % n
@@ -111,8 +117,8 @@ def _case(fn, n, P, seed, label, integer=True):
             mistake, hint = ("not a ring", "every node sent every chunk to every other node: a "
                                            "naive all-reduce. In a ring node k only sends to "
                                            "(k + 1) % n, one chunk per step.")
-        elif messages and _steps_off_by_one(n, len(messages)):  # none sent: read directly
-            mistake, hint = _steps_off_by_one(n, len(messages))
+        elif messages and (off_by_one := _steps_off_by_one(n, len(messages))):
+            mistake, hint = off_by_one
         raise Failure(case + ": messages sent", expected=steps, actual=len(messages),
                       mistake=mistake, hint=hint)
     wrong_way = [m for m in messages if m.dst != (m.src + 1) % n]

@@ -193,6 +193,7 @@ class _StudentError(Exception):
 
 
 def report_failure(name: str, failure: Failure, done: list[str]) -> str:
+    """The feedback of a failed check: the case, the values, the hint, the stages passed."""
     lines = [f"✗ {name}: not yet.", f"Case: {failure.case}"]
     if failure.show_values:
         lines += [f"  expected: {failure.expected}", f"  got:      {failure.actual}"]
@@ -366,6 +367,7 @@ def as_tensor(value, case, expected: torch.Tensor, *, name="the result"):
 
 
 def close(a: float, b: float, rel: float = 1e-9, abs_tol: float = 1e-12) -> bool:
+    """``math.isclose`` that calls an int beyond any float not close to a float."""
     try:
         return math.isclose(a, b, rel_tol=rel, abs_tol=abs_tol)
     except OverflowError:  # an int beyond any float: not close to a float
@@ -389,6 +391,7 @@ DECIMAL_BINARY = ("10^9 vs 2^30", "network speeds use decimal prefixes (1 Gbit/s
 
 
 def unit_mistakes():
+    """``(factor, mistake, hint)`` of the unit slips: bits for bytes, 10^9 for 2^30."""
     return [(8, *BITS_BYTES), (1 / 8, *BITS_BYTES),
             (2**30 / 10**9, *DECIMAL_BINARY), (10**9 / 2**30, *DECIMAL_BINARY),
             (1024 / 1000, *DECIMAL_BINARY), (1000 / 1024, *DECIMAL_BINARY)]
