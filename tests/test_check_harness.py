@@ -254,3 +254,18 @@ def test_a_list_that_is_not_numbers_is_not_a_tensor():
 
     got = check.fedavg(lambda s, c: ["x"]).feedback.splitlines()
     assert got[-1] == "Hint (not a tensor): return the result as a torch tensor."
+
+
+def test_values_exactly_at_the_display_limits_are_shown_whole():
+    limit = display.MAX_VALUE_CHARS
+    assert short("x" * limit) == "x" * limit
+    assert short("x" * (limit + 1)) == "x" * limit + " ..."
+    assert short(list(range(6))) == "[0, 1, 2, 3, 4, 5]"  # up to 6 items written out
+
+    class Exact:
+        def __repr__(self):
+            return "y" * limit
+
+    assert short(Exact()) == "y" * limit
+    assert display._an("int") == "an int" and display._an("Tensor") == "a Tensor"
+    assert display._an("Ellipsis") == "an Ellipsis" and display._an("list") == "a list"
