@@ -8,6 +8,7 @@ the hint under it, and the summary a right solution gets.
 import numpy as np
 import pytest
 
+from check_helpers import calls_of
 from dmlbook import check
 from dmlbook.check import ex2_download_cost
 
@@ -84,18 +85,6 @@ def test_download_cost_random_cases_cover_every_parameter(label, wrong_here, k):
     assert not result.passed
     case = result.feedback.splitlines()[1]
     assert case.startswith("Case: download_cost(") and case.endswith(f", random case {k} of 40")
-
-
-def calls_of(check_fn, right):
-    """The arguments of every call a check makes to a right solution, in order."""
-    calls = []
-
-    def spy(*args):
-        calls.append(args)
-        return right(*args)
-
-    assert check_fn(spy).passed
-    return calls
 
 
 def test_download_cost_cases_are_the_sheets_the_hand_worked_and_the_random_ones():

@@ -9,20 +9,9 @@ list of chunks, and the three ways the simulator stage can fail.
 
 import torch
 
+from check_helpers import calls_of, lines
 from dmlbook import check
 from dmlbook.check import ex3_ring_allreduce, reference
-
-
-def calls_of(check_fn, right):
-    calls = []
-
-    def spy(*args):
-        calls.append(args)
-        return right(*args)
-
-    result = check_fn(spy)
-    assert result.passed, result.feedback
-    return calls
 
 
 # ---------------------------------------------------------------------------
@@ -97,11 +86,6 @@ def test_ring_allreduce_inputs_are_small_whole_numbers_or_gaussian():
 
 # ---------------------------------------------------------------------------
 # ring_allreduce: failures the pinned wrong solutions do not reach
-
-
-def lines(result):
-    assert not result.passed
-    return result.feedback.splitlines()
 
 
 def test_a_reply_that_is_not_a_list_of_chunks():

@@ -9,25 +9,9 @@ the simulator stages' failures.
 
 import torch
 
+from check_helpers import calls_of, lines
 from dmlbook import check
 from dmlbook.check import reference as R
-
-
-def calls_of(check_fn, right):
-    calls = []
-
-    def spy(*args):
-        calls.append(args)
-        return right(*args)
-
-    result = check_fn(spy)
-    assert result.passed, result.feedback
-    return calls
-
-
-def lines(result):
-    assert not result.passed
-    return result.feedback.splitlines()
 
 
 # ---------------------------------------------------------------------------

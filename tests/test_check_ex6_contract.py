@@ -11,25 +11,9 @@ import networkx as nx
 import numpy as np
 import torch
 
+from check_helpers import calls_of, lines
 from dmlbook import check
 from dmlbook.check import reference as R
-
-
-def lines(result):
-    assert not result.passed
-    return result.feedback.splitlines()
-
-
-def calls_of(check_fn, right):
-    calls = []
-
-    def spy(*args):
-        calls.append(args)
-        return right(*args)
-
-    result = check_fn(spy)
-    assert result.passed, result.feedback
-    return calls
 
 
 # ---------------------------------------------------------------------------
