@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -48,6 +50,15 @@ def test_synthetic_logistic_is_learnable_and_seeded():
     assert d.X_train.shape == (400, 5) and d.num_classes == 2
     assert set(d.y_train.unique().tolist()) == {0, 1}
     assert torch.equal(d.X_test, data.synthetic_logistic(500, 5, noise=0.1, seed=0).X_test)
+
+
+def test_synthetic_logistic_at_the_smallest_noise_warns_of_nothing():
+    # noise 5e-324 sends exp() past float64's range: p is then exactly 0 or 1.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = data.synthetic_logistic(200, 3, noise=5e-324, seed=0)
+    labels = torch.cat([d.y_test, d.y_train])
+    assert set(labels.tolist()) == {0, 1} and not torch.isnan(d.X_train).any()
 
 
 def _covers_once(parts, n):
