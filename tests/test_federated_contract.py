@@ -47,3 +47,38 @@ def test_fedsgd_round_refusals_name_the_argument():
 
 def test_the_cohort_stream_is_above_every_runs_seed():
     assert federated.COHORT_STREAM > MAX_SEED
+
+
+def _initial_models(**kw):
+    run = federated.run_decentralized_exchange(rounds=1, n_nodes=5, degree=2, **kw)
+    return run.history, run.nodes
+
+
+def test_own_initial_models_are_distinct_and_none_is_the_common_one(monkeypatch):
+    """init="own": every node its own random model, none of them the common start."""
+    starts = {}
+    original = federated.History.record
+
+    def keep_round_0(self, r, nodes, *args, **kw):
+        if r == 0:
+            starts[id(self)] = nodes.params.clone()
+        return original(self, r, nodes, *args, **kw)
+
+    monkeypatch.setattr(federated.History, "record", keep_round_0)
+    own_history, _ = _initial_models(init="own", seed=3)
+    common_history, _ = _initial_models(init="common", seed=3)
+    own, common = starts[id(own_history)], starts[id(common_history)]
+    assert all(torch.equal(row, common[0]) for row in common)
+    assert len({tuple(row.tolist()) for row in own}) == 5
+    assert not any(torch.equal(row, common[0]) for row in own)
+
+
+def test_exchange_draws_its_batches_from_its_seed_only():
+    """Two runs of one seed agree, whatever the global torch RNG did in between."""
+    kw = dict(rounds=3, n_nodes=4, degree=2, seed=5)
+    torch.manual_seed(1)
+    first = federated.run_decentralized_exchange(**kw).nodes.params
+    torch.manual_seed(2)
+    torch.rand(100)
+    second = federated.run_decentralized_exchange(**kw).nodes.params
+    assert torch.equal(first, second)

@@ -289,3 +289,18 @@ def test_evaluation_in_slices_spreads_nodes_over_threads(torch_threads, monkeypa
     assert (max(m for _, m in seen) < len(y)) == bool(budget)
     np.testing.assert_allclose(loss, ref[0], rtol=1e-5)
     np.testing.assert_array_equal(acc, ref[1])
+
+
+def test_threads_share_the_nodes_in_as_few_slices_as_the_budget_allows(torch_threads, monkeypatch):
+    """With room in the budget, each thread takes one slice; a tight budget splits further."""
+    from dmlbook import engine
+    torch.set_num_threads(2)
+    nodes = lenet_nodes(6)
+    X = torch.randn(6, 2, 3, 32, 32)
+    slices, threads = nodes._row_plan(X)
+    assert threads == 2 and nodes.chunk_size(X) == 6
+    assert [(s.start, s.stop) for s in slices] == [(0, 3), (3, 6)]
+    # A budget of 2 nodes is shared by the 2 threads: one node a slice.
+    per_node = nodes._activation_bytes[(2, 3, 32, 32)] + 2 * nodes.payload_bytes
+    monkeypatch.setattr(engine, "ACTIVATION_BUDGET", 2 * per_node)
+    assert [(s.start, s.stop) for s in nodes._row_plan(X)[0]] == [(k, k + 1) for k in range(6)]
