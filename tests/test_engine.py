@@ -363,3 +363,36 @@ def test_run_dpsgd_gathers_its_batches_slice_by_slice(monkeypatch):
     sliced = run_dpsgd(n_nodes=6, degree=2, rounds=2, progress=False)
     assert taken and max((s.stop or 6) - (s.start or 0) for s in taken) == 1
     torch.testing.assert_close(sliced.nodes.params, plain.nodes.params, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("n, chunk, sizes", [(4, 2, [2, 2]), (5, 2, [2, 2, 1]), (5, None, [5])])
+def test_a_step_holds_one_slice_of_nodes_at_a_time(n, chunk, sizes):
+    """``chunk`` caps the nodes whose activations one forward and backward pass holds."""
+    nodes = Nodes(make_model("mlp", seed=0), n, chunk=chunk)
+    seen = []
+    whole = nodes._losses_and_gradients
+
+    def spy(params, X, y):
+        seen.append(len(params))
+        return whole(params, X, y)
+
+    nodes._losses_and_gradients = spy
+    nodes.losses_and_gradients(torch.randn(n, 3, 64), torch.randint(0, 10, (n, 3)))
+    assert seen == sizes
+
+
+def test_evaluation_takes_the_nodes_in_one_pass_when_they_fit():
+    nodes = Nodes(make_model("mlp", seed=0), 6)
+    seen = []
+    shared = nodes._forward.shared
+
+    def spy(params, X):
+        seen.append(len(params))
+        return shared(params, X)
+
+    nodes._forward.shared = spy
+    nodes.evaluate(torch.randn(20, 64), torch.randint(0, 10, (20,)))
+    assert seen == [6]
+    seen.clear()
+    nodes.evaluate(torch.randn(20, 64), torch.randint(0, 10, (20,)), chunk=4)
+    assert seen == [4, 2]

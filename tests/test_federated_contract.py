@@ -82,3 +82,26 @@ def test_exchange_draws_its_batches_from_its_seed_only():
     torch.rand(100)
     second = federated.run_decentralized_exchange(**kw).nodes.params
     assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("method, level, text", [
+    ("none", None, "no compression"), ("quantize", 8, "8-bit quantization"),
+    ("quantize_per_tensor", 4, "4-bit per tensor"), ("topk", 0.01, "top-1%"),
+    ("topk_keep", 0.1, "top-10%, rest kept")])
+def test_describe_names_each_method_and_level(method, level, text):
+    assert federated.describe(method, level) == text
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(n_nodes=1), r"^n_nodes must be a whole number >= 2 and <= 4,096, got 1$"),
+    (dict(rounds=0), r"^rounds must be a whole number >= 1"),
+    (dict(lr=0), r"^lr must be a finite number > 0"),
+    (dict(batch_size=0), r"^batch_size must be"),
+    (dict(model="lenet"), r"^model must be one of 'logreg', 'mlp', 'cnn', got 'lenet'$"),
+    (dict(init="random"), r"^init must be one of 'own', 'common', got 'random'$"),
+    (dict(send="updates"), r"^send must be one of"),
+    (dict(seed=-1), r"^seed must be"),
+])
+def test_exchange_refusals_name_the_argument(kw, message):
+    with pytest.raises(ValueError, match=message):
+        federated.run_decentralized_exchange(**kw)
