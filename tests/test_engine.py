@@ -396,3 +396,4 @@ def test_evaluation_takes_the_nodes_in_one_pass_when_they_fit():
     seen.clear()
     nodes.evaluate(torch.randn(20, 64), torch.randint(0, 10, (20,)), chunk=4)
     assert seen == [4, 2]
+

@@ -18,6 +18,8 @@ def test_no_cohort_is_bit_identical_to_every_client():
     none = federated.run_fedavg(n_clients=6, cohort_size=None, **KW)
     assert torch.equal(base.server, none.server)
     assert base.test_acc == none.test_acc
+    every = federated.run_fedavg(n_clients=6, cohort_size=6, **KW)  # the largest cohort
+    assert torch.equal(base.server, every.server)
     # Pinned: the server model of that run before cohorts existed.
     assert float(base.server.double().sum()) == pytest.approx(-1.9715570394, abs=1e-4)
 

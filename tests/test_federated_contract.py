@@ -105,3 +105,20 @@ def test_describe_names_each_method_and_level(method, level, text):
 def test_exchange_refusals_name_the_argument(kw, message):
     with pytest.raises(ValueError, match=message):
         federated.run_decentralized_exchange(**kw)
+
+
+def test_progress_bars_name_the_run_and_count_its_rounds(monkeypatch):
+    bars = []
+    monkeypatch.setattr(federated, "progress_bar",
+                        lambda total, enabled, desc: bars.append((total, desc)) or _Bar())
+    federated.run_fedavg(n_clients=3, rounds=2, local_steps=1)
+    federated.run_decentralized_exchange(n_nodes=4, degree=2, rounds=3, send="gradients")
+    assert bars == [(2, "FedAvg"), (3, "exchange gradients")]
+
+
+class _Bar:
+    def update(self, k=1):
+        pass
+
+    def close(self):
+        pass
