@@ -397,3 +397,13 @@ def test_evaluation_takes_the_nodes_in_one_pass_when_they_fit():
     nodes.evaluate(torch.randn(20, 64), torch.randint(0, 10, (20,)), chunk=4)
     assert seen == [4, 2]
 
+
+
+@pytest.mark.parametrize("parts, message", [
+    ([np.arange(3), np.array([], int)], r"^parts must give every node at least one example$"),
+    ([np.array([0, -1])], r"^parts must hold example indices in 0 \.\. 9$"),  # no wrap-around
+    ([np.array([10])], r"^parts must hold example indices in 0 \.\. 9$"),
+])
+def test_node_data_refuses_parts_outside_the_examples(parts, message):
+    with pytest.raises(ValueError, match=message):
+        NodeData(torch.zeros(10, 2), torch.zeros(10, dtype=torch.long), parts)
