@@ -11,13 +11,15 @@ picks which and runs the tests.
 Works on a scratch copy of the tracked files, like scripts/mutants.sh. A
 mutant is killed when the tests fail (any non-zero status) or run past
 TIMEOUT_FACTOR times the unmutated run, at least 30 s (then the test run's
-whole process group is stopped). --max-minutes is checked between mutants, so
+whole process group is stopped), twice: a run that times out once is tried
+again with three times the time, since a busy machine slows the tests of a
+survivor too, and only a second timeout counts as caught. --max-minutes is checked between mutants, so
 a run may end one mutant's time after it. Writes to --out (default
 _build/mutants-sample, apart from `make mutants`'s _build/mutants):
 <name>.json (every judged mutant and its status), <name>.survivors.diff, and
 one line of summary.md (a sample's score with its 95 % interval; a census or
 a rejudge without one). --rejudge FILE.json runs only that file's survivors
-again, with the tests as they are now (what the tests written after a run
+(and timed-out mutants) again, with the tests as they are now (what the tests written after a run
 catch); each is found on its line even where lines above it moved.
 """
 
@@ -114,7 +116,7 @@ def main() -> int:
                              f"not {args.module}")
             picked, free = [], list(ids)
             for m in sorted(earlier["judged"], key=lambda m: m["line_number"]):
-                if m["status"] != "survived":
+                if m["status"] not in ("survived", "timeout"):
                     continue
                 # The same line and mutation, nearest the old line number (lines above it
                 # may have moved), each taken once. A changed line took its mutants with it.
@@ -143,8 +145,10 @@ def main() -> int:
                                         filename=str(target)))
             target.write_text(mutated)
             try:
-                status, _ = run_tests(work, args.tests,
-                                      max(TIMEOUT_FACTOR * baseline_s, 30.0))
+                limit_s = max(TIMEOUT_FACTOR * baseline_s, 30.0)
+                status, _ = run_tests(work, args.tests, limit_s)
+                if status == "timeout":  # a busy machine, or a mutant that hangs
+                    status, _ = run_tests(work, args.tests, 3 * limit_s)
             finally:
                 target.write_text(source)
             # line_number is mutmut's (0-based); the printed line is 1-based.
