@@ -322,7 +322,7 @@ def check_diverged(round, **values) -> None:
             finite = bool(np.isfinite(np.asarray(value, dtype=np.float64)).all())
         if not finite:
             raise ValueError(f"diverged at round {round}; try a smaller lr "
-                             f"({what} is no longer finite)")
+                             f"({what}: no longer finite)")
 
 
 def check_tensor(name: str, value, *, allow_empty: bool = True):

@@ -407,3 +407,44 @@ def test_evaluation_takes_the_nodes_in_one_pass_when_they_fit():
 def test_node_data_refuses_parts_outside_the_examples(parts, message):
     with pytest.raises(ValueError, match=message):
         NodeData(torch.zeros(10, 2), torch.zeros(10, dtype=torch.long), parts)
+
+
+@pytest.mark.parametrize("value, silent", [("1", True), ("True", True), ("yes", True),
+                                           ("0", False), ("", False)])
+def test_tqdm_disable_silences_the_bars_as_tqdm_reads_it(monkeypatch, value, silent):
+    from dmlbook.engine import progress_bar
+    monkeypatch.setenv("TQDM_DISABLE", value)
+    assert progress_bar(3, None, "D-PSGD").disable is silent
+
+
+def test_history_records_each_round_and_names_a_divergence():
+    from dmlbook.engine import History
+    nodes = Nodes(make_model("logreg", seed=0), 3)
+    X, y = torch.randn(10, 64), torch.randint(0, 10, (10,))
+    history = History()
+    history.record(0, nodes, X, y)
+    arrays = history.as_arrays()
+    assert list(arrays) == ["round", "test_loss", "test_acc", "consensus", "avg_loss",
+                            "avg_acc", "train_loss"]
+    assert arrays["test_loss"].shape == (1, 3) and arrays["round"].tolist() == [0]
+    nodes.params[1, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"^diverged at round 4; try a smaller lr "
+                                         r"\(the models: no longer finite\)$"):
+        history.record(4, nodes, X, y)
+
+
+def test_gathered_rows_take_only_slices():
+    from dmlbook.engine import GatheredRows
+    rows = GatheredRows(torch.arange(6.0)[:, None], torch.tensor([[0, 1], [2, 3]]))
+    assert rows[1:].tolist() == [[[2.0], [3.0]]]
+    with pytest.raises(TypeError, match=r"^GatheredRows takes a slice of rows$"):
+        rows[0]
+
+
+def test_prepare_defaults_to_seed_0():
+    from dmlbook.engine import prepare
+    default, zero = prepare("mlp", 3), prepare("mlp", 3, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(default.module.parameters(),
+                                                 zero.module.parameters()))
+    assert torch.equal(default.node_data.y, zero.node_data.y)
+    assert not torch.equal(prepare("mlp", 3, seed=1).node_data.y, zero.node_data.y)

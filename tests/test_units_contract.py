@@ -117,9 +117,9 @@ def test_check_product_is_inclusive_and_says_what_it_counts():
 def test_check_diverged_looks_past_a_missing_value():
     check_diverged(3, loss=None, params=torch.ones(2))
     with pytest.raises(ValueError, match=r"^diverged at round 3; try a smaller lr "
-                                         r"\(the models is no longer finite\)$"):
+                                         r"\(the models: no longer finite\)$"):
         check_diverged(3, loss=None, **{"the models": torch.tensor([1.0, math.inf])})
-    with pytest.raises(ValueError, match=r"\(loss is no longer finite\)$"):
+    with pytest.raises(ValueError, match=r"\(loss: no longer finite\)$"):
         check_diverged(4, loss=np.array([math.nan]))
 
 
