@@ -122,3 +122,35 @@ class _Bar:
 
     def close(self):
         pass
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(n_clients=4096, rounds=100, local_steps=100),
+     r"^rounds must keep cohort x rounds x local steps or epochs \(MAX_NODE_STEPS\) "
+     r"<= 10,000,000, got 40,960,000$"),
+    (dict(rounds=0), r"^rounds must be a whole number >= 1 and <= 100,000, got 0$"),
+    (dict(n_clients=0), r"^n_clients must be a whole number >= 1 and <= 4,096, got 0$"),
+])
+def test_fedavg_refusals_word_for_word(kw, message):
+    with pytest.raises(ValueError, match=message):
+        federated.run_fedavg(**kw)
+
+
+def test_exchange_rounds_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"^rounds must be a whole number >= 1 and <= 100,000, "
+                                         r"got 100001$"):
+        federated.run_decentralized_exchange(rounds=100_001)
+
+
+def test_compression_table_rows_are_the_runs_they_hold():
+    kw = dict(n_clients=3, rounds=2, local_steps=1, seed=4)
+    rows = federated.compression_table((("quantize", 4),), sends=("update",), **kw)
+    [row] = rows
+    run = row["run"]
+    again = federated.run_fedavg(send="update", method="quantize", level=4, **kw)
+    assert torch.equal(run.server, again.server)
+    assert (row["method"], row["level"], row["send"]) == ("quantize", 4, "update")
+    assert row["upload_bytes"] == run.upload_bytes > 0
+    assert row["accuracy"] == run.test_acc[-1]
+    assert row["rel_error"] == pytest.approx(sum(run.rel_error) / len(run.rel_error))
+    assert row["step_error"] == pytest.approx(sum(run.step_error) / len(run.step_error))
