@@ -154,3 +154,13 @@ def test_compression_table_rows_are_the_runs_they_hold():
     assert row["accuracy"] == run.test_acc[-1]
     assert row["rel_error"] == pytest.approx(sum(run.rel_error) / len(run.rel_error))
     assert row["step_error"] == pytest.approx(sum(run.step_error) / len(run.step_error))
+
+
+def test_compressions_are_the_settings_the_ex4_chapter_discusses():
+    """The chapter's claims and its prose name these five settings, in this order."""
+    named = [federated.describe(method, level) for method, level in federated.COMPRESSIONS]
+    assert named == ["no compression", "8-bit quantization", "4-bit quantization",
+                     "top-10%", "top-1%"]
+    text = open("chapters/ex4_gradients_vs_parameters.md").read()
+    for words in ("8-bit", "4-bit", "top-10%", "top-1%"):
+        assert words in text
