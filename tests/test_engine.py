@@ -448,3 +448,24 @@ def test_prepare_defaults_to_seed_0():
                                                  zero.module.parameters()))
     assert torch.equal(default.node_data.y, zero.node_data.y)
     assert not torch.equal(prepare("mlp", 3, seed=1).node_data.y, zero.node_data.y)
+
+
+def test_sgd_step_refuses_a_zero_lr_by_name():
+    nodes = Nodes(make_model("mlp", seed=0), 2)
+    with pytest.raises(ValueError, match=r"^lr must be a finite number > 0 and <= 1e\+30, got 0$"):
+        nodes.sgd_step(torch.randn(2, 3, 64), torch.zeros(2, 3, dtype=torch.long), 0)
+
+
+def test_node_data_refuses_a_device_it_cannot_use():
+    with pytest.raises(ValueError, match=r"^device must be 'cpu' or 'cuda', got 'meta'$"):
+        NodeData(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long), [np.arange(4)],
+                 device="meta")
+
+
+def test_prepare_defaults_to_a_dirichlet_alpha_of_one_half():
+    from dmlbook.engine import prepare
+    default = prepare("mlp", 4, split="dirichlet")
+    half = prepare("mlp", 4, split="dirichlet", alpha=0.5)
+    assert torch.equal(default.node_data.sizes, half.node_data.sizes)
+    assert not torch.equal(prepare("mlp", 4, split="dirichlet", alpha=1.5).node_data.sizes,
+                           half.node_data.sizes)

@@ -304,3 +304,23 @@ def test_threads_share_the_nodes_in_as_few_slices_as_the_budget_allows(torch_thr
     per_node = nodes._activation_bytes[(2, 3, 32, 32)] + 2 * nodes.payload_bytes
     monkeypatch.setattr(engine, "ACTIVATION_BUDGET", 2 * per_node)
     assert [(s.start, s.stop) for s in nodes._row_plan(X)[0]] == [(k, k + 1) for k in range(6)]
+
+
+def test_evaluation_goes_in_slices_when_the_threads_together_pass_the_budget(
+        torch_threads, monkeypatch):
+    """Each thread holds its own activations: two threads need twice one node's bytes."""
+    from dmlbook import engine
+    torch.set_num_threads(2)
+    nodes = lenet_nodes(4)
+    X, y = torch.randn(6, 3, 32, 32), torch.randint(0, 10, (6,))
+    nodes.evaluate(X, y)  # measures the activations once
+    per_example = nodes._saved_bytes(X[None, :1])
+    sliced = []
+    monkeypatch.setattr(nodes, "_evaluate_in_slices",
+                        lambda *a, **k: sliced.append(a[3]) or (np.zeros(4), np.zeros(4)))
+    monkeypatch.setattr(engine, "ACTIVATION_BUDGET", 2 * per_example * 6)
+    nodes.evaluate(X, y)
+    assert sliced == []  # 6 examples on 2 threads fit exactly
+    monkeypatch.setattr(engine, "ACTIVATION_BUDGET", 2 * per_example * 6 - 1)
+    nodes.evaluate(X, y)
+    assert sliced == [5]  # then at most 5 examples a slice per thread
