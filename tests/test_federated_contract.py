@@ -164,3 +164,23 @@ def test_compressions_are_the_settings_the_ex4_chapter_discusses():
     text = open("chapters/ex4_gradients_vs_parameters.md").read()
     for words in ("8-bit", "4-bit", "top-10%", "top-1%"):
         assert words in text
+
+
+def test_fedavg_records_every_round_and_names_a_bad_method():
+    run = federated.run_fedavg(n_clients=3, rounds=3, local_steps=1)
+    assert run.rounds == [0, 1, 2, 3] and len(run.test_acc) == 4
+    with pytest.raises(ValueError, match=r"^method must be one of 'none', 'quantize', 'topk', "
+                                         r"'quantize_per_tensor', 'topk_keep', got 'zip'$"):
+        federated.run_fedavg(method="zip")
+
+
+def test_local_epochs_count_whole_batches_against_the_bound(monkeypatch):
+    """20 digit clients hold 71 or 72 examples: 3 batches of 32 a pass, not 2.25."""
+    def no_training(*args, **kw):
+        raise AssertionError("the run was not refused")
+
+    monkeypatch.setattr(federated, "Nodes", no_training)
+    with pytest.raises(ValueError, match=r"^local_epochs must keep cohort x rounds x "
+                                         r"local_epochs x batches per pass \(MAX_NODE_STEPS\) "
+                                         r"<= 10,000,000, got 12,000,000$"):
+        federated.run_fedavg(n_clients=20, rounds=100_000, local_epochs=2, batch_size=32)
