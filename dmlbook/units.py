@@ -20,7 +20,8 @@ loads from quiet to 5) every case took at most about 10 minutes of CPU
 CPU s; every other case under 500) and peaked at most at 1.10 GiB (5 nodes
 of a 20-million-parameter model at :data:`MAX_STACKED_PARAMS`), except the
 parameter server with 4,096 workers at :data:`MAX_NODE_STEPS`: 1.38 and
-1.56 GiB in two runs (one of 1,000 rounds stayed under 0.63 GiB). These are measured on the package's
+1.56 GiB in two runs, 0.83 GiB in a third whose peak was read after every
+round (it grew slowly over the rounds; no single step spiked). These are measured on the package's
 default model, the digits MLP: a node-step of the sheet's LeNet costs about
 a thousand times as much, and no bound weighs a step by its model's cost.
 The same section lists the
