@@ -51,3 +51,50 @@ def test_train_data_parallel_defaults():
         n_workers=4, rounds=20, lr=0.1, batch_size=32, model="mlp", dataset=None, split="iid",
         faults=None, detect_rounds=0, ring_rebuild_rounds=3, failover=False, failover_rounds=1,
         seed=0, device="cpu", progress=None, allreduce=None, counts_only=False)
+
+
+def test_failover_waits_failover_rounds_after_the_crash():
+    """Crash at round 4, 3 rounds of waiting (4, 5, 6): worker 0 serves from round 7."""
+    from dmlbook.faults import Faults
+    res = train_data_parallel("ps", n_workers=4, rounds=9, failover=True, failover_rounds=3,
+                              faults=Faults(crash_at={4: 4}), progress=False)
+    assert res.failover_round == 7
+    assert res.updated[4:] == [False, False, False, True, True, True]
+
+
+def test_divergence_names_the_workers_models():
+    with pytest.raises(ValueError, match=r"^diverged at round 2; try a smaller lr "
+                                         r"\(the workers' models: no longer finite\)$"):
+        train_data_parallel("ps", n_workers=3, rounds=3, lr=1e29, progress=False)
+
+
+def test_a_ring_takes_the_allreduce_it_is_given():
+    from dmlbook.collectives import ring_allreduce
+    calls = []
+
+    def spy(*args, **kw):
+        calls.append(1)
+        return ring_allreduce(*args, **kw)
+
+    given = train_data_parallel("ring", n_workers=3, rounds=2, allreduce=spy, progress=False)
+    default = train_data_parallel("ring", n_workers=3, rounds=2, progress=False)
+    assert len(calls) == 2 and torch.equal(given.params[-1], default.params[-1])
+    with pytest.raises(ValueError, match=r"^allreduce must be None, or a function with "
+                                         r"scheme='ring' and no faults$"):
+        train_data_parallel("ring", n_workers=3, rounds=2, allreduce="ring", progress=False)
+
+
+def test_max_parameter_difference_refuses_runs_of_other_lengths():
+    short = train_data_parallel("ps", n_workers=2, rounds=1, progress=False)
+    longer = train_data_parallel("ps", n_workers=2, rounds=2, progress=False)
+    assert allreduce.max_parameter_difference(longer, longer).tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match=r"^results must be one or more DataParallelResult "
+                                         r"of equally many rounds$"):
+        allreduce.max_parameter_difference(short, longer)
+
+
+def test_setup_summary_describes_the_runs_seed_0_by_default():
+    """The ex3 chapter describes its seed-0 runs with setup_summary(n) (200 workers: the
+    classes each worker holds depend on the seed)."""
+    assert allreduce.setup_summary(200) == allreduce.setup_summary(200, seed=0)
+    assert allreduce.setup_summary(200) != allreduce.setup_summary(200, seed=1)
