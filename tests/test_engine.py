@@ -414,7 +414,9 @@ def test_node_data_refuses_parts_outside_the_examples(parts, message):
 def test_tqdm_disable_silences_the_bars_as_tqdm_reads_it(monkeypatch, value, silent):
     from dmlbook.engine import progress_bar
     monkeypatch.setenv("TQDM_DISABLE", value)
-    assert progress_bar(3, None, "D-PSGD").disable is silent
+    bar = progress_bar(3, None, "D-PSGD")
+    assert bar.disable is silent and bar.leave is False  # a finished bar leaves no line
+    bar.close()
 
 
 def test_history_records_each_round_and_names_a_divergence():
@@ -427,6 +429,9 @@ def test_history_records_each_round_and_names_a_divergence():
     assert list(arrays) == ["round", "test_loss", "test_acc", "consensus", "avg_loss",
                             "avg_acc", "train_loss"]
     assert arrays["test_loss"].shape == (1, 3) and arrays["round"].tolist() == [0]
+    assert [row["node"] for row in history.table()] == [0, 1, 2]
+    assert list(history.table()[0]) == ["round", "node", "test_loss", "test_acc"]
+    assert History().train_seconds == 0.0 == History().train_cpu_seconds
     nodes.params[1, 0] = float("inf")
     with pytest.raises(ValueError, match=r"^diverged at round 4; try a smaller lr "
                                          r"\(the models: no longer finite\)$"):
@@ -469,3 +474,37 @@ def test_prepare_defaults_to_a_dirichlet_alpha_of_one_half():
     assert torch.equal(default.node_data.sizes, half.node_data.sizes)
     assert not torch.equal(prepare("mlp", 4, split="dirichlet", alpha=1.5).node_data.sizes,
                            half.node_data.sizes)
+
+
+def test_batch_size_refusals_word_for_word():
+    from dmlbook.engine import check_batch_size
+    from dmlbook.units import MAX_EXAMPLES_PER_STEP
+    with pytest.raises(ValueError, match=r"^batch_size must be a whole number >= 1 and "
+                                         r"<= 65,536, got 0$"):
+        check_batch_size(0)
+    assert check_batch_size(MAX_EXAMPLES_PER_STEP // 16, 16) == 65_536
+    with pytest.raises(ValueError, match=r"^batch_size must keep nodes x batch_size "
+                                         r"\(MAX_EXAMPLES_PER_STEP\) <= 1,048,576, "
+                                         r"got 1,048,577$"):
+        check_batch_size(MAX_EXAMPLES_PER_STEP // 17 + 1, 17)  # 61,681 x 17
+
+
+def test_flat_model_and_prepare_refusals_word_for_word():
+    from dmlbook.engine import prepare
+    model = make_model("mlp", seed=0)
+    flat = FlatModel(model)
+    with pytest.raises(ValueError, match=r"^flat must hold the model's 2,410 parameters, "
+                                         r"got shape \(5,\)$"):
+        flat.load_into(model, torch.zeros(5))
+    with pytest.raises(ValueError, match=r"^dataset must be a dmlbook.data.Dataset or None, "
+                                         r"got int$"):
+        prepare("mlp", 2, dataset=5)
+
+
+def test_evaluation_takes_at_most_256_nodes_at_once_by_default():
+    nodes = Nodes(make_model("logreg", seed=0), 300)
+    seen = []
+    shared = nodes._forward.shared
+    nodes._forward.shared = lambda params, X: seen.append(len(params)) or shared(params, X)
+    nodes.evaluate(torch.randn(4, 64), torch.randint(0, 10, (4,)))
+    assert seen == [256, 44]
