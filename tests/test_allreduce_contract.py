@@ -98,3 +98,9 @@ def test_setup_summary_describes_the_runs_seed_0_by_default():
     classes each worker holds depend on the seed)."""
     assert allreduce.setup_summary(200) == allreduce.setup_summary(200, seed=0)
     assert allreduce.setup_summary(200) != allreduce.setup_summary(200, seed=1)
+
+
+def test_traffic_per_round_refuses_a_run_without_rounds():
+    with pytest.raises(ValueError, match=r"^result must be a DataParallelResult of at least "
+                                         r"one round$"):
+        allreduce.traffic_per_round("ps")
