@@ -104,3 +104,21 @@ def test_traffic_per_round_refuses_a_run_without_rounds():
     with pytest.raises(ValueError, match=r"^result must be a DataParallelResult of at least "
                                          r"one round$"):
         allreduce.traffic_per_round("ps")
+
+
+@pytest.mark.parametrize("length, shown", [(78, "'" + "x" * 78 + "'"),  # 80 characters: whole
+                                           (79, "'" + "x" * 59 + "... (str)")])
+def test_worker_counts_refusal_shows_a_long_value_shortened(length, shown):
+    with pytest.raises(ValueError) as refused:
+        allreduce.traffic_vs_workers("x" * length)
+    assert str(refused.value) == ("worker_counts must be a sequence of 1 to 64 worker counts "
+                                  f"(MAX_WORKER_COUNTS), got {shown}")
+
+
+def test_sweeps_signature_defaults():
+    """The API page shows these defaults (the ex3 chapter passes its own counts)."""
+    def defaults(fn):
+        return {name: p.default for name, p in inspect.signature(fn).parameters.items()}
+    assert defaults(allreduce.traffic_vs_workers)["worker_counts"] == (2, 4, 8, 16, 32)
+    profile = defaults(allreduce.compute_profile)
+    assert profile["worker_counts"] == (2, 8, 32, 128, 512) and profile["batch_size"] == 32
