@@ -201,3 +201,8 @@ def test_exchange_signature_defaults():
     assert defaults == dict(send="parameters", n_nodes=16, topology="regular", degree=None,
                             rounds=40, lr=0.1, batch_size=32, model="mlp", split="iid",
                             init="own", seed=0, progress=None)
+
+
+def test_compression_table_sends_updates_and_parameters_by_default():
+    rows = federated.compression_table((("none", None),), n_clients=2, rounds=1, local_steps=1)
+    assert [row["send"] for row in rows] == ["update", "parameters"]
