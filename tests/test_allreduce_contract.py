@@ -91,6 +91,9 @@ def test_max_parameter_difference_refuses_runs_of_other_lengths():
     with pytest.raises(ValueError, match=r"^results must be one or more DataParallelResult "
                                          r"of equally many rounds$"):
         allreduce.max_parameter_difference(short, longer)
+    for bad in [(), ("ps",), (short, 3)]:  # nothing, or not a run
+        with pytest.raises(ValueError, match=r"^results must be one or more"):
+            allreduce.max_parameter_difference(*bad)
 
 
 def test_setup_summary_describes_the_runs_seed_0_by_default():
