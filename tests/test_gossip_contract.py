@@ -82,3 +82,16 @@ def test_gossip_learning_names_n_nodes():
 def test_gossip_average_accepts_a_delay_of_its_whole_run():
     # The delay may be as long as the run: cycles x delta.
     gossip.gossip_average([1.0, 2.0, 3.0], cycles=4, delta=2.0, delay=8.0)
+
+
+def test_averaging_runs_cycles_times_delta_seconds():
+    """4 nodes, no jitter, delta 2 s, 3 cycles: 6 s, 3 wakes a node, a push and a reply each."""
+    run = gossip.gossip_average([1.0, 2.0, 3.0, 4.0], cycles=3, delta=2.0, jitter=0.0)
+    assert run.ledger.totals().sent == 3 * 4 * 2
+    assert gossip.received_per_cycle(run.ledger, 4, 0).shape == (0, 4)  # zero cycles: allowed
+
+
+def test_handlers_are_for_push_pull_only():
+    with pytest.raises(ValueError, match=r"^handlers must be None, or \(on_push, on_reply\) "
+                                         r"with protocol='push-pull'$"):
+        gossip.gossip_average([1.0, 2.0], protocol="push", handlers=(min, max))
