@@ -508,3 +508,26 @@ def test_evaluation_takes_at_most_256_nodes_at_once_by_default():
     nodes._forward.shared = lambda params, X: seen.append(len(params)) or shared(params, X)
     nodes.evaluate(torch.randn(4, 64), torch.randint(0, 10, (4,)))
     assert seen == [256, 44]
+
+
+def test_the_activation_budget_is_the_one_the_benchmarks_measured():
+    """64 MiB: D-PSGD on 1,024 LeNet nodes peaks at 1.02 GiB (benchmarks/README.md)."""
+    from dmlbook import engine
+    assert engine.ACTIVATION_BUDGET == 64 * 2**20
+
+
+def test_node_batch_indices_refuse_a_batch_by_name():
+    nd = NodeData(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long), [np.arange(4)])
+    with pytest.raises(ValueError, match=r"^batch_size must be a whole number >= 1 and "
+                                         r"<= 65,536, got 0$"):
+        nd.node_batch_indices(0, seeded_generator(0), 0)
+
+
+def test_prepare_defaults_and_refusals():
+    from dmlbook.engine import History, prepare
+    default = prepare("mlp", 4, split="shards")
+    two = prepare("mlp", 4, split="shards", shards_per_node=2)
+    assert torch.equal(default.node_data.y, two.node_data.y)
+    with pytest.raises(ValueError, match=r"^device must be 'cpu' or 'cuda', got 'meta'$"):
+        prepare("mlp", 2, device="meta")
+    assert History().labels == {}

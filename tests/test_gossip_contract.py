@@ -95,3 +95,24 @@ def test_handlers_are_for_push_pull_only():
     with pytest.raises(ValueError, match=r"^handlers must be None, or \(on_push, on_reply\) "
                                          r"with protocol='push-pull'$"):
         gossip.gossip_average([1.0, 2.0], protocol="push", handlers=(min, max))
+
+
+def test_averaging_reports_every_cycle_from_zero():
+    run = gossip.gossip_average([1.0, 2.0, 3.0], cycles=4)
+    assert run.cycle.tolist() == [0, 1, 2, 3, 4] and len(run.mean) == len(run.variance) == 5
+
+
+def test_push_pull_takes_a_pair_of_handlers():
+    def on_push(x_j, x_i):
+        d = (x_i - x_j) / 2
+        return x_j + d, d
+
+    given = gossip.gossip_average([1.0, 5.0, 9.0], cycles=3, handlers=(on_push, lambda x, d: x - d))
+    assert given.total == pytest.approx([15.0] * 4)
+    assert given.variance[-1] < given.variance[0]
+
+
+def test_gossip_learning_refuses_too_many_evaluations_word_for_word():
+    with pytest.raises(ValueError, match=r"^eval_every must keep until / eval_every <= 100,000, "
+                                         r"got 0\.0001$"):
+        gossip.gossip_learning(n_nodes=4, until=30, eval_every=1e-4, progress=False)
