@@ -116,3 +116,17 @@ def test_gossip_learning_refuses_too_many_evaluations_word_for_word():
     with pytest.raises(ValueError, match=r"^eval_every must keep until / eval_every <= 100,000, "
                                          r"got 0\.0001$"):
         gossip.gossip_learning(n_nodes=4, until=30, eval_every=1e-4, progress=False)
+
+
+def test_variance_factor_refuses_what_is_not_an_averaging_run():
+    with pytest.raises(ValueError, match=r"^result must be an AveragingResult of gossip_average, "
+                                         r"got \[1, 2\]$"):
+        gossip.variance_factor_per_cycle([1, 2])
+
+
+def test_centralized_baseline_trains_the_mlp_by_default():
+    run = gossip.gossip_learning(n_nodes=3, until=2, eval_every=2, progress=False)
+    baseline = gossip.centralized_baseline(run)
+    again = gossip.centralized_baseline(run, model="mlp")
+    assert baseline.steps[-1] == again.steps[-1] == int(run.steps.sum())
+    assert baseline.test_loss == again.test_loss
