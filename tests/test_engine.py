@@ -531,3 +531,11 @@ def test_prepare_defaults_and_refusals():
     with pytest.raises(ValueError, match=r"^device must be 'cpu' or 'cuda', got 'meta'$"):
         prepare("mlp", 2, device="meta")
     assert History().labels == {}
+
+
+def test_batches_draw_every_example_of_a_node_even_its_last():
+    nd = NodeData(torch.arange(5.0)[:, None], torch.zeros(5, dtype=torch.long),
+                  [np.arange(3), np.arange(3, 5)])
+    idx = nd.batch_indices(seeded_generator(0), 200)
+    assert set(idx[0].tolist()) == {0, 1, 2} and set(idx[1].tolist()) == {3, 4}
+    assert set(nd.node_batch_indices(1, seeded_generator(1), 200).tolist()) == {3, 4}
