@@ -127,6 +127,6 @@ def test_variance_factor_refuses_what_is_not_an_averaging_run():
 def test_centralized_baseline_trains_the_mlp_by_default():
     run = gossip.gossip_learning(n_nodes=3, until=2, eval_every=2, progress=False)
     baseline = gossip.centralized_baseline(run)
-    again = gossip.centralized_baseline(run, model="mlp")
+    again = gossip.centralized_baseline(run, model="mlp", lr=0.1, batch_size=8, seed=0)
     assert baseline.steps[-1] == again.steps[-1] == int(run.steps.sum())
     assert baseline.test_loss == again.test_loss
