@@ -153,7 +153,7 @@ def test_ring_allreduce_models_averages_every_model_in_2n_n_minus_1_messages():
 def test_naive_allreduce_of_diverged_models_names_them():
     nodes = spread(Nodes(make_model("logreg"), 4))
     nodes.params[2, 0] = float("nan")
-    with pytest.raises(ValueError, match=r"^diverged at round 3; .*\(the models is no longer "
+    with pytest.raises(ValueError, match=r"^diverged at round 3; .*\(the models: no longer "
                                          r"finite\)$"):
         naive_allreduce(nodes, round=3, ledger=Ledger(4))
 
