@@ -188,3 +188,21 @@ def test_the_package_runs_as_a_module():
 
 def test_every_algorithm_has_a_worker():
     assert set(distributed.WORKERS) == set(distributed.ALGORITHMS)
+
+
+def test_a_rank_killed_by_a_signal_is_blamed_even_if_it_lost_a_peer_too(tmp_path):
+    # Rank 1 printed that a peer went away, then was killed by a signal; rank 0 exited
+    # with 1 saying nothing. The signal comes first (then the rank that did not lose a
+    # peer), so rank 1 is blamed, not rank 0 (a hand-made mutant of #27 got through).
+    procs, logs = _spawn(tmp_path, ["exit 1",
+                                    "echo 'Connection reset by peer' >&2; exec sleep 60"])
+    try:
+        deadline = time.monotonic() + 20
+        while "Connection reset" not in logs[1].read_text():
+            assert time.monotonic() < deadline, "rank 1 printed nothing"
+            time.sleep(0.02)
+        os.killpg(procs[1].pid, signal.SIGKILL)
+        _wait_exited(procs)
+        assert launcher._first_failure(procs, logs) == (1, -signal.SIGKILL)
+    finally:
+        launcher._stop(procs)

@@ -9,17 +9,12 @@ from __future__ import annotations
 import dataclasses
 import html
 import math
-import os
 import re
-import signal
-import subprocess
-import time
 
 import pytest
 from matplotlib.figure import Figure
 
 from dmlbook import explore, static_explorer
-from dmlbook.distributed import launcher
 from dmlbook.sheet import SHEET
 from dmlbook.widgets import Choice, Result, error_html
 
@@ -83,32 +78,3 @@ def test_ex1_explorer_bits_option_shows_that_bit_widths_n_max():
         found = re.search(r"<td>n_max</td><td><b>(.*?)</b></td>", leaf)
         n_max = math.floor(link * SHEET.time_limit_s / (SHEET.lenet_params * bits))
         assert html.unescape(found.group(1)) == f"{n_max:,}", text
-
-
-# --- the launcher blames a rank killed by a signal before any other --------------------
-
-
-def test_a_rank_killed_by_a_signal_is_blamed_even_if_it_lost_a_peer_too(tmp_path):
-    # Rank 1 printed that a peer went away, then was killed by a signal; rank 0 exited
-    # with 1 saying nothing. The signal comes first (then the rank that did not lose a
-    # peer), so rank 1 is blamed, not rank 0.
-    scripts = ["exit 1", "echo 'Connection reset by peer' >&2; exec sleep 60"]
-    procs, logs = [], []
-    for rank, script in enumerate(scripts):
-        log = tmp_path / f"rank{rank}.log"
-        with open(log, "wb") as out:
-            procs.append(subprocess.Popen(["sh", "-c", script], stdout=out,
-                                          stderr=subprocess.STDOUT, start_new_session=True))
-        logs.append(log)
-    try:
-        deadline = time.monotonic() + 20
-        while "Connection reset" not in logs[1].read_text():
-            assert time.monotonic() < deadline, "rank 1 printed nothing"
-            time.sleep(0.02)
-        os.killpg(procs[1].pid, signal.SIGKILL)
-        while any(launcher._exit_code(p) is None for p in procs):
-            assert time.monotonic() < deadline, "the stand-in workers did not exit"
-            time.sleep(0.02)
-        assert launcher._first_failure(procs, logs) == (1, -signal.SIGKILL)
-    finally:
-        launcher._stop(procs)
