@@ -7,11 +7,13 @@ cases each stage draws, a message that carries too much, a reply that is not a
 list of chunks, and the three ways the simulator stage can fail.
 """
 
+import pytest
 import torch
 
 from check_helpers import calls_of, lines
 from dmlbook import check
 from dmlbook.check import ex3_ring_allreduce, reference
+from dmlbook.check.harness import Failure
 
 
 # ---------------------------------------------------------------------------
@@ -328,3 +330,18 @@ def test_a_wrong_shape_inside_training_names_the_round():
     assert got[1] == "Case: round 1 of data-parallel training"
     assert got[-2] == ("Hint (wrong shape): return every node's chunks: out[i][j] is node i's "
                        "chunk j.")
+
+
+def test_a_wrong_node_result_is_shown_from_where_it_differs_beyond_the_checks_tolerance():
+    # Entries within the comparison's tolerance (atol 1e-4) are not where it "differs".
+    def off_in_the_last_chunk(chunks):
+        out = [[c.clone() for c in node] for node in reference.ring_allreduce(chunks)]
+        out[0][0] = out[0][0] + 5e-5
+        out[0][-1] = out[0][-1] + 1.0
+        return out
+
+    with pytest.raises(Failure) as caught:
+        ex3_ring_allreduce._case(off_in_the_last_chunk, 3, 60, 7, "gaussian", integer=False)
+    assert caught.value.case.endswith("node 0's result")
+    assert caught.value.expected.startswith("tensor of shape (60,), from entry 40: ")
+    assert caught.value.actual.startswith("tensor of shape (60,), from entry 40: ")

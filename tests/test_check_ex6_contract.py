@@ -163,3 +163,27 @@ def test_the_labels_of_a_3_regular_graph_and_of_a_round_inside_run_dpsgd():
         lambda p, W, g, lr: R.dpsgd_round(p, W, g, lr) if p.shape[1] < 100 else p[:, :-1]))
     assert short[1] == "Case: a round of run_dpsgd"
     assert short[-2] == "Hint (wrong shape): return a tensor of shape (8, 2410)."
+
+
+def test_a_metropolis_run_that_differs_shows_the_node_furthest_off(monkeypatch):
+    # W passes the graph stages within 1e-9, so a run with it differs only if the
+    # simulator does: the run is replaced by one whose node 6 drifts.
+    from dmlbook.check import ex6_dpsgd
+
+    real = ex6_dpsgd.run_dpsgd
+    calls = []
+
+    def drifting(**kw):
+        result = real(**kw)
+        calls.append(result)
+        if len(calls) == 1:  # the run with the student's W
+            result.nodes.params[6, 3] += 0.5
+            result.nodes.params[2, 0] += 2e-6  # within the stage's tolerance
+        return result
+
+    monkeypatch.setattr(ex6_dpsgd, "run_dpsgd", drifting)
+    feedback = lines(check.metropolis_weights(R.metropolis_weights))
+    assert feedback[1] == ("Case: 5 rounds of D-PSGD on an uneven graph of 10 nodes with your "
+                           "W: node 6's model")
+    assert len(calls) == 2
+    assert feedback[2].split(": ", 1)[1] != feedback[3].split(": ", 1)[1]

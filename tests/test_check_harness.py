@@ -32,6 +32,35 @@ def test_a_long_vector_report_starts_where_it_first_differs():
         "tensor of shape (100,): [ 0. 1. 2. 3. 4. 5. 6. -1.] ...")
 
 
+def test_a_report_searches_with_the_tolerance_of_the_comparison_that_failed():
+    import pytest
+
+    expected = torch.arange(100.0, dtype=torch.float64)
+    actual = expected.clone()
+    actual[10] += 5e-5  # within a tolerance of 1e-4, beyond the default 1e-6
+    actual[40] += 0.5
+    failure = Failure("case", expected=expected, actual=actual, atol=1e-4, rtol=1e-5)
+    assert failure.actual.startswith("tensor of shape (100,), from entry 40: [40.5")
+    assert Failure("case", expected=expected, actual=actual).actual.startswith(
+        "tensor of shape (100,), from entry 10: ")
+    # A check as strict as the merge's (atol 1e-12) shows a difference of 1e-9 where it
+    # is, although the default tolerance would see none there.
+    zeros = torch.zeros(100, dtype=torch.float64)
+    tight = zeros.clone()
+    tight[30] = 1e-9
+    with pytest.raises(Failure) as caught:
+        harness.tensor_result("case", tight, zeros, [], [], "hint", atol=1e-12)
+    assert caught.value.expected.startswith("tensor of shape (100,), from entry 30: ")
+    assert caught.value.actual == ("tensor of shape (100,), from entry 30: "
+                                   "[1.e-09 0.e+00 0.e+00 0.e+00 0.e+00 0.e+00 0.e+00 0.e+00] ...")
+    with pytest.raises(Failure) as caught:
+        harness.tensor_result("case", actual, expected, [], [("a named slip", actual, "why")],
+                              "hint", atol=1e-4)
+    assert (caught.value.mistake, caught.value.actual[:34]) == (
+        "a named slip", "tensor of shape (100,), from entry")
+    assert "from entry 40" in caught.value.actual
+
+
 def test_values_equal_at_four_digits_are_shown_with_eight():
     expected = torch.tensor([0.123456, 1.0])
     actual = torch.tensor([0.123476, 1.0])

@@ -34,22 +34,29 @@ MAX_ENTRIES_COMPARED = 10**6
 _BLOCK = 4096
 
 
-def _first_in(a, b, budget: int) -> tuple[int | None, int]:
-    """The first entry where the 1-D tensors ``a`` and ``b`` differ (None if none within
-    ``budget`` entries) and how many entries were compared."""
+#: The tolerance a report's search for the first difference uses where the failed
+#: comparison names none (``torch.isclose``'s ``rtol`` and ``atol``).
+DEFAULT_RTOL = DEFAULT_ATOL = 1e-6
+
+
+def _first_in(a, b, budget: int, rtol: float, atol: float) -> tuple[int | None, int]:
+    """The first entry where the 1-D tensors ``a`` and ``b`` differ beyond the tolerance
+    (None if none within ``budget`` entries) and how many entries were compared."""
     limit = min(a.numel(), budget)
     for start in range(0, limit, _BLOCK):
         end = min(start + _BLOCK, limit)
-        differs = ~torch.isclose(a[start:end].double(), b[start:end].double(), rtol=1e-6,
-                                 atol=1e-6, equal_nan=True)
+        differs = ~torch.isclose(a[start:end].double(), b[start:end].double(), rtol=rtol,
+                                 atol=atol, equal_nan=True)
         where = differs.nonzero()
         if len(where):
             return start + int(where[0]), end
     return None, limit
 
 
-def _first_difference(expected, actual) -> tuple[int | None, int]:
-    """Where two equal-shaped real tensors first differ: (row or None, entry within it).
+def _first_difference(expected, actual, rtol: float = DEFAULT_RTOL,
+                      atol: float = DEFAULT_ATOL) -> tuple[int | None, int]:
+    """Where two equal-shaped real tensors first differ beyond ``rtol`` and ``atol``
+    (the failed comparison's tolerance): (row or None, entry within it).
 
     A row is ``x[i]`` flattened. Views and blocks only, at most MAX_ROWS_COMPARED rows
     and MAX_ENTRIES_COMPARED entries in all; (None, 0) when they agree, or cannot be
@@ -63,11 +70,12 @@ def _first_difference(expected, actual) -> tuple[int | None, int]:
         with torch.no_grad():
             expected, actual = expected.detach(), _as_subclass(actual, _Tensor).detach()
             if expected.dim() == 1:
-                entry, _ = _first_in(expected, actual, MAX_ENTRIES_COMPARED)
+                entry, _ = _first_in(expected, actual, MAX_ENTRIES_COMPARED, rtol, atol)
                 return None, entry or 0
             budget = MAX_ENTRIES_COMPARED
             for i in range(min(expected.shape[0], MAX_ROWS_COMPARED)):
-                entry, used = _first_in(expected[i].reshape(-1), actual[i].reshape(-1), budget)
+                entry, used = _first_in(expected[i].reshape(-1), actual[i].reshape(-1), budget,
+                                       rtol, atol)
                 if entry is not None:
                     return i, entry
                 budget -= used
@@ -82,11 +90,13 @@ def _an(name: str) -> str:
     return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
 
 
-def short(value, row: int | None = None, start: int = 0, precision: int = 4) -> str:
+def short(value, row: int | None = None, start: int = 0, precision: int = 4,
+          suppress_small: bool = True) -> str:
     """A value as the report shows it: at most a few hundred characters, whatever its size.
 
     A tensor shows 8 numbers: of ``row`` (``x[row]`` flattened; the first row if None),
-    from entry ``start``: where it first differs from what was expected."""
+    from entry ``start``: where it first differs from what was expected, to ``precision``
+    digits, numbers far smaller than the largest shown as 0 if ``suppress_small``."""
     if isinstance(value, str):
         return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + " ..."
     try:
@@ -105,7 +115,8 @@ def short(value, row: int | None = None, start: int = 0, precision: int = 4) -> 
                 start = start if 8 <= start < head.numel() else 0
                 where += f", from entry {start}" if start else ""
                 shown = head[start:start + 8].cpu().double()
-            text = np.array2string(shown.numpy(), precision=precision, suppress_small=True)
+            text = np.array2string(shown.numpy(), precision=precision,
+                                   suppress_small=suppress_small)
             # "..." marks what is not shown: of the row named, or of the whole tensor.
             more = " ..." if start + shown.numel() < (head.numel() if where else value.numel()) \
                 else ""
@@ -131,12 +142,16 @@ def args_text(names, values) -> str:
     return ", ".join(f"{k}={short(v)}" for k, v in zip(names, values))
 
 
-def shown_pair(expected, actual) -> tuple[str, str]:
-    """``expected`` and ``actual`` as a report shows them: from where they first differ,
-    with 8 digits where 4 would look equal."""
-    row, start = _first_difference(expected, actual)
+def shown_pair(expected, actual, rtol: float = DEFAULT_RTOL,
+               atol: float = DEFAULT_ATOL) -> tuple[str, str]:
+    """``expected`` and ``actual`` as a report shows them: from where they first differ
+    beyond ``rtol`` and ``atol`` (the tolerance of the comparison that failed), with 8
+    digits where 4 would look equal, and small numbers in full (1e-09, not 0) where 8
+    would too."""
+    row, start = _first_difference(expected, actual, rtol, atol)
     shown = short(expected, row, start), short(actual, row, start)
-    if shown[0] == shown[1] and isinstance(expected, _Tensor):
-        shown = (short(expected, row, start, precision=8),
-                 short(actual, row, start, precision=8))
+    for suppress_small in (True, False):
+        if shown[0] == shown[1] and isinstance(expected, _Tensor):
+            shown = (short(expected, row, start, 8, suppress_small),
+                     short(actual, row, start, 8, suppress_small))
     return shown

@@ -105,7 +105,7 @@ def _case(fn, n, P, seed, label, integer=True):
         if not torch.allclose(got, total, atol=1e-4, rtol=1e-5):
             mistake, hint = _diagnosis(chunks, out, messages)
             raise Failure(case + f": node {i}'s result", expected=total, actual=got,
-                          mistake=mistake, hint=hint)
+                          mistake=mistake, hint=hint, rtol=1e-5, atol=1e-4)
     steps = 2 * n * (n - 1)
     largest = max(c.numel() for c in chunks[0])
     if len(messages) != steps:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .display import short, shown_pair
+from .display import DEFAULT_ATOL, DEFAULT_RTOL, short, shown_pair
 
 #: Seconds of computing (this process's CPU time) a check may take before it answers
 #: "did not return within ... s". CPU time, so that a busy machine does not fail a
@@ -68,11 +68,13 @@ class Failure(Exception):
     """One failed case: what was tried, what was expected, what came back, and why."""
 
     def __init__(self, case: str, *, expected=None, actual=None, mistake: str = "wrong value",
-                 hint: str = "", show_values: bool = True):
+                 hint: str = "", show_values: bool = True, rtol: float = DEFAULT_RTOL,
+                 atol: float = DEFAULT_ATOL):
         super().__init__(case)
-        # Only short texts are kept: a report never holds on to a large result.
+        # Only short texts are kept: a report never holds on to a large result. A tensor
+        # is shown from where it differs beyond the tolerance its comparison used.
         self.case = case
-        self.expected, self.actual = shown_pair(expected, actual)
+        self.expected, self.actual = shown_pair(expected, actual, rtol, atol)
         self.mistake, self.hint, self.show_values = mistake, hint, show_values
 
 
@@ -418,7 +420,7 @@ def tensor_result(case, actual, expected, inputs_changed, candidates, default_hi
 
     def same(a, b):
         return a.shape == b.shape and bool(_allclose(a.double(), b.double(), atol=atol,
-                                                     rtol=1e-6))
+                                                     rtol=DEFAULT_RTOL))
     if same(actual, expected):
         if inputs_changed:
             raise Failure(case, expected="your inputs left as they were",
@@ -429,12 +431,13 @@ def tensor_result(case, actual, expected, inputs_changed, candidates, default_hi
         return actual
     for name, wrong, why in candidates:
         if same(actual, wrong):
-            raise Failure(case, expected=expected, actual=actual, mistake=name, hint=why)
+            raise Failure(case, expected=expected, actual=actual, mistake=name, hint=why,
+                          atol=atol)
     if actual.shape != expected.shape:
         raise Failure(case, expected=expected, actual=actual, mistake="wrong shape",
                       hint=f"return a tensor of shape {tuple(expected.shape)}.")
     raise Failure(case, expected=expected, actual=actual, mistake="wrong value",
-                  hint=default_hint)
+                  hint=default_hint, atol=atol)
 
 
 def call_shaped(fn, case, like: torch.Tensor, *args):
