@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from . import data as data_mod
 from .compute import sgd_step
-from .models import model_for
+from .models import check_training_work, model_for
 from .engine import check_batch_size
 from .units import MAX_LR, MAX_ROUNDS, check_diverged, check_int, check_number, check_seed
 
@@ -34,7 +34,9 @@ def train_centralized(*, model="mlp", dataset=None, steps: int = 2000, lr: float
     Mini-batches are drawn with replacement, like each node's in the engine,
     so ``steps`` counts the same unit of work as one node-step there.
     ``steps`` is at most :data:`~dmlbook.units.MAX_ROUNDS`; ``batch_size`` at
-    most :data:`~dmlbook.units.MAX_BATCH_SIZE`. A loss or model that is no
+    most :data:`~dmlbook.units.MAX_BATCH_SIZE`; and ``steps``, each counted as
+    :func:`~dmlbook.models.step_cost` node-steps, at most
+    :data:`~dmlbook.units.MAX_NODE_STEPS`. A loss or model that is no
     longer finite stops the run: "diverged at round (step) r".
     """
     steps = check_int("steps", steps, maximum=MAX_ROUNDS)
@@ -44,6 +46,7 @@ def train_centralized(*, model="mlp", dataset=None, steps: int = 2000, lr: float
     seed = check_seed(seed)
     dataset = data_mod.dataset_or_digits(dataset, seed=seed)
     net = model_for(model, dataset, seed=seed)
+    check_training_work("steps", steps, net, dataset.X_train[:2], batch_size, "steps")
     generator = torch.Generator().manual_seed(seed)
     result = CentralizedResult(model=net)
     start = time.perf_counter()

@@ -21,7 +21,7 @@ from . import compression
 from .engine import (History, Nodes, check_batch_size, mix, prepare, progress_bar,
                      seeded_generator)
 from .ledger import Ledger, check_run_messages
-from .models import make_model
+from .models import check_training_work, make_model
 from .topology import Topology, resolve_topology
 from .units import (MAX_LR, MAX_NODE_EVALS, MAX_NODES, MAX_SEED, MAX_NODE_STEPS, MAX_ROUNDS,
                     check_choice, check_diverged, check_int, check_number, check_product,
@@ -85,7 +85,8 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     """FedAvg; the server is node ``n_clients``.
 
     Bounds: ``cohort x rounds x local_steps`` (or ``local_epochs`` x the
-    batches of a pass) <= :data:`~dmlbook.units.MAX_NODE_STEPS`, and the
+    batches of a pass) <= :data:`~dmlbook.units.MAX_NODE_STEPS` (a step of a
+    large model or batch counting as several: :func:`~dmlbook.models.step_cost`), and the
     run's ``2 x cohort x rounds`` messages <=
     :data:`~dmlbook.units.MAX_LEDGER_RECORDS` (its ledger keeps every record),
     both checked before the first round.
@@ -151,6 +152,11 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         steps = local_epochs * -(-int(node_data.sizes.max()) // batch_size)
         check_product("local_epochs", k * rounds * steps, MAX_NODE_STEPS,
                       "cohort x rounds x local_epochs x batches per pass (MAX_NODE_STEPS)")
+        check_training_work("local_epochs", k * rounds * steps, module, setup.dataset.X_train[:2],
+                            batch_size, "cohort x rounds x local_epochs x batches per pass")
+    else:
+        check_training_work("rounds", k * rounds * local_steps, module, setup.dataset.X_train[:2],
+                            batch_size, "cohort x rounds x local_steps")
     clients = Nodes(module, k, device=device)
     server = clients.params[0].clone()
     result = FLResult(ledger=Ledger(n + 1))
@@ -282,6 +288,8 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
     check_product("rounds", (n + 1) * (rounds + 1), MAX_NODE_EVALS,
                   "(n_nodes + 1) x (rounds + 1) evaluations (MAX_NODE_EVALS)")
     setup = prepare(model, n, split=split, seed=seed)
+    check_training_work("rounds", n * rounds, setup.module, setup.dataset.X_train[:2],
+                        batch_size, "n_nodes x rounds")
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     nodes = Nodes(module, n)
     if init == "own":

@@ -27,6 +27,7 @@ import torch
 
 from .centralized import train_centralized
 from .engine import Nodes, check_batch_size, prepare, progress_bar
+from .models import check_training_work
 from .faults import lost
 from .ledger import Ledger
 from .units import (MAX_GOSSIP_EVENTS, MAX_GOSSIP_NODE_EVALS, MAX_GOSSIP_STEPS, MAX_LR,
@@ -325,7 +326,8 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     :data:`~dmlbook.units.MAX_GOSSIP_NODE_EVALS` node evaluations in all
     (``n_nodes`` x (``until / eval_every`` + 1)), and at most
     :data:`~dmlbook.units.MAX_GOSSIP_STEPS` SGD steps (``n_nodes`` x ``until /
-    delta``). A message counts as delivered only if it
+    delta``, a step of a large model or batch counting as several:
+    :func:`~dmlbook.models.step_cost`). A message counts as delivered only if it
     is not lost and arrives before ``until``.
     ``batch_steps=False`` computes one SGD step at a time instead of batching
     steps that cannot influence each other: slower, same parameters.
@@ -360,6 +362,9 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     merge = aggregate if merge is None else merge
     started = time.perf_counter()
     setup = prepare(model, n, dataset=dataset, split=split, seed=seed)
+    check_training_work("until", math.ceil(n * until / delta), setup.module,
+                        setup.dataset.X_train[:2], batch_size, "n_nodes x until / delta",
+                        maximum=MAX_GOSSIP_STEPS, bound="MAX_GOSSIP_STEPS")
     module, dataset, node_data = setup.module, setup.dataset, setup.node_data
     nodes = Nodes(module, n)
     rng = np.random.default_rng([seed, 2])

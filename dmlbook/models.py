@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .units import MAX_MODEL_PARAMS, MAX_VOCAB, MAX_WIDTH, check_int, check_seed
+from .units import (MACS_PER_NODE_STEP, MAX_MODEL_PARAMS, MAX_NODE_STEPS, MAX_VOCAB, MAX_WIDTH,
+                    check_int, check_product, check_seed)
 
 
 def _width(name: str, value) -> int:
@@ -258,3 +259,59 @@ def check_model(model: nn.Module, dataset) -> nn.Module:
                          f"(dataset.num_classes = {dataset.num_classes}): on two examples "
                          f"a float tensor of shape {expected}, got {got}")
     return model
+
+
+# --- what a step costs ---------------------------------------------------------
+
+def forward_macs(model: nn.Module, X: torch.Tensor) -> int:
+    """Multiply-accumulates of ``model``'s forward pass per example, counted on ``X``.
+
+    ``X`` is a few examples (two will do). Counted are the layers whose products
+    make up the cost of the book's models: ``nn.Linear`` (outputs x inputs) and
+    ``nn.Conv1d/2d/3d`` (outputs x input channels per group x kernel size). A
+    product a module computes in its own ``forward`` counts nothing, so for
+    such a module :func:`step_cost` is at least 1 but may be low.
+    """
+    total = 0
+
+    def count(layer, inputs, out):
+        nonlocal total
+        if isinstance(layer, nn.Linear):
+            total += out.numel() * layer.in_features
+        else:  # a convolution: each output entry sums over its receptive field
+            kernel = 1
+            for size in layer.kernel_size:
+                kernel *= size
+            total += out.numel() * (layer.in_channels // layer.groups) * kernel
+
+    layers = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, layers)]
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            model(X)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return -(-total // len(X))
+
+
+def step_cost(macs_per_example: int, batch_size: int) -> int:
+    """Node-steps one step on ``batch_size`` examples counts as: one per started
+    :data:`~dmlbook.units.MACS_PER_NODE_STEP` multiply-accumulates of its forward
+    pass, at least one (the digits MLP on 32 examples: 1; the sheet's LeNet: 328)."""
+    return max(1, -(-(batch_size * macs_per_example) // MACS_PER_NODE_STEP))
+
+
+def check_training_work(name: str, node_steps: int, model: nn.Module, X: torch.Tensor,
+                        batch_size: int, what: str, maximum: int = MAX_NODE_STEPS,
+                        bound: str = "MAX_NODE_STEPS") -> int:
+    """Reject a run whose ``node_steps`` (``what`` says which product), each counted
+    as :func:`step_cost` node-steps of ``model`` on ``batch_size`` examples (measured
+    on the examples ``X``), pass ``maximum``; else return the cost of a step."""
+    macs = forward_macs(model, X)
+    cost = step_cost(macs, batch_size)
+    check_product(name, node_steps * cost, maximum,
+                  f"{what} x {cost:,} ({bound}; a step of this model on {batch_size:,} "
+                  f"examples is {batch_size * macs:,} multiply-accumulates and counts as "
+                  f"{cost:,} node-steps, one per started {MACS_PER_NODE_STEP:,})")
+    return cost

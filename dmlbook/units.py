@@ -22,9 +22,13 @@ of a 20-million-parameter model at :data:`MAX_STACKED_PARAMS`), except the
 parameter server with 4,096 workers at :data:`MAX_NODE_STEPS`: 1.38 and
 1.56 GiB in two runs, 0.83 GiB in a third whose peak was read after every
 round (it grew slowly over the rounds; no single step spiked). These are measured on the package's
-default model, the digits MLP: a node-step of the sheet's LeNet costs about
-a thousand times as much, and no bound weighs a step by its model's cost.
-The same section lists the
+default model, the digits MLP. A step of a larger model, or on a larger batch,
+counts as more than one node-step (:data:`MACS_PER_NODE_STEP`), so that the
+sheet's LeNet at the bound is about 30,000 node-steps, some 7 minutes at the
+measured 14.6 ms a step (not run at the bound). Evaluations are not weighted:
+a LeNet node's evaluation on 200 test images took about 40 ms in the cohorts
+run of benchmarks/README.md, so a LeNet run at :data:`MAX_NODE_EVALS` would
+spend over an hour evaluating. The same section lists the
 bounds that were lowered or added to keep the promise
 (:data:`MAX_STACKED_PARAMS`, :data:`MAX_LEDGER_RECORDS`, the ledger's
 ``MAX_ROUND``, :data:`MAX_NODE_EVALS`, :data:`MAX_WORKER_COUNTS`,
@@ -71,6 +75,15 @@ MAX_ROUNDS = 100_000
 #: 500 s of CPU at the bound: D-PSGD on a ring of 1,000 nodes, the parameter
 #: server with 4,096 workers).
 MAX_NODE_STEPS = 10_000_000
+#: Multiply-accumulates a node-step may take and still count as one towards
+#: :data:`MAX_NODE_STEPS` (and :data:`MAX_GOSSIP_STEPS`): a step counts once per
+#: started 2**20 multiply-accumulates of its forward pass on its batch
+#: (:func:`dmlbook.models.step_cost`). The digits MLP on 32 examples is 75,776
+#: (one node-step); the sheet's LeNet on 32 CIFAR-shaped images is 343 million,
+#: 328 node-steps, close to its measured cost: a step of 1,024 LeNet nodes took
+#: 14.6 ms a node, about 320 times the MLP's 45 us at the bound. Without it a
+#: run of LeNet at MAX_NODE_STEPS would take about 40 hours.
+MACS_PER_NODE_STEP = 2**20
 #: Examples in one mini-batch of one node.
 MAX_BATCH_SIZE = 65_536
 #: Examples all nodes process in one batched step: nodes x batch size
