@@ -7,6 +7,7 @@ signature, which the API reference shows as the documentation of each argument.
 """
 
 import inspect
+import time
 import re
 
 import pytest
@@ -83,3 +84,57 @@ def test_round_fn_runs_with_the_sheets_settings():
 
     run_dpsgd(n_nodes=4, topology="ring", rounds=2, lr=0.25, round_fn=round_fn, progress=False)
     assert seen == [0.25, 0.25]
+
+
+def test_the_final_all_reduce_is_recorded_as_the_round_after_the_last():
+    res = run_dpsgd(n_nodes=6, degree=2, rounds=3, final_allreduce="naive", eval_every=3,
+                    progress=False)
+    assert res.ledger.per_round().tolist() == [0, 12, 12, 12, 30]
+    assert res.ledger.per_round(delivered_only=True).tolist() == [0, 12, 12, 12, 30]
+    assert res.history.as_arrays()["round"].tolist() == [0, 3, 4]
+
+
+def test_a_round_fn_runs_records_its_messages_as_delivered():
+    res = run_dpsgd(n_nodes=6, topology="ring", rounds=2, model="logreg", eval_every=2,
+                    progress=False, round_fn=lambda params, W, grads, lr: W @ (params - lr * grads))
+    assert res.ledger.per_round(delivered_only=True).tolist() == [0, 12, 12]
+
+
+def test_train_seconds_leave_out_every_evaluation(monkeypatch):
+    # A clock that moves only while the nodes are evaluated, one second (of wall-clock
+    # and CPU) an evaluation: the training time must leave out all five evaluations
+    # after round 0 (0 s), not only the last (4 s), nor add them (10 s).
+    from dmlbook.engine import History
+
+    class Clock:
+        now = 0.0
+
+        def perf_counter(self):
+            return self.now
+
+        thread_time = perf_counter
+
+    clock, real = Clock(), History.record
+
+    def evaluation_taking_a_second(self, *args, **kwargs):
+        clock.now += 1.0
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(dpsgd, "time", clock)
+    monkeypatch.setattr(History, "record", evaluation_taking_a_second)
+    res = run_dpsgd(n_nodes=4, topology="ring", rounds=5, model="logreg", eval_every=1,
+                    progress=False)
+    assert (res.history.train_seconds, res.history.train_cpu_seconds) == (0.0, 0.0)
+
+
+def test_data_per_node_names_n_nodes_and_uses_the_runs_defaults():
+    from dmlbook.dpsgd import data_per_node
+
+    with pytest.raises(ValueError, match="^n_nodes must be a whole number >= 2"):
+        data_per_node(1)
+    assert data_per_node(8, split="shards") == data_per_node(8, split="shards",
+                                                             shards_per_node=2, seed=0)
+    assert data_per_node(8, split="shards") != data_per_node(8, split="shards",
+                                                             shards_per_node=3)
+    assert data_per_node(8, split="dirichlet") == data_per_node(8, split="dirichlet", seed=0)
+    assert data_per_node(8, split="dirichlet") != data_per_node(8, split="dirichlet", seed=1)
