@@ -164,6 +164,23 @@ run = gossip_learning(n_nodes=1000, until=MAX_GOSSIP_STEPS / 1000, eval_every=MA
 out["seconds"] = time.perf_counter() - start
 out["steps"] = float(run.mean_steps[-1] * 1000)
 """, False),
+    "run_dpsgd of the sheet's LeNet at MAX_NODE_STEPS, each step counted as 328: 128 x 238": ("""
+import torch
+from dmlbook.data import Dataset
+from dmlbook.models import LeNet, forward_macs, step_cost
+from dmlbook.units import MAX_NODE_STEPS
+g = torch.Generator().manual_seed(0)
+images = Dataset(torch.randn(1024, 3, 32, 32, generator=g), torch.randint(0, 10, (1024,), generator=g),
+                 torch.randn(200, 3, 32, 32, generator=g), torch.randint(0, 10, (200,), generator=g),
+                 num_classes=10)
+cost = step_cost(forward_macs(LeNet(), images.X_train[:2]), 32)
+rounds = MAX_NODE_STEPS // (128 * cost)
+assert (cost, rounds) == (328, 238)
+start = time.perf_counter()
+run = run_dpsgd(n_nodes=128, degree=8, rounds=rounds, eval_every=rounds, model=LeNet(),
+                dataset=images, batch_size=32, lr=0.05, progress=False)
+out["seconds"] = time.perf_counter() - start
+""", False),
     "gossip_average at MAX_GOSSIP_EVENTS (4,096 nodes x 488 cycles)": ("""
 from dmlbook.gossip import gossip_average
 from dmlbook.units import MAX_GOSSIP_EVENTS
