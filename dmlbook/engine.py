@@ -257,7 +257,7 @@ class Nodes:
         chunk = self.chunk_size(X)
         threads = stacked.threads_for(self.strategy, self.device)
         if threads > 1:
-            chunk = max(1, min(chunk // threads, -(-self.n // threads)))
+            chunk = max(1, chunk // threads)  # chunk <= n: never above ceil(n / threads)
         return [slice(s, s + chunk) for s in range(0, self.n, chunk)], threads
 
     def _losses_and_gradients(self, params, X, y):

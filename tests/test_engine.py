@@ -539,3 +539,19 @@ def test_batches_draw_every_example_of_a_node_even_its_last():
     idx = nd.batch_indices(seeded_generator(0), 200)
     assert set(idx[0].tolist()) == {0, 1, 2} and set(idx[1].tolist()) == {3, 4}
     assert set(nd.node_batch_indices(1, seeded_generator(1), 200).tolist()) == {3, 4}
+
+
+@pytest.mark.parametrize("n, expected", [(5, [(0, 2), (2, 4), (4, 6)]), (4, [(0, 2), (2, 4)]),
+                                         (1, [(0, 1)])])
+def test_the_row_plan_splits_the_nodes_over_two_threads_in_whole_slices(monkeypatch, n,
+                                                                        expected):
+    # The budget admits every node in one slice, which two threads share: slices of
+    # n // 2 nodes (at least one), whole numbers, covering each node once.
+    from dmlbook import engine
+
+    monkeypatch.setattr(engine.stacked, "threads_for", lambda strategy, device: 2)
+    nodes = Nodes(make_model("logreg"), n)
+    slices, threads = nodes._row_plan(torch.zeros(n, 4, 64))
+    assert threads == 2
+    assert [(s.start, s.stop) for s in slices] == expected
+    assert all(isinstance(s.stop, int) for s in slices)
