@@ -132,6 +132,8 @@ def test_data_per_node_names_n_nodes_and_uses_the_runs_defaults():
 
     with pytest.raises(ValueError, match="^n_nodes must be a whole number >= 2"):
         data_per_node(1)
+    assert data_per_node(8) == data_per_node(8, split="iid")
+    assert data_per_node(8) != data_per_node(8, split="shards")
     assert data_per_node(8, split="shards") == data_per_node(8, split="shards",
                                                              shards_per_node=2, seed=0)
     assert data_per_node(8, split="shards") != data_per_node(8, split="shards",
