@@ -24,8 +24,8 @@ parameter server with 4,096 workers at :data:`MAX_NODE_STEPS`: 1.38 and
 round (it grew slowly over the rounds; no single step spiked). These are measured on the package's
 default model, the digits MLP. A step of a larger model, or on a larger batch,
 counts as more than one node-step (:data:`MACS_PER_NODE_STEP`), so that the
-sheet's LeNet at the bound is about 30,000 node-steps, some 7 minutes at the
-measured 14.6 ms a step (not run at the bound). Evaluations are not weighted:
+sheet's LeNet at the bound is about 30,000 node-steps: 7 to 14 minutes at the
+14.6 to 28 ms a node-step measured in two runs (benchmarks/README.md). Evaluations are not weighted:
 a LeNet node's evaluation on 200 test images took about 40 ms in the cohorts
 run of benchmarks/README.md, so a LeNet run at :data:`MAX_NODE_EVALS` would
 spend over an hour evaluating. The same section lists the
@@ -80,9 +80,9 @@ MAX_NODE_STEPS = 10_000_000
 #: started 2**20 multiply-accumulates of its forward pass on its batch
 #: (:func:`dmlbook.models.step_cost`). The digits MLP on 32 examples is 75,776
 #: (one node-step); the sheet's LeNet on 32 CIFAR-shaped images is 343 million,
-#: 328 node-steps, close to its measured cost: a step of 1,024 LeNet nodes took
-#: 14.6 ms a node, about 320 times the MLP's 45 us at the bound. Without it a
-#: run of LeNet at MAX_NODE_STEPS would take about 40 hours.
+#: 328 node-steps. Measured, a LeNet node-step took 14.6 ms (1,024 nodes) to 28
+#: ms (10 nodes), 300 to 1,400 times the MLP's 20 to 45 us at the bound. Without
+#: it a run of LeNet at MAX_NODE_STEPS would take 40 to 80 hours.
 MACS_PER_NODE_STEP = 2**20
 #: Examples in one mini-batch of one node.
 MAX_BATCH_SIZE = 65_536
