@@ -130,6 +130,7 @@ class _Bar:
      r"<= 10,000,000, got 40,960,000$"),
     (dict(rounds=0), r"^rounds must be a whole number >= 1 and <= 100,000, got 0$"),
     (dict(n_clients=0), r"^n_clients must be a whole number >= 1 and <= 4,096, got 0$"),
+    (dict(lr=-0.1), r"^lr must be a finite number > 0 and <= 1e\+30, got -0.1$"),
 ])
 def test_fedavg_refusals_word_for_word(kw, message):
     with pytest.raises(ValueError, match=message):
@@ -164,6 +165,14 @@ def test_compressions_are_the_settings_the_ex4_chapter_discusses():
     text = open("chapters/ex4_gradients_vs_parameters.md").read()
     for words in ("8-bit", "4-bit", "top-10%", "top-1%"):
         assert words in text
+
+
+def test_fair_compressions_are_the_chapters_fairer_parameter_baselines():
+    named = [federated.describe(method, level)
+             for method, level in federated.FAIR_COMPRESSIONS]
+    assert named == ["4-bit per tensor", "top-10%, rest kept", "top-1%, rest kept"]
+    with pytest.raises(ValueError, match=r"^level must be a finite number > 0, got '8'"):
+        federated.describe("quantize", "8")
 
 
 def test_fedavg_records_every_round_and_names_a_bad_method():
