@@ -215,3 +215,20 @@ def test_exchange_signature_defaults():
 def test_compression_table_sends_updates_and_parameters_by_default():
     rows = federated.compression_table((("none", None),), n_clients=2, rounds=1, local_steps=1)
     assert [row["send"] for row in rows] == ["update", "parameters"]
+
+
+def test_cohorts_are_drawn_from_the_stream_above_the_runs_seed():
+    run = federated.run_fedavg(n_clients=8, cohort_size=3, rounds=2, local_steps=1, seed=5,
+                               progress=False)
+    stream = torch.Generator().manual_seed(federated.COHORT_STREAM + 5)
+    c = run.ledger.columns()
+    for r in (1, 2):
+        drawn = sorted(torch.randperm(8, generator=stream)[:3].tolist())
+        down = (c["round"] == r) & (c["sender"] == 8)
+        assert sorted(c["receiver"][down].tolist()) == drawn
+
+
+def test_exchange_node_steps_are_refused_before_its_evaluations():
+    with pytest.raises(ValueError, match=r"^rounds must keep n_nodes x rounds \(MAX_NODE_STEPS\) "
+                                         r"<= 10,000,000, got 409,600,000$"):
+        federated.run_decentralized_exchange(n_nodes=4096, rounds=100_000)
