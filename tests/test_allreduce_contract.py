@@ -13,6 +13,7 @@ import torch
 
 from dmlbook import allreduce
 from dmlbook.allreduce import train_data_parallel
+from dmlbook.faults import Faults
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -29,6 +30,9 @@ from dmlbook.allreduce import train_data_parallel
      "failover_rounds must be a whole number >= 0 and <= 100,000, got -1"),
     (dict(failover="yes"), "failover must be True or False, got 'yes'"),
     (dict(counts_only="yes"), "counts_only must be one of False, True, got 'yes'"),
+    (dict(faults=Faults(straggler_prob=0.1)),
+     "faults.straggler_prob must be 0 for train_data_parallel: a synchronous round only "
+     "waits for a straggler, and this simulator counts rounds, not seconds (got 0.1)"),
 ])
 def test_train_data_parallel_refuses_each_argument_by_name(monkeypatch, kwargs, message):
     monkeypatch.setattr(allreduce, "prepare", lambda *a, **k: pytest.fail("not refused up front"))
@@ -125,3 +129,41 @@ def test_sweeps_signature_defaults():
     assert defaults(allreduce.traffic_vs_workers)["worker_counts"] == (2, 4, 8, 16, 32)
     profile = defaults(allreduce.compute_profile)
     assert profile["worker_counts"] == (2, 8, 32, 128, 512) and profile["batch_size"] == 32
+
+
+def test_a_worker_crashed_in_round_1_is_waited_for_detect_rounds_rounds():
+    # Waiting starts at zero: rounds 1 and 2 wait for worker 0, round 3 leaves it out.
+    res = train_data_parallel("naive", n_workers=4, rounds=4, detect_rounds=2,
+                              faults=Faults(crash_at={0: 1}), progress=False)
+    assert res.updated[1:] == [False, False, True, True]
+
+
+def test_setup_summary_keys_and_compute_profiles_repeats_refusal():
+    assert list(allreduce.setup_summary(4)) == [
+        "model", "n_params", "train", "test", "examples_min", "examples_max",
+        "classes_min", "classes_max"]
+    with pytest.raises(ValueError, match=r"^repeats must be at most 100, got 101$"):
+        allreduce.compute_profile((2,), repeats=101)
+
+
+def test_results_made_without_a_ledger_get_an_empty_one():
+    from dmlbook.federated import FLResult
+    from dmlbook.ledger import Ledger
+
+    for result in (allreduce.DataParallelResult("ps", 2), FLResult()):
+        assert isinstance(result.ledger, Ledger) and result.ledger.totals().sent == 0
+    assert allreduce.DataParallelResult("ps", 2).ledger is not \
+        allreduce.DataParallelResult("ps", 2).ledger
+
+
+def test_traffic_vs_workers_runs_show_no_bars_of_their_own(monkeypatch):
+    shown = []
+    real = allreduce.progress_bar
+
+    def spy(total, enabled, desc):
+        shown.append(enabled)
+        return real(total, enabled, desc)
+
+    monkeypatch.setattr(allreduce, "progress_bar", spy)
+    allreduce.traffic_vs_workers((2,), rounds=1)
+    assert shown and set(shown) == {False}
