@@ -130,3 +130,33 @@ def test_centralized_baseline_trains_the_mlp_by_default():
     again = gossip.centralized_baseline(run, model="mlp", lr=0.1, batch_size=8, seed=0)
     assert baseline.steps[-1] == again.steps[-1] == int(run.steps.sum())
     assert baseline.test_loss == again.test_loss
+
+
+class _Started(Exception):
+    """Raised by the first call after a run's checks: the run was accepted."""
+
+
+def _stop(*args, **kwargs):
+    raise _Started
+
+
+def test_gossip_average_accepts_exactly_max_gossip_events(monkeypatch):
+    monkeypatch.setattr(gossip, "PeerSampler", _stop)
+    with pytest.raises(_Started):  # 2,000 nodes x 1,000 cycles = MAX_GOSSIP_EVENTS
+        gossip.gossip_average(list(range(2000)), cycles=1000)
+    with pytest.raises(ValueError, match=r"^cycles must keep nodes x cycles <= 2,000,000 "):
+        gossip.gossip_average(list(range(2000)), cycles=1001)
+
+
+def test_gossip_learning_until_is_bounded_by_max_rounds_periods(monkeypatch):
+    monkeypatch.setattr(gossip, "prepare", _stop)
+    kw = dict(n_nodes=2, delta=2.0, progress=False)
+    with pytest.raises(_Started):  # 75,000 periods of 2 s
+        gossip.gossip_learning(until=150_000, eval_every=150_000, **kw)
+    with pytest.raises(ValueError, match=r"^until must be a finite number > 0 and <= 200000"):
+        gossip.gossip_learning(until=200_001, eval_every=200_001, **kw)
+
+
+def test_gossip_learning_names_sgd_time():
+    with pytest.raises(ValueError, match=r"^sgd_time must be a finite number >= 0"):
+        gossip.gossip_learning(sgd_time=-1.0, progress=False)
