@@ -160,3 +160,39 @@ def test_gossip_learning_until_is_bounded_by_max_rounds_periods(monkeypatch):
 def test_gossip_learning_names_sgd_time():
     with pytest.raises(ValueError, match=r"^sgd_time must be a finite number >= 0"):
         gossip.gossip_learning(sgd_time=-1.0, progress=False)
+
+
+def test_gossip_average_refuses_values_word_for_word_and_takes_max_nodes(monkeypatch):
+    with pytest.raises(ValueError, match=r"^values must be a list of 2 to 4096 finite "
+                                         r"numbers, one per node, got shape \(2, 2\)$"):
+        gossip.gossip_average([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(ValueError, match="^" + re.escape(
+            f"values must be at most {gossip.MAX_GOSSIP_VALUE:g} in magnitude (their variance "
+            f"must stay a finite float), got 1e+300") + "$"):
+        gossip.gossip_average([1.0, 1e300])
+    monkeypatch.setattr(gossip, "PeerSampler", _stop)
+    with pytest.raises(_Started):
+        gossip.gossip_average(list(range(gossip.MAX_NODES)), cycles=1)
+
+
+def test_variance_factor_per_cycle_measures_ten_cycles_by_default():
+    run = gossip.gossip_average(list(range(16)), cycles=12, seed=3)
+    assert gossip.variance_factor_per_cycle(run) == gossip.variance_factor_per_cycle(run, 10)
+    assert gossip.variance_factor_per_cycle(run) != gossip.variance_factor_per_cycle(run, 11)
+
+
+def test_gossip_learning_counts_the_classes_of_every_node():
+    run = gossip.gossip_learning(n_nodes=6, until=2.0, split="shards", progress=False)
+    bounds = np.concatenate([[0], np.cumsum(run.examples_per_node)])
+    assert len(run.classes_per_node) == 6
+    from dmlbook.engine import prepare
+
+    node_data = prepare("mlp", 6, split="shards", seed=0).node_data
+    labels = node_data.y.numpy()
+    expected = [len(np.unique(labels[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
+    assert run.classes_per_node.tolist() == expected
+
+
+def test_gossip_learning_refuses_batch_steps_word_for_word():
+    with pytest.raises(ValueError, match=r"^batch_steps must be True or False, got 'yes'$"):
+        gossip.gossip_learning(batch_steps="yes", progress=False)
