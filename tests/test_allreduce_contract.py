@@ -167,3 +167,10 @@ def test_traffic_vs_workers_runs_show_no_bars_of_their_own(monkeypatch):
     monkeypatch.setattr(allreduce, "progress_bar", spy)
     allreduce.traffic_vs_workers((2,), rounds=1)
     assert shown and set(shown) == {False}
+
+
+def test_setup_summary_names_the_model_by_its_name_or_its_class():
+    from dmlbook.models import mlp
+
+    assert allreduce.setup_summary(4)["model"] == "mlp"
+    assert allreduce.setup_summary(4, model=mlp())["model"] == "Sequential"
