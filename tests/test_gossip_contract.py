@@ -196,3 +196,19 @@ def test_gossip_learning_counts_the_classes_of_every_node():
 def test_gossip_learning_refuses_batch_steps_word_for_word():
     with pytest.raises(ValueError, match=r"^batch_steps must be True or False, got 'yes'$"):
         gossip.gossip_learning(batch_steps="yes", progress=False)
+
+
+def test_gossip_average_and_its_factor_refuse_cycles_word_for_word():
+    with pytest.raises(ValueError, match=r"^cycles must be a whole number >= 1 and <= 100,000, "
+                                         r"got 0$"):
+        gossip.gossip_average([1.0, 2.0], cycles=0)
+    run = gossip.gossip_average([1.0, 2.0, 4.0], cycles=3)
+    with pytest.raises(ValueError, match=r"^cycles must be below the 4 cycles recorded, got 4$"):
+        gossip.variance_factor_per_cycle(run, 4)
+    agreed = gossip.gossip_average([2.0, 2.0, 2.0], cycles=3)
+    with pytest.raises(ValueError, match=r"^result's values agree from the start \(variance 0\)"):
+        gossip.variance_factor_per_cycle(agreed, 2)
+
+
+def test_a_gossip_learning_result_starts_at_zero_seconds():
+    assert gossip.GossipLearningResult().wall_seconds == 0.0
