@@ -5,6 +5,8 @@ From the first 36 mutants of a partial mutation run (benchmarks/README.md,
 refusals by name, and the cohorts' stream kept apart from every run's seed.
 """
 
+import inspect
+
 import pytest
 import torch
 
@@ -232,3 +234,46 @@ def test_exchange_node_steps_are_refused_before_its_evaluations():
     with pytest.raises(ValueError, match=r"^rounds must keep n_nodes x rounds \(MAX_NODE_STEPS\) "
                                          r"<= 10,000,000, got 409,600,000$"):
         federated.run_decentralized_exchange(n_nodes=4096, rounds=100_000)
+
+
+def test_run_fedavg_defaults_and_a_results_empty_server():
+    defaults = {name: p.default
+                for name, p in inspect.signature(federated.run_fedavg).parameters.items()}
+    assert (defaults["n_clients"], defaults["rounds"], defaults["local_steps"]) == (10, 30, 5)
+    assert federated.FLResult().server is None
+
+
+def test_own_models_at_the_largest_seed_wrap_to_seeds_0_and_1(monkeypatch):
+    # Node i starts from make_model(seed=(seed + 1 + i) mod 2**32): at MAX_SEED, 0, 1, ...
+    from dmlbook.models import make_model
+
+    starts = []
+    original = federated.History.record
+
+    def keep_round_0(self, r, nodes, *args, **kw):
+        if r == 0:
+            starts.append(nodes.params.clone())
+        return original(self, r, nodes, *args, **kw)
+
+    monkeypatch.setattr(federated.History, "record", keep_round_0)
+    _initial_models(init="own", seed=MAX_SEED, progress=False)
+    for i in range(3):
+        own = torch.nn.utils.parameters_to_vector(make_model("mlp", seed=i).parameters())
+        assert torch.equal(starts[0][i], own)
+
+
+def test_compression_table_runs_show_no_bars_and_fedavg_divergence_names_the_models(
+        monkeypatch):
+    shown, real = [], federated.progress_bar
+
+    def spy(total, enabled, desc):
+        shown.append(enabled)
+        return real(total, enabled, desc)
+
+    monkeypatch.setattr(federated, "progress_bar", spy)
+    federated.compression_table((("none", None),), sends=("update",), n_clients=2, rounds=1,
+                                local_steps=1)
+    assert shown == [False]
+    with pytest.raises(ValueError, match=r"^diverged at round 1; try a smaller lr "
+                                         r"\(the clients' models: no longer finite\)$"):
+        federated.run_fedavg(n_clients=2, rounds=3, local_steps=5, lr=1e30, progress=False)
