@@ -166,7 +166,7 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
                          "synchronous round only waits for a straggler, and this simulator "
                          f"counts rounds, not seconds (got {faults.straggler_prob})")
     setup = prepare(model, n, dataset=dataset, split=split, seed=seed, device=device)
-    check_training_work("rounds", n * rounds, setup.module, setup.dataset.X_train[:2],
+    check_training_work("rounds", n * rounds, setup.module, setup.dataset.X_train,
                         batch_size, "n_workers x rounds")
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     workers = Nodes(module, n, device=device)

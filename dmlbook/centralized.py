@@ -46,7 +46,7 @@ def train_centralized(*, model="mlp", dataset=None, steps: int = 2000, lr: float
     seed = check_seed(seed)
     dataset = data_mod.dataset_or_digits(dataset, seed=seed)
     net = model_for(model, dataset, seed=seed)
-    check_training_work("steps", steps, net, dataset.X_train[:2], batch_size, "steps")
+    check_training_work("steps", steps, net, dataset.X_train, batch_size, "steps")
     generator = torch.Generator().manual_seed(seed)
     result = CentralizedResult(model=net)
     start = time.perf_counter()

@@ -142,7 +142,7 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
     setup = prepare(model, n_nodes, dataset=dataset, split=split, seed=seed, alpha=alpha,
                     shards_per_node=shards_per_node, device=device)
     check_training_work("rounds", n_nodes * rounds * local_steps, setup.module,
-                        setup.dataset.X_train[:2], batch_size, "n_nodes x rounds x local_steps")
+                        setup.dataset.X_train, batch_size, "n_nodes x rounds x local_steps")
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     nodes = Nodes(module, n_nodes, device=device)
     history = History(ledger=Ledger(n_nodes, counts_only=counts_only))

@@ -152,10 +152,10 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
         steps = local_epochs * -(-int(node_data.sizes.max()) // batch_size)
         check_product("local_epochs", k * rounds * steps, MAX_NODE_STEPS,
                       "cohort x rounds x local_epochs x batches per pass (MAX_NODE_STEPS)")
-        check_training_work("local_epochs", k * rounds * steps, module, setup.dataset.X_train[:2],
+        check_training_work("local_epochs", k * rounds * steps, module, setup.dataset.X_train,
                             batch_size, "cohort x rounds x local_epochs x batches per pass")
     else:
-        check_training_work("rounds", k * rounds * local_steps, module, setup.dataset.X_train[:2],
+        check_training_work("rounds", k * rounds * local_steps, module, setup.dataset.X_train,
                             batch_size, "cohort x rounds x local_steps")
     clients = Nodes(module, k, device=device)
     server = clients.params[0].clone()
@@ -288,7 +288,7 @@ def run_decentralized_exchange(*, send: str = "parameters", n_nodes: int = 16,
     check_product("rounds", (n + 1) * (rounds + 1), MAX_NODE_EVALS,
                   "(n_nodes + 1) x (rounds + 1) evaluations (MAX_NODE_EVALS)")
     setup = prepare(model, n, split=split, seed=seed)
-    check_training_work("rounds", n * rounds, setup.module, setup.dataset.X_train[:2],
+    check_training_work("rounds", n * rounds, setup.module, setup.dataset.X_train,
                         batch_size, "n_nodes x rounds")
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     nodes = Nodes(module, n)

@@ -363,7 +363,7 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     started = time.perf_counter()
     setup = prepare(model, n, dataset=dataset, split=split, seed=seed)
     check_training_work("until", math.ceil(n * until / delta), setup.module,
-                        setup.dataset.X_train[:2], batch_size, "n_nodes x until / delta",
+                        setup.dataset.X_train, batch_size, "n_nodes x until / delta",
                         maximum=MAX_GOSSIP_STEPS, bound="MAX_GOSSIP_STEPS")
     module, dataset, node_data = setup.module, setup.dataset, setup.node_data
     nodes = Nodes(module, n)

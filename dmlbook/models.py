@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -279,10 +281,8 @@ def forward_macs(model: nn.Module, X: torch.Tensor) -> int:
         if isinstance(layer, nn.Linear):
             total += out.numel() * layer.in_features
         else:  # a convolution: each output entry sums over its receptive field
-            kernel = 1
-            for size in layer.kernel_size:
-                kernel *= size
-            total += out.numel() * (layer.in_channels // layer.groups) * kernel
+            total += (out.numel() * (layer.in_channels // layer.groups)
+                      * math.prod(layer.kernel_size))
 
     layers = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
     hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, layers)]
@@ -307,8 +307,9 @@ def check_training_work(name: str, node_steps: int, model: nn.Module, X: torch.T
                         bound: str = "MAX_NODE_STEPS") -> int:
     """Reject a run whose ``node_steps`` (``what`` says which product), each counted
     as :func:`step_cost` node-steps of ``model`` on ``batch_size`` examples (measured
-    on the examples ``X``), pass ``maximum``; else return the cost of a step."""
-    macs = forward_macs(model, X)
+    on the first two of the run's examples ``X``), pass ``maximum``; else return the
+    cost of a step."""
+    macs = forward_macs(model, X[:2])
     cost = step_cost(macs, batch_size)
     check_product(name, node_steps * cost, maximum,
                   f"{what} x {cost:,} ({bound}; a step of this model on {batch_size:,} "
