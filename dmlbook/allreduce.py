@@ -58,7 +58,7 @@ from .comm_model import (SCHEME_NAMES, SCHEMES, busiest_link_bytes,  # noqa: F40
                          messages_on_busiest_link, per_node_round_bytes,
                          ring_beats_naive_above_params, round_time_s)
 from .engine import Nodes, check_batch_size, prepare, progress_bar, seeded_generator
-from .models import check_training_work
+from .models import check_evaluation_work, check_training_work
 from . import pinned_threads
 from .collectives import naive_means, naive_messages, ring_allreduce
 from .compute import time_calls
@@ -113,6 +113,9 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
         n_workers: workers (the parameter server is one more node, id ``n_workers``).
         rounds: training rounds (``n_workers x rounds`` <= ``MAX_NODE_STEPS``,
             a step of a large model or batch counting as several (``models.step_cost``);
+            the reported model's ``rounds + 1`` evaluations, each counted as
+            ``models.evaluation_cost`` (more than one only for a large model or
+            test set), at most ``MAX_NODE_EVALS``;
             for ``"ring"`` also ``rounds x 2 (n_workers - 1)`` ring steps <=
             ``MAX_RING_STEPS``; the run's messages <= ``MAX_RUN_MESSAGES``);
             lr: learning rate; batch_size: per worker.
@@ -168,6 +171,8 @@ def train_data_parallel(scheme: str, *, n_workers: int = 4, rounds: int = 20, lr
     setup = prepare(model, n, dataset=dataset, split=split, seed=seed, device=device)
     check_training_work("rounds", n * rounds, setup.module, setup.dataset.X_train,
                         batch_size, "n_workers x rounds")
+    check_evaluation_work("rounds", rounds + 1, setup.module, setup.X_test,
+                          "rounds + 1 evaluations of the reported model")
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     workers = Nodes(module, n, device=device)
     server = n if scheme == "ps" else None

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from . import data as data_mod
 from .compute import sgd_step
-from .models import check_training_work, model_for
+from .models import check_evaluation_work, check_training_work, model_for
 from .engine import check_batch_size
 from .units import MAX_LR, MAX_ROUNDS, check_diverged, check_int, check_number, check_seed
 
@@ -36,7 +36,10 @@ def train_centralized(*, model="mlp", dataset=None, steps: int = 2000, lr: float
     ``steps`` is at most :data:`~dmlbook.units.MAX_ROUNDS`; ``batch_size`` at
     most :data:`~dmlbook.units.MAX_BATCH_SIZE`; and ``steps``, each counted as
     :func:`~dmlbook.models.step_cost` node-steps, at most
-    :data:`~dmlbook.units.MAX_NODE_STEPS`. A loss or model that is no
+    :data:`~dmlbook.units.MAX_NODE_STEPS`; its evaluations (every ``eval_every``
+    steps, the first and the last), each counted as
+    :func:`~dmlbook.models.evaluation_cost` evaluations, at most
+    :data:`~dmlbook.units.MAX_NODE_EVALS` where one counts more than one. A loss or model that is no
     longer finite stops the run: "diverged at round (step) r".
     """
     steps = check_int("steps", steps, maximum=MAX_ROUNDS)
@@ -47,6 +50,8 @@ def train_centralized(*, model="mlp", dataset=None, steps: int = 2000, lr: float
     dataset = data_mod.dataset_or_digits(dataset, seed=seed)
     net = model_for(model, dataset, seed=seed)
     check_training_work("steps", steps, net, dataset.X_train, batch_size, "steps")
+    check_evaluation_work("eval_every", 1 + steps // eval_every + (steps % eval_every != 0), net,
+                          dataset.X_test, "evaluations (1 + steps / eval_every, rounded up)")
     generator = torch.Generator().manual_seed(seed)
     result = CentralizedResult(model=net)
     start = time.perf_counter()

@@ -23,7 +23,7 @@ from . import data as data_mod
 from .collectives import naive_allreduce, ring_allreduce_models
 from .engine import (History, Nodes, check_batch_size, gossip, prepare, progress_bar,
                      seeded_generator)
-from .models import check_training_work
+from .models import check_evaluation_work, check_training_work
 from .faults import Faults, check_faults
 from .ledger import Ledger, check_run_messages
 from .topology import Topology, resolve_topology
@@ -101,7 +101,8 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
     local_steps`` <= :data:`~dmlbook.units.MAX_NODE_STEPS` (a step of a large
     model or batch counting as several: :func:`~dmlbook.models.step_cost`), and the nodes
     and their average evaluated at most :data:`~dmlbook.units.MAX_NODE_EVALS`
-    times in all (``eval_every`` sets how often), and the run's messages
+    times in all (``eval_every`` sets how often; an evaluation of a large model
+    or test set counting as several: :func:`~dmlbook.models.evaluation_cost`), and the run's messages
     (``rounds`` x the graph's directed edges + the final all-reduce's) at most
     :data:`~dmlbook.units.MAX_RUN_MESSAGES`. Models that stop
     being finite end the run with "diverged at round r; try a smaller lr".
@@ -143,6 +144,8 @@ def run_dpsgd(*, n_nodes: int = 16, topology: Topology | str = "regular",
                     shards_per_node=shards_per_node, device=device)
     check_training_work("rounds", n_nodes * rounds * local_steps, setup.module,
                         setup.dataset.X_train, batch_size, "n_nodes x rounds x local_steps")
+    check_evaluation_work("eval_every", evaluations, setup.module, setup.X_test,
+                          f"(n_nodes + 1) x evaluations (eval_every={eval_every})")
     module, node_data, X_test, y_test = setup.module, setup.node_data, setup.X_test, setup.y_test
     nodes = Nodes(module, n_nodes, device=device)
     history = History(ledger=Ledger(n_nodes, counts_only=counts_only))

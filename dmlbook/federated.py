@@ -21,7 +21,7 @@ from . import compression
 from .engine import (History, Nodes, check_batch_size, mix, prepare, progress_bar,
                      seeded_generator)
 from .ledger import Ledger, check_run_messages
-from .models import check_training_work, make_model
+from .models import check_evaluation_work, check_training_work, make_model
 from .topology import Topology, resolve_topology
 from .units import (MAX_LR, MAX_NODE_EVALS, MAX_NODES, MAX_SEED, MAX_NODE_STEPS, MAX_ROUNDS,
                     check_choice, check_diverged, check_int, check_number, check_product,
@@ -86,7 +86,10 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
 
     Bounds: ``cohort x rounds x local_steps`` (or ``local_epochs`` x the
     batches of a pass) <= :data:`~dmlbook.units.MAX_NODE_STEPS` (a step of a
-    large model or batch counting as several: :func:`~dmlbook.models.step_cost`), and the
+    large model or batch counting as several: :func:`~dmlbook.models.step_cost`), the
+    server's model evaluated ``rounds + 1`` times, each counted as
+    :func:`~dmlbook.models.evaluation_cost` evaluations (more than one only for a
+    large model or test set), at most :data:`~dmlbook.units.MAX_NODE_EVALS`, and the
     run's ``2 x cohort x rounds`` messages <=
     :data:`~dmlbook.units.MAX_LEDGER_RECORDS` (its ledger keeps every record),
     both checked before the first round.
@@ -157,6 +160,8 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     else:
         check_training_work("rounds", k * rounds * local_steps, module, setup.dataset.X_train,
                             batch_size, "cohort x rounds x local_steps")
+    check_evaluation_work("rounds", rounds + 1, module, X_test,
+                          "rounds + 1 evaluations of the server's model")
     clients = Nodes(module, k, device=device)
     server = clients.params[0].clone()
     result = FLResult(ledger=Ledger(n + 1))

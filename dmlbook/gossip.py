@@ -27,7 +27,7 @@ import torch
 
 from .centralized import train_centralized
 from .engine import Nodes, check_batch_size, prepare, progress_bar
-from .models import check_training_work
+from .models import check_evaluation_work, check_training_work
 from .faults import lost
 from .ledger import Ledger
 from .units import (MAX_GOSSIP_EVENTS, MAX_GOSSIP_NODE_EVALS, MAX_GOSSIP_STEPS, MAX_LR,
@@ -324,7 +324,8 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     ``m``: ``x <- (m.x + x) / 2``. Every node is evaluated on the test set
     every ``eval_every`` simulated seconds until ``until``, at most
     :data:`~dmlbook.units.MAX_GOSSIP_NODE_EVALS` node evaluations in all
-    (``n_nodes`` x (``until / eval_every`` + 1)), and at most
+    (``n_nodes`` x (``until / eval_every`` + 1), an evaluation of a large model
+    or test set counting as several: :func:`~dmlbook.models.evaluation_cost`), and at most
     :data:`~dmlbook.units.MAX_GOSSIP_STEPS` SGD steps (``n_nodes`` x ``until /
     delta``, a step of a large model or batch counting as several:
     :func:`~dmlbook.models.step_cost`). A message counts as delivered only if it
@@ -365,6 +366,9 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     check_training_work("until", math.ceil(n * until / delta), setup.module,
                         setup.dataset.X_train, batch_size, "n_nodes x until / delta",
                         maximum=MAX_GOSSIP_STEPS, bound="MAX_GOSSIP_STEPS")
+    check_evaluation_work("eval_every", evaluations, setup.module, setup.dataset.X_test,
+                          f"n_nodes x evaluations (eval_every={eval_every!r})",
+                          maximum=MAX_GOSSIP_NODE_EVALS, bound="MAX_GOSSIP_NODE_EVALS")
     module, dataset, node_data = setup.module, setup.dataset, setup.node_data
     nodes = Nodes(module, n)
     rng = np.random.default_rng([seed, 2])

@@ -15,8 +15,8 @@ import math
 import torch
 from torch import nn
 
-from .units import (MACS_PER_NODE_STEP, MAX_MODEL_PARAMS, MAX_NODE_STEPS, MAX_VOCAB, MAX_WIDTH,
-                    check_int, check_product, check_seed)
+from .units import (MACS_PER_NODE_EVAL, MACS_PER_NODE_STEP, MAX_MODEL_PARAMS, MAX_NODE_EVALS,
+                    MAX_NODE_STEPS, MAX_VOCAB, MAX_WIDTH, check_int, check_product, check_seed)
 
 
 def _width(name: str, value) -> int:
@@ -315,4 +315,34 @@ def check_training_work(name: str, node_steps: int, model: nn.Module, X: torch.T
                   f"{what} x {cost:,} ({bound}; a step of this model on {batch_size:,} "
                   f"examples is {batch_size * macs:,} multiply-accumulates and counts as "
                   f"{cost:,} node-steps, one per started {MACS_PER_NODE_STEP:,})")
+    return cost
+
+
+def evaluation_cost(macs_per_example: int, n_examples: int) -> int:
+    """Evaluations one node's evaluation on ``n_examples`` test examples counts as:
+    one per started :data:`~dmlbook.units.MACS_PER_NODE_EVAL` multiply-accumulates
+    of its forward pass, at least one (the digits MLP on its 359 test images: 1;
+    the sheet's LeNet on 200 images: 64)."""
+    return max(1, -(-(n_examples * macs_per_example) // MACS_PER_NODE_EVAL))
+
+
+def check_evaluation_work(name: str, evaluations: int, model: nn.Module, X_test: torch.Tensor,
+                          what: str, maximum: int = MAX_NODE_EVALS,
+                          bound: str = "MAX_NODE_EVALS") -> int:
+    """Reject a run whose ``evaluations`` (``what`` says which product), each counted
+    as :func:`evaluation_cost` evaluations of ``model`` on the test set ``X_test``,
+    pass ``maximum``; else return the cost of one evaluation.
+
+    An evaluation that counts as one is bounded by the caller's own count checks
+    (each simulator bounds its evaluations, or its rounds, before it builds the
+    model), so only a costlier one is checked here.
+    """
+    macs = forward_macs(model, X_test[:2])
+    cost = evaluation_cost(macs, len(X_test))
+    if cost > 1:
+        check_product(name, evaluations * cost, maximum,
+                      f"{what} x {cost:,} ({bound}; an evaluation of this model on the "
+                      f"{len(X_test):,} test examples is {len(X_test) * macs:,} "
+                      f"multiply-accumulates and counts as {cost:,} evaluations, one per "
+                      f"started {MACS_PER_NODE_EVAL:,})")
     return cost

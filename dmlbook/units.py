@@ -25,10 +25,12 @@ round (it grew slowly over the rounds; no single step spiked). These are measure
 default model, the digits MLP. A step of a larger model, or on a larger batch,
 counts as more than one node-step (:data:`MACS_PER_NODE_STEP`), so that the
 sheet's LeNet at the bound is about 30,000 node-steps: 7 to 14 minutes at the
-14.6 to 28 ms a node-step measured in two runs (benchmarks/README.md). Evaluations are not weighted:
-a LeNet node's evaluation on 200 test images took about 40 ms in the cohorts
-run of benchmarks/README.md, so a LeNet run at :data:`MAX_NODE_EVALS` would
-spend over an hour evaluating. The same section lists the
+14.6 to 28 ms a node-step measured in two runs (benchmarks/README.md). In the same
+way an evaluation of a larger model, or on a larger test set, counts as more
+than one (:data:`MACS_PER_NODE_EVAL`): a LeNet node's evaluation on 200 test
+images (54 ms) counts 64, so that a LeNet run at :data:`MAX_NODE_EVALS` spends
+about 1,560 evaluations, 1.5 minutes, where it would have spent 1.5 hours. The
+same section of benchmarks/README.md lists the
 bounds that were lowered or added to keep the promise
 (:data:`MAX_STACKED_PARAMS`, :data:`MAX_LEDGER_RECORDS`, the ledger's
 ``MAX_ROUND``, :data:`MAX_NODE_EVALS`, :data:`MAX_WORKER_COUNTS`,
@@ -84,6 +86,19 @@ MAX_NODE_STEPS = 10_000_000
 #: ms (10 nodes), 300 to 1,400 times the MLP's 20 to 45 us at the bound. Without
 #: it a run of LeNet at MAX_NODE_STEPS would take 40 to 80 hours.
 MACS_PER_NODE_STEP = 2**20
+#: Multiply-accumulates one node's evaluation on the test set may take and
+#: still count as one evaluation towards :data:`MAX_NODE_EVALS` (and
+#: :data:`MAX_GOSSIP_NODE_EVALS`): an evaluation counts once per started 2**25
+#: multiply-accumulates of its forward pass over the whole test set
+#: (:func:`dmlbook.models.evaluation_cost`). The digits MLP on its 359 test
+#: images is 850,112 (one evaluation); the sheet's LeNet on 200 CIFAR-shaped
+#: images is 2.1 billion, 64 evaluations. Measured (5 December 2026, 2 cores,
+#: beside a test run), a node's evaluation took 1.1 ms for the MLP and 54 to 59
+#: ms for LeNet: 50 times as long, so LeNet is weighted a little above its time.
+#: Steps have a smaller unit (2**20) because a step's batch is small and its
+#: backward pass and update add to its cost; an evaluation is forward only over
+#: many examples at once, which runs faster per multiply-accumulate.
+MACS_PER_NODE_EVAL = 2**25
 #: Examples in one mini-batch of one node.
 MAX_BATCH_SIZE = 65_536
 #: Examples all nodes process in one batched step: nodes x batch size
