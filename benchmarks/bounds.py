@@ -34,6 +34,16 @@ data = synthetic_logistic(20_000, 64, seed=0)
 start = time.perf_counter()
 """
 
+# CIFAR-shaped random images for the LeNet cases (1,024 to train on, 200 to test).
+IMAGES = """
+import torch
+from dmlbook.data import Dataset
+g = torch.Generator().manual_seed(0)
+images = Dataset(torch.randn(1024, 3, 32, 32, generator=g), torch.randint(0, 10, (1024,), generator=g),
+                 torch.randn(200, 3, 32, 32, generator=g), torch.randint(0, 10, (200,), generator=g),
+                 num_classes=10)
+"""
+
 CASES = {  # name: (code, in --quick)
     "train_data_parallel('naive'), 4,096 workers, 1 round": ("""
 run = train_data_parallel("naive", n_workers=4096, rounds=1, dataset=data, progress=False)
@@ -164,15 +174,9 @@ run = gossip_learning(n_nodes=1000, until=MAX_GOSSIP_STEPS / 1000, eval_every=MA
 out["seconds"] = time.perf_counter() - start
 out["steps"] = float(run.mean_steps[-1] * 1000)
 """, False),
-    "run_dpsgd of the sheet's LeNet at MAX_NODE_STEPS, each step counted as 328: 128 x 238": ("""
-import torch
-from dmlbook.data import Dataset
+    "run_dpsgd of the sheet's LeNet at MAX_NODE_STEPS, each step counted as 328: 128 x 238": (IMAGES + """
 from dmlbook.models import LeNet, forward_macs, step_cost
 from dmlbook.units import MAX_NODE_STEPS
-g = torch.Generator().manual_seed(0)
-images = Dataset(torch.randn(1024, 3, 32, 32, generator=g), torch.randint(0, 10, (1024,), generator=g),
-                 torch.randn(200, 3, 32, 32, generator=g), torch.randint(0, 10, (200,), generator=g),
-                 num_classes=10)
 cost = step_cost(forward_macs(LeNet(), images.X_train[:2]), 32)
 rounds = MAX_NODE_STEPS // (128 * cost)
 assert (cost, rounds) == (328, 238)
@@ -180,6 +184,23 @@ start = time.perf_counter()
 run = run_dpsgd(n_nodes=128, degree=8, rounds=rounds, eval_every=rounds, model=LeNet(),
                 dataset=images, batch_size=32, lr=0.05, progress=False)
 out["seconds"] = time.perf_counter() - start
+""", False),
+    "run_dpsgd of LeNet at MAX_NODE_EVALS, each evaluation counted as 64: 16 x 97": (IMAGES + """
+from dmlbook.models import LeNet, evaluation_cost, forward_macs
+from dmlbook.units import MAX_NODE_EVALS
+cost = evaluation_cost(forward_macs(LeNet(), images.X_test[:2]), 200)
+rounds = MAX_NODE_EVALS // (16 * cost) - 1  # 15 nodes and their average, rounds + 1 times
+assert (cost, rounds, 16 * (rounds + 1) * cost) == (64, 96, 99_328)
+try:  # one round more passes the bound
+    run_dpsgd(n_nodes=15, degree=4, rounds=rounds + 1, model=LeNet(), dataset=images)
+    raise AssertionError("not refused")
+except ValueError as error:
+    assert "MAX_NODE_EVALS; an evaluation" in str(error), error
+start = time.perf_counter()
+run = run_dpsgd(n_nodes=15, degree=4, rounds=rounds, eval_every=1, model=LeNet(),
+                dataset=images, batch_size=32, lr=0.05, progress=False)
+out["seconds"] = time.perf_counter() - start
+out["evaluation_seconds"] = out["seconds"] - run.history.train_seconds
 """, False),
     "gossip_average at MAX_GOSSIP_EVENTS (4,096 nodes x 488 cycles)": ("""
 from dmlbook.gossip import gossip_average
@@ -242,6 +263,9 @@ def main(argv=None) -> None:
             continue
         print(f"| {name:<70} | {out['seconds']:8.1f} | {out['cpu_s']:8.1f} | "
               f"{out['peak_GiB']:8.2f} | {os.getloadavg()[0]:4.1f} |", flush=True)
+        if "evaluation_seconds" in out:
+            print(f"| {'  of which evaluating':<70} | {out['evaluation_seconds']:8.1f} | | | |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dmlbook import data
+from dmlbook import data, engine
 from dmlbook.collectives import naive_allreduce
 from dmlbook.engine import (FlatModel, NodeData, Nodes, gossip, mixing_operator,
                             resolve_device, seeded_generator)
@@ -555,3 +555,12 @@ def test_the_row_plan_splits_the_nodes_over_two_threads_in_whole_slices(monkeypa
     assert threads == 2
     assert [(s.start, s.stop) for s in slices] == expected
     assert all(isinstance(s.stop, int) for s in slices)
+
+
+def test_prepare_puts_the_test_tensors_on_the_runs_device(monkeypatch):
+    # No CUDA here: the "meta" device stands in for another device, so that test
+    # tensors left on the CPU (a .to(None)) are seen.
+    monkeypatch.setattr(engine, "resolve_device", lambda device: torch.device("meta"))
+    setup = engine.prepare("mlp", 4, device="cuda")
+    assert setup.X_test.device.type == setup.y_test.device.type == "meta"
+    assert setup.X_test.shape == (359, 64) and setup.y_test.shape == (359,)
