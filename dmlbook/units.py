@@ -28,8 +28,9 @@ sheet's LeNet at the bound is about 30,000 node-steps: 7 to 14 minutes at the
 14.6 to 28 ms a node-step measured in two runs (benchmarks/README.md). In the same
 way an evaluation of a larger model, or on a larger test set, counts as more
 than one (:data:`MACS_PER_NODE_EVAL`): a LeNet node's evaluation on 200 test
-images (54 ms) counts 64, so that a LeNet run at :data:`MAX_NODE_EVALS` spends
-about 1,560 evaluations, 1.5 minutes, where it would have spent 1.5 hours. The
+images (54 ms) counts 64, so that a LeNet run at :data:`MAX_NODE_EVALS` makes
+1,552 evaluations (215 CPU s for the run), where it would have made 100,000
+(1.5 hours). The
 same section of benchmarks/README.md lists the
 bounds that were lowered or added to keep the promise
 (:data:`MAX_STACKED_PARAMS`, :data:`MAX_LEDGER_RECORDS`, the ledger's
@@ -92,12 +93,14 @@ MACS_PER_NODE_STEP = 2**20
 #: multiply-accumulates of its forward pass over the whole test set
 #: (:func:`dmlbook.models.evaluation_cost`). The digits MLP on its 359 test
 #: images is 850,112 (one evaluation); the sheet's LeNet on 200 CIFAR-shaped
-#: images is 2.1 billion, 64 evaluations. Measured (5 December 2026, 2 cores,
-#: beside a test run), a node's evaluation took 1.1 ms for the MLP and 54 to 59
-#: ms for LeNet: 50 times as long, so LeNet is weighted a little above its time.
-#: Steps have a smaller unit (2**20) because a step's batch is small and its
-#: backward pass and update add to its cost; an evaluation is forward only over
-#: many examples at once, which runs faster per multiply-accumulate.
+#: images is 2.1 billion, 64 evaluations. A LeNet node's evaluation took 54 to
+#: 59 ms (5 December 2026, 2 cores, under load), so a LeNet run at
+#: MAX_NODE_EVALS evaluates 1,552 times: 215 CPU s for the whole run
+#: (benchmarks/README.md), where the 100,000 of an unweighted bound were 1.5
+#: hours. The MLP's evaluation is cheaper still (99,000 of them and their
+#: training took 25 CPU s), so this unit weighs LeNet below its time, enough
+#: to keep its runs to minutes. Steps have a smaller unit (2**20): a step's
+#: batch is small, and its backward pass and update add to its cost.
 MACS_PER_NODE_EVAL = 2**25
 #: Examples in one mini-batch of one node.
 MAX_BATCH_SIZE = 65_536
