@@ -13,7 +13,7 @@ import torch
 from dmlbook import data, federated
 from dmlbook.engine import NodeData, Nodes, seeded_generator
 from dmlbook.models import make_model
-from dmlbook.units import MAX_SEED
+from dmlbook.units import MAX_ROUNDS, MAX_SEED
 
 
 def _setup():
@@ -277,3 +277,15 @@ def test_compression_table_runs_show_no_bars_and_fedavg_divergence_names_the_mod
     with pytest.raises(ValueError, match=r"^diverged at round 1; try a smaller lr "
                                          r"\(the clients' models: no longer finite\)$"):
         federated.run_fedavg(n_clients=2, rounds=3, local_steps=5, lr=1e30, progress=False)
+
+
+@pytest.mark.parametrize("local_steps", [0, MAX_ROUNDS + 1, 2.5])
+def test_run_fedavg_refuses_local_steps_by_their_name(local_steps):
+    with pytest.raises(ValueError, match=r"^local_steps must "):
+        federated.run_fedavg(n_clients=2, rounds=1, local_steps=local_steps, progress=False)
+
+
+def test_a_result_made_empty_has_no_payloads():
+    result = federated.FLResult()
+    assert result.payloads == {} and isinstance(result.payloads, dict)
+    assert result.payloads is not federated.FLResult().payloads  # not shared between results
