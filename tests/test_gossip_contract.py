@@ -212,3 +212,22 @@ def test_gossip_average_and_its_factor_refuse_cycles_word_for_word():
 
 def test_a_gossip_learning_result_starts_at_zero_seconds():
     assert gossip.GossipLearningResult().wall_seconds == 0.0
+
+
+def test_gossip_learning_batches_its_steps_by_default(monkeypatch):
+    # Steps that cannot influence each other (within the delay) go through one
+    # forward pass by default; batch_steps=False takes one pass a step.
+    kw = dict(n_nodes=16, model="logreg", until=4, lr=0.3, delay=0.3, progress=False)
+    passes = []
+    forward = gossip.Nodes.forward
+
+    def counted(self, params, X):
+        passes.append(len(params))
+        return forward(self, params, X)
+
+    monkeypatch.setattr(gossip.Nodes, "forward", counted)
+    run = gossip.gossip_learning(**kw)
+    assert sum(passes) == run.steps.sum() > len(passes)  # several steps a pass
+    passes.clear()
+    run = gossip.gossip_learning(batch_steps=False, **kw)
+    assert len(passes) == sum(passes) == run.steps.sum()
