@@ -446,9 +446,8 @@ def simple_cnn(seed: int = SEED) -> torch.nn.Module:
 
 def cohorts(n_users: int, cohort: int, rounds: int) -> list[list[int]]:
     """The cohorts ``run_fedavg(cohort_size=cohort)`` samples, round by round (its stream)."""
-    g = torch.Generator().manual_seed(federated.COHORT_STREAM + SEED)
-    return [torch.randperm(n_users, generator=g)[:cohort].sort().values.tolist()
-            for _ in range(rounds)]
+    stream = federated.cohort_stream(SEED)
+    return [federated.draw_cohort(stream, n_users, cohort).tolist() for _ in range(rounds)]
 
 
 def dmlbook_cifar(cfg, dataset, rounds: int) -> tuple[float, object]:

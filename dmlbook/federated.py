@@ -28,8 +28,23 @@ from .units import (MAX_LR, MAX_NODE_EVALS, MAX_NODES, MAX_SEED, MAX_NODE_STEPS,
                     check_seed)
 
 SEND_DL = ("parameters", "gradients")
-# Added to a run's seed for the stream that samples FedAvg's cohorts (seeds are below it).
-COHORT_STREAM = 2**40
+# The tag of the stream that samples FedAvg's cohorts: numpy.random.default_rng([seed,
+# COHORT_STREAM]), whose seed sequence mixes both into a stream of its own. A torch
+# generator cannot give one: it keeps only the low 32 bits of its seed, so every other
+# seed is some run's batch stream (the earlier 2**40 + seed was this run's own).
+COHORT_STREAM = 3
+
+
+def cohort_stream(seed: int) -> np.random.Generator:
+    """The stream a FedAvg run of ``seed`` draws its cohorts from, apart from its
+    batches' (so the batches of a run with cohorts are those of one without)."""
+    return np.random.default_rng([check_seed(seed), COHORT_STREAM])
+
+
+def draw_cohort(stream: np.random.Generator, n_clients: int, cohort_size: int) -> torch.Tensor:
+    """One round's cohort: ``cohort_size`` distinct clients of ``n_clients``, each
+    set equally likely, in increasing order."""
+    return torch.from_numpy(np.sort(stream.choice(n_clients, cohort_size, replace=False)))
 
 
 def fedsgd_round(server: torch.Tensor, nodes: Nodes, X, y, *, lr: float,
@@ -166,9 +181,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     server = clients.params[0].clone()
     result = FLResult(ledger=Ledger(n + 1))
     generator = seeded_generator(seed)
-    # The cohorts come from a stream of their own (its seed above every run's
-    # seed), so that the batches' stream is the one of a run without cohorts.
-    cohort_generator = torch.Generator().manual_seed(COHORT_STREAM + check_seed(seed))
+    cohorts = cohort_stream(seed)
     everyone = torch.arange(n)
 
     def record(r):
@@ -180,8 +193,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 30, local_steps: int = 5,
     record(0)
     bar = progress_bar(rounds, progress, "FedAvg")
     for r in range(1, rounds + 1):
-        cohort = everyone if k == n else \
-            torch.randperm(n, generator=cohort_generator)[:k].sort().values
+        cohort = everyone if k == n else draw_cohort(cohorts, n, k)
         result.ledger.record(r, n, cohort.numpy(), clients.payload_bytes)
         clients.params = server.expand(k, -1).clone()
         local_training(clients, node_data, None if k == n else cohort, generator,

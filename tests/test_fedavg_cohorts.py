@@ -166,17 +166,3 @@ def test_local_epochs_are_bounded_by_the_steps_they_take():
         federated.run_fedavg(n_clients=4, local_epochs=3000, batch_size=1, rounds=100,
                              progress=False)
 
-
-def test_cohorts_are_drawn_from_their_own_stream_seeded_2_40_plus_the_runs_seed():
-    # Each round's cohort: the first k of a permutation of the clients, from a
-    # generator seeded 2**40 + seed (above every run's seed, so that it is never
-    # another run's batch stream), sorted.
-    n, k, seed = 20, 5, 7
-    run = federated.run_fedavg(n_clients=n, cohort_size=k, rounds=4, local_steps=1, seed=seed,
-                               progress=False)
-    stream = torch.Generator().manual_seed(2**40 + seed)
-    col = run.ledger.columns()
-    for r in range(1, 5):
-        expected = sorted(torch.randperm(n, generator=stream)[:k].tolist())
-        down = (col["sender"] == n) & (col["round"] == r)
-        assert sorted(col["receiver"][down].tolist()) == expected

@@ -7,6 +7,7 @@ refusals by name, and the cohorts' stream kept apart from every run's seed.
 
 import inspect
 
+import numpy as np
 import pytest
 import torch
 
@@ -47,8 +48,27 @@ def test_fedsgd_round_refusals_name_the_argument():
             federated.fedsgd_round(bad_server, bad_nodes, X, y, lr=0.5)
 
 
-def test_the_cohort_stream_is_above_every_runs_seed():
-    assert federated.COHORT_STREAM > MAX_SEED
+def test_the_cohort_stream_is_not_the_batch_stream():
+    # It was torch's generator seeded 2**40 + seed, which keeps the low 32 bits:
+    # the batch stream itself, so every first cohort was the batches' first draw.
+    n, k = 20, 5
+    for seed in (0, 1, 7, MAX_SEED):
+        batches = seeded_generator(seed)
+        same_draw = sorted(torch.randperm(n, generator=batches)[:k].tolist())
+        assert federated.draw_cohort(federated.cohort_stream(seed), n, k).tolist() != same_draw
+    assert federated.COHORT_STREAM == 3
+    assert (federated.cohort_stream(5).random() ==
+            np.random.default_rng([5, federated.COHORT_STREAM]).random())
+
+
+def test_a_cohort_is_distinct_sorted_clients_every_set_equally_likely():
+    stream = federated.cohort_stream(0)
+    counts = {}
+    for _ in range(6000):
+        cohort = federated.draw_cohort(stream, 4, 2)
+        assert cohort.dtype == torch.int64 and cohort[0] < cohort[1]
+        counts[tuple(cohort.tolist())] = counts.get(tuple(cohort.tolist()), 0) + 1
+    assert len(counts) == 6 and all(900 < c < 1100 for c in counts.values())  # 1,000 each
 
 
 def _initial_models(**kw):
@@ -219,14 +239,17 @@ def test_compression_table_sends_updates_and_parameters_by_default():
     assert [row["send"] for row in rows] == ["update", "parameters"]
 
 
-def test_cohorts_are_drawn_from_the_stream_above_the_runs_seed():
-    run = federated.run_fedavg(n_clients=8, cohort_size=3, rounds=2, local_steps=1, seed=5,
+def test_cohorts_are_drawn_round_by_round_from_the_runs_cohort_stream():
+    # Round r's cohort: the r-th draw of k distinct clients from
+    # numpy.random.default_rng([seed, 3]), sorted.
+    n, k, seed = 20, 5, 7
+    run = federated.run_fedavg(n_clients=n, cohort_size=k, rounds=4, local_steps=1, seed=seed,
                                progress=False)
-    stream = torch.Generator().manual_seed(federated.COHORT_STREAM + 5)
+    stream = np.random.default_rng([seed, 3])
     c = run.ledger.columns()
-    for r in (1, 2):
-        drawn = sorted(torch.randperm(8, generator=stream)[:3].tolist())
-        down = (c["round"] == r) & (c["sender"] == 8)
+    for r in range(1, 5):
+        drawn = sorted(stream.choice(n, k, replace=False).tolist())
+        down = (c["round"] == r) & (c["sender"] == n)
         assert sorted(c["receiver"][down].tolist()) == drawn
 
 
