@@ -174,3 +174,28 @@ def test_setup_summary_names_the_model_by_its_name_or_its_class():
 
     assert allreduce.setup_summary(4)["model"] == "mlp"
     assert allreduce.setup_summary(4, model=mlp())["model"] == "Sequential"
+
+
+def test_compute_profile_times_only_the_average_and_the_step(monkeypatch):
+    # The server's aggregate is timed on gradients already stacked: building the
+    # k x P stack is not the server's work.
+    timed = []
+    monkeypatch.setattr(allreduce, "_median_seconds", lambda fn, repeats: timed.append(fn) or 1.0)
+    allreduce.compute_profile(worker_counts=(2, 8), repeats=1)
+    assert len(timed) == 3  # one gradient, then one aggregate per worker count
+    for aggregate in timed[1:]:
+        with torch.profiler.profile() as prof:
+            aggregate()
+        ops = {event.name for event in prof.events()}
+        assert "aten::mean" in ops
+        assert not ops & {"aten::expand", "aten::contiguous", "aten::clone"}, ops
+
+
+def test_a_rebuilt_ring_averages_over_its_live_members():
+    # Worker 3 crashes in round 2; the ring is rebuilt at once and the naive
+    # all-reduce leaves it out at once: both average the three live gradients.
+    faults = Faults(crash_at={3: 2})
+    kw = dict(n_workers=4, rounds=4, faults=faults, progress=False)
+    ring = train_data_parallel("ring", ring_rebuild_rounds=0, **kw)
+    naive = train_data_parallel("naive", detect_rounds=0, **kw)
+    assert allreduce.max_parameter_difference(ring, naive).max() < 1e-6

@@ -10,6 +10,7 @@ import inspect
 import time
 import re
 
+import numpy as np
 import pytest
 
 import dmlbook.dpsgd as dpsgd
@@ -140,3 +141,12 @@ def test_data_per_node_names_n_nodes_and_uses_the_runs_defaults():
                                                              shards_per_node=3)
     assert data_per_node(8, split="dirichlet") == data_per_node(8, split="dirichlet", seed=0)
     assert data_per_node(8, split="dirichlet") != data_per_node(8, split="dirichlet", seed=1)
+
+
+def test_a_rounds_train_loss_is_at_the_model_it_starts_from():
+    # With several local steps, round r's mini-batch loss is the first step's
+    # (the model the round starts from), so it does not depend on local_steps.
+    one = run_dpsgd(n_nodes=4, rounds=1, topology="ring", local_steps=1, progress=False)
+    two = run_dpsgd(n_nodes=4, rounds=1, topology="ring", local_steps=2, progress=False)
+    assert np.array_equal(one.history.train_loss[0], two.history.train_loss[0])
+    assert not np.array_equal(one.history.test_loss[-1], two.history.test_loss[-1])

@@ -69,3 +69,12 @@ def test_check_faults():
         check_faults("none", 4)
     with pytest.raises(ValueError, match=r"^crash_at node must be a node id in 0 \.\. 1"):
         check_faults(Faults(crash_at={2: 1}), 2)
+
+
+def test_none_means_no_fault_of_any_kind():
+    # Faults.none lets the simulators take their fault-free paths: a straggler
+    # alone must keep them off those (it sends nothing in its round).
+    assert Faults().none
+    assert not Faults(straggler_prob=0.5).none
+    assert not Faults(drop_prob=0.5).none
+    assert not Faults(crash_at={0: 1}).none

@@ -312,3 +312,8 @@ def test_a_result_made_empty_has_no_payloads():
     result = federated.FLResult()
     assert result.payloads == {} and isinstance(result.payloads, dict)
     assert result.payloads is not federated.FLResult().payloads  # not shared between results
+
+
+def test_run_fedavg_refuses_a_sample_round_past_the_last_by_its_name():
+    with pytest.raises(ValueError, match=r"^sample_round must be .*5$"):
+        federated.run_fedavg(n_clients=2, rounds=2, sample_round=5, progress=False)

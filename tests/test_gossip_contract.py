@@ -5,6 +5,7 @@ left these without a test.
 """
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -231,3 +232,66 @@ def test_gossip_learning_batches_its_steps_by_default(monkeypatch):
     passes.clear()
     run = gossip.gossip_learning(batch_steps=False, **kw)
     assert len(passes) == sum(passes) == run.steps.sum()
+
+
+def test_a_message_is_recorded_in_the_cycle_it_arrives():
+    # With a delay of one whole cycle nothing arrives in cycle 0.
+    late = gossip.gossip_average(list(range(8)), cycles=4, delay=1.0, seed=0)
+    assert late.ledger.columns()["round"].min() == 1
+    now = gossip.gossip_average(list(range(8)), cycles=4, delay=0.0, seed=0)
+    assert now.ledger.columns()["round"].min() == 0
+
+
+def test_gossip_average_of_seed_0_is_pinned():
+    # A seeded run gives the same peers and numbers in every build. The peers come
+    # from the run's one stream after the wake-up times: a sampler of its own seeded
+    # like the run's stream repeats its draws (receivers [3, 7, 7, 4, 7, 5, 4, 1]).
+    run = gossip.gossip_average(list(range(8)), cycles=2, seed=0)
+    assert run.ledger.columns()["receiver"][:8].tolist() == [0, 7, 6, 4, 0, 5, 0, 1]
+    assert run.variance[-1] == pytest.approx(0.03984, abs=5e-6)
+
+
+def test_the_variance_is_the_population_variance():
+    assert gossip.gossip_average([0.0, 2.0], cycles=1).variance[0] == 1.0
+    assert gossip.gossip_average([1.0, 2.0, 6.0], cycles=1).variance[0] == pytest.approx(14 / 3)
+
+
+def test_gossip_learning_draws_a_loss_for_every_message_it_sends(monkeypatch):
+    # Including one that would arrive after `until`: the draws after it are those
+    # of a longer run.
+    calls = []
+    lost = gossip.lost
+
+    def counted(rng, p):
+        calls.append(p)
+        return lost(rng, p)
+
+    monkeypatch.setattr(gossip, "lost", counted)
+    run = gossip.gossip_learning(n_nodes=8, until=3.0, delay=0.5, drop_prob=0.5, eval_every=1.0,
+                                 seed=0, model="logreg", progress=False)
+    assert len(calls) == run.steps.sum() > len(run.ledger.columns()["round"][
+        run.ledger.columns()["delivered"]])
+
+
+def test_gossip_learnings_wall_seconds_include_preparing_the_run(monkeypatch):
+    prepare = gossip.prepare
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(gossip, "prepare", slow)
+    run = gossip.gossip_learning(n_nodes=4, until=1.0, eval_every=1.0, model="logreg",
+                                 progress=False)
+    assert run.wall_seconds >= 0.5
+
+
+def test_a_nodes_first_step_ends_sgd_time_after_it_wakes():
+    # Woken within the first delta (1 s), each node's first step takes sgd_time = 2 s:
+    # none ends before until = 2 s, so nothing is sent.
+    run = gossip.gossip_learning(n_nodes=4, until=2.0, sgd_time=2.0, eval_every=1.0, seed=0,
+                                 model="logreg", progress=False)
+    assert run.steps.sum() == 0 and len(run.ledger.columns()["round"]) == 0
+    sooner = gossip.gossip_learning(n_nodes=4, until=2.0, sgd_time=0.5, eval_every=1.0, seed=0,
+                                    model="logreg", progress=False)
+    assert sooner.steps.sum() >= 4
