@@ -295,3 +295,68 @@ def test_a_nodes_first_step_ends_sgd_time_after_it_wakes():
     sooner = gossip.gossip_learning(n_nodes=4, until=2.0, sgd_time=0.5, eval_every=1.0, seed=0,
                                     model="logreg", progress=False)
     assert sooner.steps.sum() >= 4
+
+
+def test_an_unfinished_result_has_no_steps_and_no_baseline():
+    assert gossip.GossipLearningResult().steps is None
+    with pytest.raises(ValueError, match=r"^result must be a finished GossipLearningResult$"):
+        gossip.centralized_baseline(gossip.GossipLearningResult())
+
+
+def test_gossip_learnings_progress_bar_counts_its_evaluations(monkeypatch):
+    totals = []
+    progress_bar = gossip.progress_bar
+
+    def spy(total, enabled, desc):
+        totals.append(total)
+        return progress_bar(total, False, desc)
+
+    monkeypatch.setattr(gossip, "progress_bar", spy)
+    gossip.gossip_learning(n_nodes=4, until=4.0, eval_every=0.5, model="logreg", progress=False)
+    assert totals == [8]
+
+
+def test_balanced_peers_are_the_node_plus_the_rounds_shared_shift():
+    # Round k of the balanced sampler: node i sends to (i + s_k) mod n, with s_k in
+    # 1 .. n-1 drawn from numpy.random.default_rng([seed, 99]), the same for all.
+    n, seed = 7, 4
+    sampler = PeerSampler(n, "balanced", np.random.default_rng(0), seed)
+    shifts = np.random.default_rng([seed, 99])
+    for _ in range(3):
+        s = int(shifts.integers(1, n))
+        assert [sampler.next(i) for i in range(n)] == [(i + s) % n for i in range(n)]
+
+
+def test_a_delay_as_long_as_the_run_is_accepted():
+    run = gossip.gossip_learning(n_nodes=4, until=2.0, delay=2.0, eval_every=1.0, model="logreg",
+                                 progress=False)
+    assert run.steps.sum() > 0 and not run.ledger.columns()["delivered"].any()
+    with pytest.raises(ValueError, match=r"^delay must be at most until \(2\.0 s\), got 2\.5$"):
+        gossip.gossip_learning(n_nodes=4, until=2.0, delay=2.5, progress=False)
+
+
+def test_the_centralized_baseline_is_evaluated_twenty_times_and_at_the_start():
+    run = gossip.gossip_learning(n_nodes=8, until=5.0, eval_every=5.0, model="logreg",
+                                 progress=False)
+    steps = int(run.steps.sum())
+    assert steps >= 40
+    base = gossip.centralized_baseline(run, model="logreg")
+    every = steps // 20
+    expected = list(range(0, steps + 1, every))
+    assert base.steps == expected + ([steps] if expected[-1] != steps else [])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: gossip.gossip_average(["a", "b"]),
+     "values must be a list of finite numbers, one per node"),
+    (lambda: gossip.gossip_average(list(range(4096)), cycles=489),
+     "cycles must keep nodes x cycles <= 2,000,000 (MAX_GOSSIP_EVENTS), got 2,002,944"),
+    (lambda: gossip.gossip_learning(n_nodes=1000, until=100.0, eval_every=1.0, progress=False),
+     "eval_every must keep n_nodes x evaluations (until / eval_every + 1) <= 100,000 "
+     "(MAX_GOSSIP_NODE_EVALS), got 101,000 (eval_every=1.0)"),
+    (lambda: gossip.gossip_learning(n_nodes=4, until=2.0, merge=3, progress=False),
+     "merge must be None or a function, got int"),
+])
+def test_gossip_refusals_word_for_word(call, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        call()
