@@ -199,3 +199,39 @@ def test_a_rebuilt_ring_averages_over_its_live_members():
     ring = train_data_parallel("ring", ring_rebuild_rounds=0, **kw)
     naive = train_data_parallel("naive", detect_rounds=0, **kw)
     assert allreduce.max_parameter_difference(ring, naive).max() < 1e-6
+
+
+def test_a_new_server_starts_from_its_own_copy_of_the_model(monkeypatch):
+    # At failover the worker that takes over keeps the model it last received (a
+    # lost reply leaves it behind the dead server's) and applies the round's
+    # arrived gradients to it: its own among them.
+    starts, grads = [], []
+
+    class Spy(allreduce.Nodes):
+        def gradients(self, X, y):  # called once a round, at its start
+            starts.append(self.params.clone())
+            grads.append(super().gradients(X, y).clone())
+            return grads[-1]
+
+    monkeypatch.setattr(allreduce, "Nodes", Spy)
+    faults = Faults(crash_at={4: 2}, drop_prob=0.5, seed=0)
+    run = train_data_parallel("ps", n_workers=4, rounds=3, failover=True, failover_rounds=1,
+                              faults=faults, lr=0.1, progress=False)
+    r, server = run.failover_round, run.server
+    assert (r, server) == (3, 0)
+    c = run.ledger.columns()
+    up = (c["round"] == r) & (c["receiver"] == server) & c["delivered"]
+    arrived = sorted(c["sender"][up].tolist() + [server])
+    own_copy = starts[r - 1][server]
+    assert not torch.allclose(own_copy, run.params[r - 1])  # behind the dead server's
+    assert torch.allclose(run.params[r], own_copy - 0.1 * grads[r - 1][arrived].mean(0))
+
+
+def test_the_reported_model_is_a_live_workers():
+    # Worker 0 crashes in round 3 and is still waited for (detect_rounds=1): the
+    # model reported is the first live member's, not the crashed one's frozen copy.
+    run = train_data_parallel("naive", n_workers=4, rounds=3, detect_rounds=1,
+                              faults=Faults(crash_at={0: 3}, drop_prob=0.3, seed=0),
+                              progress=False)
+    assert torch.equal(run.params[-1], run.worker_params[1])
+    assert not torch.equal(run.params[-1], run.worker_params[0])

@@ -150,3 +150,35 @@ def test_a_rounds_train_loss_is_at_the_model_it_starts_from():
     two = run_dpsgd(n_nodes=4, rounds=1, topology="ring", local_steps=2, progress=False)
     assert np.array_equal(one.history.train_loss[0], two.history.train_loss[0])
     assert not np.array_equal(one.history.test_loss[-1], two.history.test_loss[-1])
+
+
+def test_train_seconds_leave_out_the_final_all_reduce(monkeypatch):
+    naive = dpsgd.naive_allreduce
+
+    def slow(*args, **kwargs):
+        time.sleep(1.5)
+        return naive(*args, **kwargs)
+
+    monkeypatch.setattr(dpsgd, "naive_allreduce", slow)
+    run = run_dpsgd(n_nodes=4, rounds=1, topology="ring", final_allreduce="naive",
+                    progress=False)
+    assert run.history.train_seconds < 1.5
+
+
+def test_data_per_node_splits_with_the_seed_it_is_given():
+    from dmlbook import data
+
+    digits = data.load_digits(seed=3)
+    parts = data.split(digits.y_train, 8, kind="dirichlet", seed=3)
+    summary = dpsgd.data_per_node(8, split="dirichlet", seed=3)
+    assert summary == data.summarize_split(digits.y_train.numpy(), parts)
+    assert summary != dpsgd.data_per_node(8, split="dirichlet", seed=0)
+
+
+def test_run_dpsgd_draws_its_graph_with_the_runs_seed():
+    from dmlbook.topology import resolve_topology
+
+    run = run_dpsgd(n_nodes=8, degree=3, rounds=1, seed=1, progress=False)
+    graph = resolve_topology("regular", 8, degree=3, seed=1)
+    assert np.array_equal(run.topology.W, graph.W)
+    assert not np.array_equal(run.topology.W, resolve_topology("regular", 8, degree=3, seed=0).W)

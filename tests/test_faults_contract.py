@@ -78,3 +78,19 @@ def test_none_means_no_fault_of_any_kind():
     assert not Faults(straggler_prob=0.5).none
     assert not Faults(drop_prob=0.5).none
     assert not Faults(crash_at={0: 1}).none
+
+
+def test_lost_draws_once_even_when_nothing_is_lost():
+    # One draw a message whatever drop_prob is, so that the draws after it (a
+    # gossip run's peers and wake-ups share the stream) do not depend on it.
+    from dmlbook.faults import lost
+
+    rng, reference = np.random.default_rng(0), np.random.default_rng(0)
+    assert lost(rng, 0.0) is False
+    reference.random()
+    assert rng.random() == reference.random()
+
+
+def test_check_nodes_names_the_smallest_missing_node():
+    with pytest.raises(ValueError, match=r"^crash_at node must be a node id in 0 \.\. 3, got 5$"):
+        Faults(crash_at={7: 1, 5: 1}).check_nodes(4)

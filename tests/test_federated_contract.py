@@ -317,3 +317,10 @@ def test_a_result_made_empty_has_no_payloads():
 def test_run_fedavg_refuses_a_sample_round_past_the_last_by_its_name():
     with pytest.raises(ValueError, match=r"^sample_round must be .*5$"):
         federated.run_fedavg(n_clients=2, rounds=2, sample_round=5, progress=False)
+
+
+def test_compression_tables_accuracy_is_the_last_rounds():
+    rows = federated.compression_table(settings=(("quantize", 4),), sends=("update",),
+                                       n_clients=4, rounds=4, local_steps=2, lr=1.0)
+    (row,) = rows
+    assert row["accuracy"] == row["run"].test_acc[-1] != max(row["run"].test_acc)

@@ -360,3 +360,15 @@ def test_the_centralized_baseline_is_evaluated_twenty_times_and_at_the_start():
 def test_gossip_refusals_word_for_word(call, message):
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         call()
+
+
+def test_the_centralized_baseline_trains_with_the_seed_it_is_given():
+    from dmlbook.centralized import train_centralized
+
+    run = gossip.gossip_learning(n_nodes=8, until=5.0, eval_every=5.0, model="logreg",
+                                 progress=False)
+    steps = int(run.steps.sum())
+    direct = train_centralized(model="logreg", steps=steps, lr=0.1, batch_size=8,
+                               eval_every=max(1, steps // 20), seed=1)
+    assert gossip.centralized_baseline(run, model="logreg", seed=1).test_loss == direct.test_loss
+    assert gossip.centralized_baseline(run, model="logreg").test_loss != direct.test_loss
