@@ -356,6 +356,32 @@ def test_the_centralized_baseline_is_evaluated_twenty_times_and_at_the_start():
      "(MAX_GOSSIP_NODE_EVALS), got 101,000 (eval_every=1.0)"),
     (lambda: gossip.gossip_learning(n_nodes=4, until=2.0, merge=3, progress=False),
      "merge must be None or a function, got int"),
+    (lambda: gossip.EventQueue().push(float("nan"), "wake", 0),
+     "time must be a finite number >= 0, got nan"),
+    (lambda: gossip.gossip_average([1.0]),
+     "values must be a list of 2 to 4096 finite numbers, one per node, got shape (1,)"),
+    (lambda: gossip.gossip_average([1e300, 0.0]),
+     "values must be at most 1e+150 in magnitude (their variance must stay a finite float), "
+     "got 1e+300"),
+    (lambda: gossip.gossip_average([1.0, 2.0], protocol="push", handlers=(min, max)),
+     "handlers must be None, or (on_push, on_reply) with protocol='push-pull'"),
+    (lambda: gossip.variance_factor_per_cycle(3),
+     "result must be an AveragingResult of gossip_average, got 3"),
+    (lambda: gossip.variance_factor_per_cycle(gossip.gossip_average([1.0, 1.0], cycles=2)),
+     "result's values agree from the start (variance 0): there is no variance to shrink, "
+     "so no factor per cycle"),
+    (lambda: gossip.variance_factor_per_cycle(gossip.gossip_average([0.0, 1.0], cycles=2),
+                                              cycles=3),
+     "cycles must be below the 3 cycles recorded, got 3"),
+    (lambda: gossip.gossip_learning(n_nodes=1000, until=251.0, progress=False),
+     "until must keep n_nodes x until / delta <= 250,000 (MAX_GOSSIP_STEPS), got 251,000"),
+    (lambda: gossip.gossip_learning(n_nodes=4, until=10.0, eval_every=1e-5, progress=False),
+     "eval_every must keep until / eval_every <= 100,000, got 1e-05"),
+    (lambda: gossip.received_per_cycle([], 4, 2),
+     "ledger must be a dmlbook.ledger.Ledger, got list"),
+    (lambda: gossip.centralized_baseline(gossip.GossipLearningResult(steps=np.zeros(4, int))),
+     "result's nodes must have taken 1 to 100,000 SGD steps together (the baseline takes as "
+     "many), got 0"),
 ])
 def test_gossip_refusals_word_for_word(call, message):
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
@@ -372,3 +398,14 @@ def test_the_centralized_baseline_trains_with_the_seed_it_is_given():
                                eval_every=max(1, steps // 20), seed=1)
     assert gossip.centralized_baseline(run, model="logreg", seed=1).test_loss == direct.test_loss
     assert gossip.centralized_baseline(run, model="logreg").test_loss != direct.test_loss
+
+
+def test_gossip_average_scales_with_its_cycle_length():
+    # Periods are delta x (1 + jitter x U(-1, 1)): doubling delta (no delay) only
+    # doubles every time, so cycle k's snapshot (at k x delta) is the same.
+    values = list(range(16))
+    one = gossip.gossip_average(values, cycles=6, delta=1.0, seed=3)
+    two = gossip.gossip_average(values, cycles=6, delta=2.0, seed=3)
+    assert len(two.variance) == 7
+    assert np.array_equal(one.variance, two.variance)
+    assert one.variance[-1] < one.variance[0] / 10
