@@ -6,6 +6,7 @@ refusals by name, and the cohorts' stream kept apart from every run's seed.
 """
 
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -324,3 +325,16 @@ def test_compression_tables_accuracy_is_the_last_rounds():
                                        n_clients=4, rounds=4, local_steps=2, lr=1.0)
     (row,) = rows
     assert row["accuracy"] == row["run"].test_acc[-1] != max(row["run"].test_acc)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: federated.run_fedavg(n_clients=4, rounds=1, aggregate=3, progress=False),
+     "aggregate must be None or a function, got int"),
+    (lambda: federated.run_fedavg(n_clients=4, rounds=1, cohort_size=5, progress=False),
+     "cohort_size must be None or a whole number of clients from 1 to n_clients (4), got 5"),
+    (lambda: federated.run_fedavg(n_clients=4, rounds=1, cohort_size=1.5, progress=False),
+     "cohort_size must be None or a whole number of clients from 1 to n_clients (4), got 1.5"),
+])
+def test_run_fedavg_refusals_word_for_word(call, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        call()
