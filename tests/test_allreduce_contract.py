@@ -235,3 +235,20 @@ def test_the_reported_model_is_a_live_workers():
                               progress=False)
     assert torch.equal(run.params[-1], run.worker_params[1])
     assert not torch.equal(run.params[-1], run.worker_params[0])
+
+
+def test_traffic_names_the_server_that_took_over():
+    run = train_data_parallel("ps", n_workers=4, rounds=4, faults=Faults(crash_at={4: 2}),
+                              failover=True, failover_rounds=0, progress=False)
+    assert run.server == 0
+    per_node = run.ledger.per_node("sent", nbytes=True)
+    rounds = len(run.rounds) - 1
+    assert allreduce.traffic_per_round(run)["server"] == per_node[0] / rounds
+
+
+def test_max_parameter_difference_is_the_largest_entry():
+    a = allreduce.DataParallelResult("ps", 2, params=[torch.tensor([0.0, 0.0]),
+                                                      torch.tensor([1.0, 2.0])])
+    b = allreduce.DataParallelResult("ps", 2, params=[torch.tensor([0.5, 0.0]),
+                                                      torch.tensor([1.0, -1.0])])
+    assert allreduce.max_parameter_difference(a, b).tolist() == [0.5, 3.0]

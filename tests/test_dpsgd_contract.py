@@ -182,3 +182,26 @@ def test_run_dpsgd_draws_its_graph_with_the_runs_seed():
     graph = resolve_topology("regular", 8, degree=3, seed=1)
     assert np.array_equal(run.topology.W, graph.W)
     assert not np.array_equal(run.topology.W, resolve_topology("regular", 8, degree=3, seed=0).W)
+
+
+def test_shards_per_node_reaches_the_split():
+    kw = dict(n_nodes=4, rounds=2, topology="ring", split="shards", progress=False)
+    one = run_dpsgd(shards_per_node=1, **kw)
+    four = run_dpsgd(shards_per_node=4, **kw)
+    assert not np.array_equal(one.history.train_loss[0], four.history.train_loss[0])
+
+
+def test_train_cpu_seconds_leave_out_the_evaluations_cpu_not_their_wall_clock(monkeypatch):
+    # An evaluation that waits (wall-clock, no CPU) must not be subtracted from
+    # the CPU seconds: they would go negative.
+    from dmlbook import engine
+
+    record = engine.History.record
+
+    def waiting(self, *args, **kwargs):
+        time.sleep(0.2)
+        return record(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine.History, "record", waiting)
+    run = run_dpsgd(n_nodes=4, rounds=2, topology="ring", progress=False)
+    assert 0 <= run.history.train_cpu_seconds

@@ -94,3 +94,34 @@ def test_lost_draws_once_even_when_nothing_is_lost():
 def test_check_nodes_names_the_smallest_missing_node():
     with pytest.raises(ValueError, match=r"^crash_at node must be a node id in 0 \.\. 3, got 5$"):
         Faults(crash_at={7: 1, 5: 1}).check_nodes(4)
+
+
+def test_a_node_steps_until_its_crash_round_and_gets_nothing_from_it_on():
+    faults = Faults(crash_at={0: 2, 1: 2})
+    assert faults.active(1, 3)[0] and not faults.active(2, 3)[0]
+    assert faults.delivered(1, np.array([1]), 3).tolist() == [True]
+    assert faults.delivered(2, np.array([1]), 3).tolist() == [False]
+
+
+def test_a_rounds_losses_come_from_its_own_documented_stream():
+    # Stream k of round r: numpy.random.default_rng([seed, r, k]).
+    from dmlbook.faults import STREAM_LOSS
+
+    faults = Faults(drop_prob=0.5, seed=4)
+    draws = np.random.default_rng([4, 3, STREAM_LOSS]).random(8)
+    assert faults.delivered(3, np.arange(8), 8).tolist() == (draws >= 0.5).tolist()
+
+
+def test_the_largest_node_id_may_crash():
+    # MAX_NODES is the parameter server's id in the largest "ps" run.
+    from dmlbook.units import MAX_NODES
+
+    assert Faults(crash_at={MAX_NODES: 1}).crash_at == {MAX_NODES: 1}
+
+
+def test_a_lone_message_can_be_lost():
+    from dmlbook.faults import STREAM_UP
+
+    alive = np.ones(2, bool)
+    assert Faults(drop_prob=1.0).arrives(1, [0], alive, STREAM_UP).tolist() == [False]
+    assert Faults(drop_prob=1.0).arrives(1, [0, 1], alive, STREAM_UP).tolist() == [False, False]

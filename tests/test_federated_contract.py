@@ -338,3 +338,29 @@ def test_compression_tables_accuracy_is_the_last_rounds():
 def test_run_fedavg_refusals_word_for_word(call, message):
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         call()
+
+
+def test_local_epochs_with_a_cohort_train_the_cohorts_data(monkeypatch):
+    rows_trained = []
+    epoch_indices = NodeData.epoch_indices
+
+    def spy(self, generator, batch_size, *args, **kwargs):
+        nodes = kwargs["nodes"] if "nodes" in kwargs else args[0]
+        rows_trained.append(sorted(nodes.tolist()))
+        return epoch_indices(self, generator, batch_size, *args, **kwargs)
+
+    monkeypatch.setattr(NodeData, "epoch_indices", spy)
+    run = federated.run_fedavg(n_clients=6, cohort_size=2, rounds=2, local_epochs=1,
+                               progress=False)
+    c = run.ledger.columns()
+    cohorts = [sorted(c["receiver"][(c["round"] == r) & (c["sender"] == 6)].tolist())
+               for r in (1, 2)]
+    assert rows_trained == cohorts
+
+
+def test_compression_tables_step_error_is_the_mean_over_rounds():
+    (row,) = federated.compression_table(settings=(("quantize", 4),), sends=("update",),
+                                         n_clients=4, rounds=4, local_steps=2, lr=1.0)
+    errors = row["run"].step_error
+    assert row["step_error"] == pytest.approx(float(np.mean(errors)))
+    assert len(set(errors)) > 1

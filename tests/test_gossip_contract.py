@@ -409,3 +409,19 @@ def test_gossip_average_scales_with_its_cycle_length():
     assert len(two.variance) == 7
     assert np.array_equal(one.variance, two.variance)
     assert one.variance[-1] < one.variance[0] / 10
+
+
+def test_mean_steps_is_the_mean_over_the_nodes():
+    run = gossip.gossip_learning(n_nodes=8, until=2.0, eval_every=0.5, seed=0, model="logreg",
+                                 progress=False)
+    assert run.mean_steps[1] == 0.875  # 7 of 8 nodes had stepped once by 0.5 s
+    assert run.mean_steps[-1] == run.steps.mean()
+
+
+def test_received_per_cycle_counts_by_receiver():
+    from dmlbook.ledger import Ledger
+
+    ledger = Ledger(3)
+    ledger.record(np.array([0, 0, 1]), np.array([0, 0, 2]), np.array([1, 2, 1]), 8,
+                  np.array([True, True, True]))
+    assert gossip.received_per_cycle(ledger, 3, 2).tolist() == [[0, 1, 1], [0, 1, 0]]
