@@ -299,7 +299,12 @@ def step_cost(macs_per_example: int, batch_size: int) -> int:
     """Node-steps one step on ``batch_size`` examples counts as: one per started
     :data:`~dmlbook.units.MACS_PER_NODE_STEP` multiply-accumulates of its forward
     pass, at least one (the digits MLP on 32 examples: 1; the sheet's LeNet: 328)."""
-    return max(1, -(-(batch_size * macs_per_example) // MACS_PER_NODE_STEP))
+    return _started_units(batch_size * macs_per_example, MACS_PER_NODE_STEP)
+
+
+def _started_units(macs: int, unit: int) -> int:
+    """How many ``unit``s of multiply-accumulates ``macs`` starts, at least one."""
+    return max(1, -(-macs // unit))
 
 
 def check_training_work(name: str, node_steps: int, model: nn.Module, X: torch.Tensor,
@@ -323,7 +328,7 @@ def evaluation_cost(macs_per_example: int, n_examples: int) -> int:
     one per started :data:`~dmlbook.units.MACS_PER_NODE_EVAL` multiply-accumulates
     of its forward pass, at least one (the digits MLP on its 359 test images: 1;
     the sheet's LeNet on 200 images: 64)."""
-    return max(1, -(-(n_examples * macs_per_example) // MACS_PER_NODE_EVAL))
+    return _started_units(n_examples * macs_per_example, MACS_PER_NODE_EVAL)
 
 
 def check_evaluation_work(name: str, evaluations: int, model: nn.Module, X_test: torch.Tensor,

@@ -1,4 +1,5 @@
 import os
+import time
 
 import matplotlib
 import pytest
@@ -49,3 +50,19 @@ def built_book():
     from book_helpers import build_book
 
     return build_book()
+
+
+@pytest.fixture
+def slow_down(monkeypatch):
+    """``slow_down(owner, name, seconds)``: ``owner.name`` (a function or a method)
+    waits ``seconds`` of wall-clock, using no CPU, before it runs, for this test."""
+    def apply(owner, name: str, seconds: float) -> None:
+        real = getattr(owner, name)
+
+        def slowed(*args, **kwargs):
+            time.sleep(seconds)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, slowed)
+
+    return apply

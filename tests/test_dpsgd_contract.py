@@ -152,14 +152,8 @@ def test_a_rounds_train_loss_is_at_the_model_it_starts_from():
     assert not np.array_equal(one.history.test_loss[-1], two.history.test_loss[-1])
 
 
-def test_train_seconds_leave_out_the_final_all_reduce(monkeypatch):
-    naive = dpsgd.naive_allreduce
-
-    def slow(*args, **kwargs):
-        time.sleep(1.5)
-        return naive(*args, **kwargs)
-
-    monkeypatch.setattr(dpsgd, "naive_allreduce", slow)
+def test_train_seconds_leave_out_the_final_all_reduce(slow_down):
+    slow_down(dpsgd, "naive_allreduce", 1.5)
     run = run_dpsgd(n_nodes=4, rounds=1, topology="ring", final_allreduce="naive",
                     progress=False)
     assert run.history.train_seconds < 1.5
@@ -191,17 +185,11 @@ def test_shards_per_node_reaches_the_split():
     assert not np.array_equal(one.history.train_loss[0], four.history.train_loss[0])
 
 
-def test_train_cpu_seconds_leave_out_the_evaluations_cpu_not_their_wall_clock(monkeypatch):
+def test_train_cpu_seconds_leave_out_the_evaluations_cpu_not_their_wall_clock(slow_down):
     # An evaluation that waits (wall-clock, no CPU) must not be subtracted from
     # the CPU seconds: they would go negative.
     from dmlbook import engine
 
-    record = engine.History.record
-
-    def waiting(self, *args, **kwargs):
-        time.sleep(0.2)
-        return record(self, *args, **kwargs)
-
-    monkeypatch.setattr(engine.History, "record", waiting)
+    slow_down(engine.History, "record", 0.2)
     run = run_dpsgd(n_nodes=4, rounds=2, topology="ring", progress=False)
     assert 0 <= run.history.train_cpu_seconds

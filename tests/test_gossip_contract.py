@@ -5,7 +5,6 @@ left these without a test.
 """
 
 import re
-import time
 
 import numpy as np
 import pytest
@@ -273,14 +272,8 @@ def test_gossip_learning_draws_a_loss_for_every_message_it_sends(monkeypatch):
         run.ledger.columns()["delivered"]])
 
 
-def test_gossip_learnings_wall_seconds_include_preparing_the_run(monkeypatch):
-    prepare = gossip.prepare
-
-    def slow(*args, **kwargs):
-        time.sleep(0.5)
-        return prepare(*args, **kwargs)
-
-    monkeypatch.setattr(gossip, "prepare", slow)
+def test_gossip_learnings_wall_seconds_include_preparing_the_run(slow_down):
+    slow_down(gossip, "prepare", 0.5)
     run = gossip.gossip_learning(n_nodes=4, until=1.0, eval_every=1.0, model="logreg",
                                  progress=False)
     assert run.wall_seconds >= 0.5
