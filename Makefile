@@ -11,6 +11,10 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 # Build flags: -W turns every warning (a failing cell included) into an error,
 # -n checks every reference, --all rebuilds from scratch (no stale outputs).
 JB_FLAGS := --all -W -n --keep-going
+# The tests run on TEST_WORKERS pytest-xdist processes; tests/conftest.py keeps every
+# test of the built book on one of them (the book is built once). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
 .PHONY: book handout test test-fast lab clean venv
 
@@ -49,12 +53,12 @@ handout: $(STAMP) $(VENDOR)
 
 # Builds the book and the handout (tests/test_book.py, tests/test_handout.py).
 test: $(STAMP) $(VENDOR)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 # Every test but the end-to-end ones marked slow (book build, browser, JupyterLab,
 # Binder environment, handout, launcher): the tests to run while working.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(PARALLEL) -m "not slow"
 
 # JupyterLab at the repository root (chapters/ and workbook/), MyST pages opening as notebooks.
 lab: $(STAMP)

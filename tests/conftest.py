@@ -10,8 +10,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import dmlbook  # noqa: E402
 
 # The test session is a main program of the package: it caps torch's threads
-# as the chapters do (importing dmlbook changes nothing by itself).
-dmlbook.configure_threads()
+# as the chapters do (importing dmlbook changes nothing by itself). On a
+# pytest-xdist worker (`make test` runs two), one thread each: two workers of two
+# threads on two cores spend their time waiting for each other.
+dmlbook.configure_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else None)
 
 # End-to-end tests, marked ``slow``: `make test-fast` (pytest -m "not slow") leaves them
 # out, `make test` runs them. Whole modules: the book build, the browser, JupyterLab,
@@ -36,12 +38,37 @@ def pytest_collection_modifyitems(config, items):
             source = inspect.getsource(item.function)
         except (AttributeError, OSError, TypeError):
             source = ""
+        fixtures = getattr(item, "fixturenames", ())
         if (item.path.stem in SLOW_MODULES or any(call in source for call in SLOW_CALLS)
-                or "built_book" in getattr(item, "fixturenames", ())):
+                or "built_book" in fixtures):
             item.add_marker(pytest.mark.slow)
+        # `make test` runs on two pytest-xdist workers (--dist loadgroup). Every test
+        # that reads the built book runs on one worker, so the book is built once;
+        # each other slow module stays on one worker, so its module fixture (the
+        # handout build, a JupyterLab server) starts once. Fast tests go where
+        # there is room.
+        if "built_book" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("book"))
+        elif item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 BAD_NUMBERS = [0, -1, -0.5, float("nan"), float("inf"), float("-inf"), "10", None, True, [1]]
+
+
+@pytest.fixture(autouse=True)
+def seeded_global_streams():
+    """Each test starts from the same global random state (torch, NumPy, ``random``),
+    whatever ran before it on its worker: a test's unseeded draws are the same in
+    every run and in every order."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 @pytest.fixture(scope="session")
