@@ -76,7 +76,9 @@ class DataParallelResult:
 
     ``params[k]`` is the model after round ``rounds[k]`` (the server's for
     ``"ps"``, the first live member's otherwise); ``updated[k]`` says whether
-    that round changed it. ``worker_params`` is every worker's copy at the
+    that round took a training step. (A worker that takes over as server in a
+    round that waits for a crashed worker changes the model without a step:
+    the round is not counted as updated.) ``worker_params`` is every worker's copy at the
     end, ``(n_workers, P)``. ``stopped`` is ``None``, or why the run ended
     early. ``failover_round`` is the round a worker took over as server.
     """
