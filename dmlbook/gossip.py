@@ -378,7 +378,11 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
     result = GossipLearningResult(ledger=Ledger(n), delta=delta, n_nodes=n)
     records = _LedgerBuffer(result.ledger, nbytes=nodes.payload_bytes)
     steps = np.zeros(n, dtype=np.int64)
-    window = delay if batch_steps else 0.0
+    # A batch may span no longer than a message's delay (no member can hear from
+    # another) nor than a node's shortest period (no member's next step can fall
+    # before the batch's last): then the batch takes its steps, and their random
+    # draws, in the order one step at a time takes them.
+    window = min(delay, delta * (1 - jitter) + sgd_time) if batch_steps else 0.0
     # Waking up is implicit: a node's next event is the end of its SGD step,
     # ``delta`` (jittered) after its last send plus ``sgd_time``.
     for i in range(n):
@@ -406,12 +410,13 @@ def gossip_learning(*, n_nodes: int = 128, model="mlp", dataset=None, split: str
         if ev.kind == "receive":  # passive thread
             nodes.params[ev.node] = merge(nodes.params[ev.node], ev.payload)
             continue
-        # Steps of distinct nodes that end within ``delay`` of each other cannot
+        # Steps of distinct nodes that end within ``window`` of each other cannot
         # influence each other (their messages arrive ``delay`` later): compute
         # their gradients in one batch. Deliveries in between to other nodes
-        # are applied in order; one to a node already in the batch ends it.
+        # are applied in order; one to a node already in the batch ends it, and
+        # so does the next evaluation (it sees the steps before it only).
         batch, members = [ev], {ev.node}
-        while queue.peek_time() < min(ev.time + window, until):
+        while queue.peek_time() < min(ev.time + window, until, next_eval):
             head = queue.peek()
             if head.node in members:
                 break

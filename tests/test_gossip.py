@@ -119,9 +119,15 @@ def test_sgd_time_and_delta_slow_progress():
     assert fast > 3.5 * slow
 
 
-def test_batched_steps_equal_sequential_ones():
+@pytest.mark.parametrize("timing", [
+    dict(delay=0.3),
+    # A delay longer than a node's shortest period (0.3 x 0.8 s), and evaluations
+    # between steps: a batch must end before a member's next step and at an evaluation.
+    dict(delay=1.0, delta=0.3, jitter=0.2, sgd_time=0.01, eval_every=0.35),
+])
+def test_batched_steps_equal_sequential_ones(timing):
     """The batching of steps that cannot influence each other changes nothing but speed."""
-    kw = dict(n_nodes=16, model="logreg", until=8, lr=0.3, delay=0.3, progress=False)
+    kw = dict(n_nodes=16, model="logreg", until=8, lr=0.3, progress=False, **timing)
     batched = gossip.gossip_learning(**kw)   # batches steps within 0.3 s
     one_by_one = gossip.gossip_learning(batch_steps=False, **kw)
     assert batched.steps.sum() > 100
@@ -130,6 +136,9 @@ def test_batched_steps_equal_sequential_ones():
     a, b = batched.ledger.columns(), one_by_one.ledger.columns()
     assert all(np.array_equal(a[f], b[f]) for f in Ledger.FIELDS)
     assert len(a["round"]) == batched.steps.sum()
+    assert batched.times == one_by_one.times
+    np.testing.assert_allclose(batched.test_loss, one_by_one.test_loss, rtol=0, atol=1e-6)
+    assert batched.mean_steps == one_by_one.mean_steps
 
 
 def test_push_pull_theory_and_measured_factor():
