@@ -11,10 +11,10 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 # Build flags: -W turns every warning (a failing cell included) into an error,
 # -n checks every reference, --all rebuilds from scratch (no stale outputs).
 JB_FLAGS := --all -W -n --keep-going
-# The tests run on TEST_WORKERS pytest-xdist processes; tests/conftest.py keeps every
-# test of the built book on one of them (the book is built once). TEST_WORKERS=0: one process.
+# The tests run on TEST_WORKERS pytest-xdist processes, a test file to one of them
+# (tests/conftest.py builds the book once for both). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
-PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 .PHONY: book handout test test-fast lab clean venv
 

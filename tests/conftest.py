@@ -38,19 +38,9 @@ def pytest_collection_modifyitems(config, items):
             source = inspect.getsource(item.function)
         except (AttributeError, OSError, TypeError):
             source = ""
-        fixtures = getattr(item, "fixturenames", ())
         if (item.path.stem in SLOW_MODULES or any(call in source for call in SLOW_CALLS)
-                or "built_book" in fixtures):
+                or "built_book" in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-        # `make test` runs on two pytest-xdist workers (--dist loadgroup). Every test
-        # that reads the built book runs on one worker, so the book is built once;
-        # each other slow module stays on one worker, so its module fixture (the
-        # handout build, a JupyterLab server) starts once. Fast tests go where
-        # there is room.
-        if "built_book" in fixtures:
-            item.add_marker(pytest.mark.xdist_group("book"))
-        elif item.path.stem in SLOW_MODULES:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 BAD_NUMBERS = [0, -1, -0.5, float("nan"), float("inf"), float("-inf"), "10", None, True, [1]]
@@ -72,11 +62,33 @@ def seeded_global_streams():
 
 
 @pytest.fixture(scope="session")
-def built_book():
-    """One cold build of the whole book per test session (as `make book` runs it)."""
+def built_book(tmp_path_factory):
+    """One cold build of the whole book per test session (as `make book` runs it).
+
+    `make test` runs the test files on two pytest-xdist workers (``--dist
+    loadfile``: a file's tests, and so its module fixtures, stay on one worker).
+    Tests of the built book sit in several files, so the first worker to need
+    the book builds it while holding a lock, and the other reads its result: one
+    build per run. The lock and the result live in the run's own temporary
+    folder, which both workers share and no earlier run left behind.
+    """
+    import fcntl
+    import json
+    import subprocess
+
     from book_helpers import build_book
 
-    return build_book()
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build_book()
+    shared = tmp_path_factory.getbasetemp().parent  # this run's, one per xdist run
+    result = shared / "built_book.json"
+    with open(shared / "built_book.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not result.is_file():
+            done = build_book()
+            result.write_text(json.dumps({"args": done.args, "returncode": done.returncode,
+                                          "stdout": done.stdout, "stderr": done.stderr}))
+    return subprocess.CompletedProcess(**json.loads(result.read_text()))
 
 
 @pytest.fixture
