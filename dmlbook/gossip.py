@@ -241,6 +241,10 @@ def gossip_average(values, *, cycles: int = 20, delta: float = 1.0, jitter: floa
             send(ev.time, ev.node, ev.sender, "reply", d)
         else:  # reply
             x[ev.node] -= ev.payload
+    # The cycles that ended with no event in them hold the values as they are
+    # now, before any late reply lands.
+    while len(snapshots) < cycles:
+        snapshots.append(x.copy())
     # Replies already on their way still land (no new exchanges start), so
     # that the final values hold every unit of mass that was not lost.
     while len(queue):

@@ -230,6 +230,18 @@ def test_averaging_configs_reach_the_boundaries_they_are_meant_to():
     assert any(not r[4] for r in rows if r[0] < cycles), "a message lost in flight"
 
 
+def test_a_cycle_with_no_event_holds_the_values_before_a_late_reply_lands():
+    """Seed 189: no event falls in the last cycle [2, 3), and a reply sent at 1.5 to
+    2 s lands after the end (delay 1.5 s). Cycle 2 is the state at 2 s, without it."""
+    config = dict(cycles=3, delta=1.0, jitter=1.0, delay=1.5, seed=189)
+    snapshots, final, rows = reference_average([0.0, 10.0], **config)
+    assert any(r[0] >= 3 and r[4] for r in rows), "a reply lands after the end"
+    assert snapshots[2] != final, "the late reply changes the values"
+    result = gossip.gossip_average([0.0, 10.0], **config)
+    np.testing.assert_array_equal(result.variance,
+                                  [population_stats(s)[1] for s in snapshots])
+
+
 # --- reference: gossip learning ----------------------------------------------
 
 def flat(model):
