@@ -252,3 +252,15 @@ def test_max_parameter_difference_is_the_largest_entry():
     b = allreduce.DataParallelResult("ps", 2, params=[torch.tensor([0.5, 0.0]),
                                                       torch.tensor([1.0, -1.0])])
     assert allreduce.max_parameter_difference(a, b).tolist() == [0.5, 3.0]
+
+
+def test_traffic_per_round_refuses_a_run_that_trained_no_round():
+    """Every worker crashed in round 1: the run holds round 0 only, and no round's traffic."""
+    from dmlbook.faults import Faults
+
+    run = allreduce.train_data_parallel("ps", n_workers=2, rounds=2, progress=False,
+                                        faults=Faults(crash_at={0: 1, 1: 1}))
+    assert run.rounds == [0] and run.stopped
+    with pytest.raises(ValueError, match="^result must be a DataParallelResult of at least "
+                                         "one round$"):
+        allreduce.traffic_per_round(run)

@@ -193,3 +193,13 @@ def test_train_cpu_seconds_leave_out_the_evaluations_cpu_not_their_wall_clock(sl
     slow_down(engine.History, "record", 0.2)
     run = run_dpsgd(n_nodes=4, rounds=2, topology="ring", progress=False)
     assert 0 <= run.history.train_cpu_seconds
+
+
+def test_messages_counts_what_was_sent_lost_or_not():
+    from dmlbook.faults import Faults
+
+    run = run_dpsgd(n_nodes=6, rounds=3, topology="ring", progress=False,
+                    faults=Faults(drop_prob=0.3, seed=1))
+    totals = run.ledger.totals()
+    assert run.messages == totals.sent == 3 * 6 * 2  # a ring: two neighbours each
+    assert totals.delivered < totals.sent

@@ -364,3 +364,13 @@ def test_compression_tables_step_error_is_the_mean_over_rounds():
     errors = row["run"].step_error
     assert row["step_error"] == pytest.approx(float(np.mean(errors)))
     assert len(set(errors)) > 1
+
+
+def test_the_batch_bound_counts_the_clients_that_train_together():
+    """A round trains only its cohort: a batch too large for every client at once is
+    fine for two, and refused, naming batch_size, when all of them train."""
+    kw = dict(n_clients=1024, batch_size=2048, rounds=1, local_steps=1, progress=False)
+    run = federated.run_fedavg(cohort_size=2, **kw)
+    assert run.rounds == [0, 1]
+    with pytest.raises(ValueError, match="^batch_size"):
+        federated.run_fedavg(**kw)
