@@ -49,6 +49,14 @@ PARTICIPANTS = [
      "n participants fit when n * n_params * bits_per_param <= link_bps * time_limit_s."),
     ("an unrelated float", lambda n, b, link, t: 7.5, "wrong value",
      "return the number of participants as an int."),
+    # A float that rounds to the answer is a rounding slip, not a wrong value.
+    ("a float just under", lambda n, b, link, t: link * t / (n * b) - 0.9, "rounding",
+     "a participant gets the whole model in time or not at all: return a whole number, "
+     "rounded down (int(... // ...))."),
+    # The right count as a float: only its type is wrong.
+    ("the right count as a float", lambda n, b, link, t: float(link * t // (n * b)),
+     "not a whole number",
+     "the number of participants comes in whole numbers: return an int (int(...))."),
 ]
 
 
