@@ -67,3 +67,9 @@ def test_variance_factor_names_cycles_when_it_refuses_them():
     result = gossip.gossip_average([0.0, 1.0, 5.0], cycles=4)
     with pytest.raises(ValueError, match=r"^cycles must"):
         gossip.variance_factor_per_cycle(result, cycles=0)
+
+
+def test_received_per_cycle_names_cycles_when_it_refuses_them():
+    result = gossip.gossip_average([0.0, 1.0, 5.0], cycles=4)
+    with pytest.raises(ValueError, match=r"^cycles must"):
+        gossip.received_per_cycle(result.ledger, 3, cycles=-1)
