@@ -14,7 +14,7 @@ JB_FLAGS := --all -W -n --keep-going
 # The tests run on TEST_WORKERS pytest-xdist processes, a test file to one of them
 # (tests/conftest.py builds the book once for both). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
-PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 .PHONY: book handout test test-fast lab clean venv
 

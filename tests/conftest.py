@@ -30,20 +30,8 @@ def pytest_configure(config):
                             "`make test-fast` leaves it out")
 
 
-# The longest test files, longest first. `make test` hands whole files to two
-# xdist workers in collection order (--no-loadscope-reorder): the long ones start
-# first, and the many short files fill the gaps around them.
-LONGEST_FIRST = ("test_binder_env", "test_lab", "test_handout", "test_book",
-                 "test_delivery_browser", "test_browser", "test_explorers_browser",
-                 "test_predictions_browser", "test_try_this_ex4_6", "test_claims_build",
-                 "test_distributed")
-
-
 def pytest_collection_modifyitems(config, items):
     import inspect
-
-    rank = {stem: k for k, stem in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: same order within
 
     for item in items:
         try:
