@@ -298,3 +298,30 @@ def test_values_exactly_at_the_display_limits_are_shown_whole():
     assert short(Exact()) == "y" * limit
     assert display._an("int") == "an int" and display._an("Tensor") == "a Tensor"
     assert display._an("Ellipsis") == "an Ellipsis" and display._an("list") == "a list"
+
+
+def test_a_report_shows_numbers_far_below_the_largest_as_zero_by_default():
+    assert short(torch.tensor([1.0, 1e-9])) == "tensor of shape (2,): [1. 0.]"
+    assert short(torch.tensor([1.0, 1e-9]), suppress_small=False) == \
+        "tensor of shape (2,): [1.e+00 1.e-09]"
+
+
+def test_a_report_shows_from_the_first_difference_only_past_the_first_eight():
+    values = torch.arange(20.0)
+    assert ", from entry 8:" in short(values, start=8)
+    assert "from entry" not in short(values, start=7)
+    assert "from entry" not in short(torch.arange(10.0), start=10)  # past the end: the start
+
+
+def test_the_search_uses_the_last_entry_of_its_budget(monkeypatch):
+    monkeypatch.setattr(display, "MAX_ENTRIES_COMPARED", 7)
+    expected = torch.zeros(3, 3)
+    actual = expected.clone()
+    actual[2, 0] = 1.0  # rows 0 and 1 use 6 of the 7 entries; the 7th finds it
+    assert display._first_difference(expected, actual) == (2, 0)
+
+
+def test_nans_in_the_same_place_are_not_where_results_differ():
+    nan = float("nan")
+    assert display._first_difference(torch.tensor([nan, 1.0]), torch.tensor([nan, 2.0])) \
+        == (None, 1)
