@@ -24,6 +24,7 @@ def test_every_check_passes_its_reference_solution(name):
     assert result.feedback.startswith(f"✓ {name}: passed")
     assert result.mistake is None
     assert "✓" in result._repr_html_()
+    assert "background:#e8f5e9;" in result._repr_html_()  # the passed colour
 
 
 def test_reference_solutions_agree_with_the_package():
