@@ -325,3 +325,11 @@ def test_nans_in_the_same_place_are_not_where_results_differ():
     nan = float("nan")
     assert display._first_difference(torch.tensor([nan, 1.0]), torch.tensor([nan, 2.0])) \
         == (None, 1)
+
+
+def test_the_search_for_a_difference_uses_a_tolerance_of_one_in_a_million():
+    zeros = torch.zeros(2, dtype=torch.float64)
+    assert display._first_difference(zeros, torch.tensor([0.0, 1.5e-6], dtype=torch.float64)) \
+        == (None, 1)
+    assert display._first_difference(zeros, torch.tensor([0.0, 0.5e-6], dtype=torch.float64)) \
+        == (None, 0)
