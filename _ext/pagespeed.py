@@ -1,19 +1,25 @@
-"""First paint on a slow link: the widget scripts and state out of the page's ``<head>``.
+"""First paint on a slow link: nothing the first screen does not need competes with it.
 
 myst-nb writes, into the ``<head>`` of every page with widgets, RequireJS and the
 3.6 MB widget manager as blocking scripts, and the saved state of every widget the
 kernel held, as one inline JSON script. The browser paints nothing until all of it
 has arrived: 6.7 s at 10 Mbit/s for a chapter. Here
 
-- the two scripts load with ``defer`` (``nb_ipywidgets_js`` in _config.yml; the
-  manager renders the widgets on the window's ``load`` event anyway);
 - the state keeps only the models a page shows: those reachable from a widget
   view in the page (the static explorers) and the links between them. The live
   "Try it" panels, which the static site hides (they need a kernel), and
   widgets that no output shows, are dropped, with their views;
-- the state moves from ``<head>`` to the end of the article, so the text above
-  it paints while it downloads.
-
+- the state leaves the page for a script beside it (``<page>.widgets.js``,
+  a script rather than JSON so that a page opened from disk loads it too), and
+  RequireJS and the widget manager leave ``<head>``. A small script at the end
+  of the article loads the three, in that order, once the page has parsed (the
+  manager renders at once if the page has loaded, else on its ``load`` event).
+  Deferred scripts start downloading with the page and share the link with its
+  stylesheets; these start after them. The explorers' precomputed figures
+  (up to 680 kB of a chapter) no longer download with the text above them;
+- figures in the article load lazily (``loading="lazy"``): a figure below the
+  first screen downloads as the reader scrolls towards it, not before the first
+  paint. Chromium fetches them when the page prints;
 - the search scripts that pydata-sphinx-theme puts into every page's ``<head>``
   (searchtools.js, language_data.js and the 74 kB searchindex.js) load with
   ``defer``: the search field needs them only after the page has parsed.
@@ -21,14 +27,16 @@ has arrived: 6.7 s at 10 Mbit/s for a chapter. Here
 It also marks the kernels this build starts (``DMLBOOK_STATIC_BUILD=1``), so that
 :mod:`dmlbook.progress` draws no progress bars into the pages.
 
-tests/test_browser.py measures the first paint of every chapter over a
+tests/test_delivery_browser.py measures the first paint of every chapter over a
 throttled link.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import posixpath
 import re
 from pathlib import Path
 
@@ -38,6 +46,16 @@ HIDDEN_CLASS = "dmlbook-live-panel"
 VIEW_RE = re.compile(r'<script type="application/vnd\.jupyter\.widget-view\+json">'
                      r'(.*?)</script>', re.S)
 REF_RE = re.compile(r"IPY_MODEL_(\w+)")
+SRC_RE = re.compile(r'src="([^"]+)"')
+IMG_RE = re.compile(r"<img (?![^>]*\bloading=)")
+STATE_FILE_SUFFIX = ".widgets.js"
+# Loads the state and the manager in order (async=false), after the page has parsed.
+LOADER = ('<script>document.addEventListener("DOMContentLoaded",function(){{{sources}'
+          '.forEach(function(src){{var s=document.createElement("script");s.src=src;'
+          's.async=false;document.head.appendChild(s);}});}});</script>')
+# The state script adds the JSON script element that the manager reads.
+STATE_SCRIPT = ('(function(){{var s=document.createElement("script");s.type="{type}";'
+                's.textContent=JSON.stringify({state});document.body.appendChild(s);}})();\n')
 SEARCH_SCRIPTS = re.compile(r'<script src="([^"]*(?:_static/searchtools\.js|'
                             r'_static/language_data\.js|searchindex\.js))"></script>')
 
@@ -89,13 +107,39 @@ def slim_widgets(app, pagename, templatename, context, doctree):
 
     body = VIEW_RE.sub(view, body)
     bundle["state"] = {mid: model for mid, model in state.items() if mid in keep}
+    manager = [s for s in scripts if _filename(s) in WIDGET_SCRIPTS]
+    scripts[:] = [s for s in scripts if s not in manager]
     if bundle["state"]:
-        text = json.dumps(bundle, separators=(",", ":")).replace("</", "<\\/")
-        body += f'<script type="{WIDGET_STATE}">{text}</script>'
-    else:  # nothing left to render: no widget scripts either
-        scripts[:] = [s for s in scripts if str(getattr(s, "filename", s) or "")
-                      not in WIDGET_SCRIPTS]
+        state_src = write_state_script(app.outdir, pagename, bundle)
+        sources = [state_src] + [SRC_RE.search(context["js_tag"](s)).group(1) for s in manager]
+        body += LOADER.format(sources=json.dumps(sources))
     context["body"] = body
+
+
+def _filename(script) -> str:
+    return str(getattr(script, "filename", script) or "")
+
+
+def write_state_script(outdir, pagename: str, bundle: dict) -> str:
+    """Write ``bundle`` as ``<page>.widgets.js`` beside the page; return its URL from the page.
+
+    The URL carries a digest of the content, so a browser never pairs a page with
+    the state of an older build.
+    """
+    text = STATE_SCRIPT.format(type=WIDGET_STATE,
+                               state=json.dumps(bundle, separators=(",", ":")))
+    path = Path(outdir) / f"{pagename}{STATE_FILE_SUFFIX}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{posixpath.basename(pagename)}{STATE_FILE_SUFFIX}?v={digest}"
+
+
+def lazy_images(app, pagename, templatename, context, doctree):
+    """Every image in the article loads lazily, unless it already says how to load."""
+    body = context.get("body")
+    if body:
+        context["body"] = IMG_RE.sub('<img loading="lazy" ', body)
 
 
 def defer_search_scripts(app, exception):
@@ -119,5 +163,6 @@ def setup(app):
     # After myst-nb (500) adds the page's scripts, and after the handout edition
     # (900) drops the whole state of its pages (nothing is moved there).
     app.connect("html-page-context", slim_widgets, priority=950)
+    app.connect("html-page-context", lazy_images, priority=960)
     app.connect("build-finished", defer_search_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -59,3 +59,17 @@ def page_text(doc: str) -> str:
 
 def page_html(doc: str) -> str:
     return (HTML_DIR / f"{doc}.html").read_text(encoding="utf-8")
+
+
+def page_widget_state(doc: str) -> dict:
+    """The widget state a built page loads: its static explorers' models.
+
+    _ext/pagespeed.py writes it beside the page as ``<page>.widgets.js``, a
+    script that hands the manager the JSON; the page's loader names the file.
+    """
+    import json
+
+    loader = re.search(r'\["([^"?]+\.widgets\.js)\?v=\w+"', page_html(doc))
+    assert loader, f"{doc} loads no widget state (no static explorer)"
+    script = (HTML_DIR / doc).parent.joinpath(loader.group(1)).read_text(encoding="utf-8")
+    return json.loads(script.split("JSON.stringify(", 1)[1].rsplit(");document.body", 1)[0])

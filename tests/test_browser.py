@@ -47,11 +47,23 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class LocalSite(http.server.ThreadingHTTPServer):
+    """The built site on loopback, for Chromium.
+
+    Its handler answers one request per connection, so a page opens a connection
+    for each of its ~35 files, six at a time. The socket module's default queue
+    of 5 pending connections overflowed on a busy machine: the kernel then drops
+    the connection, Chromium retries it after 1, 3, 7, ... s, and a page that
+    waits for a stylesheet paints nothing for a minute (a CI run, 2026-12-05).
+    """
+    request_queue_size = 128
+
+
 @pytest.fixture(scope="module")
 def site(built_book):
     assert built_book.returncode == 0, "the book did not build"
     handler = functools.partial(_QuietHandler, directory=str(HTML_DIR))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = LocalSite(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -93,7 +105,26 @@ def open_page(browser, url, base):
     page.goto(url, wait_until="networkidle")
     # MathJax loads deferred and typesets asynchronously: wait until it is done.
     page.evaluate(MATHJAX_DONE)
+    load_lazy_images(page)
     return page, errors, failed, blocked
+
+
+# Figures load lazily (_ext/pagespeed.py): a reader's scrolling fetches them.
+# Tests that look at every figure of a page fetch them all, as printing does.
+LAZY_IMAGES_LOADED = """async () => {
+  const lazy = [...document.images].filter(i => i.loading === 'lazy');
+  lazy.forEach(i => { i.loading = 'eager'; });
+  await Promise.all(lazy.map(i => i.complete ? null : new Promise(done => {
+    i.addEventListener('load', done); i.addEventListener('error', done);
+    setTimeout(done, 30000);
+  })));
+  return lazy.length;
+}"""
+
+
+def load_lazy_images(page) -> int:
+    """Fetch every lazily loaded image of ``page`` now; return how many there were."""
+    return page.evaluate(LAZY_IMAGES_LOADED)
 
 
 MATHJAX_DONE = """async () => {

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from book_helpers import ROOT, chapter_docs
+from book_helpers import ROOT, chapter_docs, page_html
 from test_browser import (CHROMIUM, MATHJAX_DONE, all_docs, block_offsite, browser,  # noqa: F401
-                          check_accessibility, site)  # noqa: F401 - fixtures
+                          check_accessibility, load_lazy_images, site)  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
@@ -56,6 +56,7 @@ def _open(browser, url, base, *, viewport=LAPTOP, dark=False, touch=False):
     blocked = block_offsite(page, base)
     page.goto(url, wait_until="networkidle")
     page.evaluate(MATHJAX_DONE)
+    load_lazy_images(page)
     page.errors, page.blocked = errors, blocked
     return page
 
@@ -144,6 +145,8 @@ def test_page_in_dark_mode_has_no_serious_accessibility_violation(browser, site,
 
 
 def _first_paint_s(browser, url, base) -> float:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     context = browser.new_context(viewport=PHONE)
     page = context.new_page()
     block_offsite(page, base)
@@ -153,12 +156,23 @@ def _first_paint_s(browser, url, base) -> float:
     cdp.send("Network.emulateNetworkConditions", LINK)
     try:
         page.goto(url, wait_until="commit", timeout=120_000)
-        page.wait_for_function("performance.getEntriesByName('first-contentful-paint')"
-                               ".length > 0", timeout=60_000, polling=50)
+        try:
+            page.wait_for_function("performance.getEntriesByName('first-contentful-paint')"
+                                   ".length > 0", timeout=60_000, polling=50)
+        except PlaywrightTimeout:
+            # Say what the page was waiting for: a page that never paints is a failure.
+            raise AssertionError(f"{url}: no first paint in 60 s: "
+                                 f"{page.evaluate(STALLED_JS)}") from None
         return page.evaluate("performance.getEntriesByName('first-contentful-paint')[0]"
                              ".startTime") / 1000
     finally:
         context.close()
+
+
+STALLED_JS = """() => ({state: document.readyState,
+  loaded: performance.getEntriesByType('resource').map(r => r.name.split('/').pop()),
+  stylesheets: [...document.querySelectorAll('link[rel=stylesheet]')]
+    .map(l => l.href.split('/').pop() + (l.sheet ? '' : ' (pending)'))})"""
 
 
 def test_every_chapter_paints_within_budget_on_a_slow_link(browser, site):
@@ -172,6 +186,38 @@ def test_every_chapter_paints_within_budget_on_a_slow_link(browser, site):
                                       indent=1))
     slow = {d: t for d, t in measured.items() if t > FIRST_PAINT_BUDGET_S}
     assert slow == {}, f"first paint over {FIRST_PAINT_BUDGET_S} s at 10 Mbit/s: {slow}"
+
+
+LAZY_FIGURES_JS = """() => [...document.querySelectorAll('article img[loading=lazy]')]
+  .filter(i => i.offsetParent !== null).map(i => i.complete && i.naturalWidth > 0)"""
+
+
+def _most_figures() -> str:
+    return max(chapter_docs(), key=lambda d: page_html(d).count('<img loading="lazy"'))
+
+
+def test_figures_load_as_the_reader_scrolls_and_all_of_them_print(browser, site):
+    """Figures below the first screen wait for the reader (_ext/pagespeed.py)."""
+    url = f"{site}/{_most_figures()}.html"
+    context = browser.new_context(viewport=PHONE)
+    try:
+        page = context.new_page()
+        block_offsite(page, site)
+        page.goto(url, wait_until="networkidle")
+        loaded = page.evaluate(LAZY_FIGURES_JS)
+        assert len(loaded) >= 3 and not loaded[-1], \
+            f"the last figure loaded before the reader scrolled to it: {loaded}"
+        page.locator("article img[loading=lazy]").last.scroll_into_view_if_needed()
+        page.wait_for_function(f"() => ({LAZY_FIGURES_JS})().pop()", timeout=30_000)
+        # Printing fetches every figure, scrolled to or not.
+        printed = context.new_page()
+        block_offsite(printed, site)
+        printed.goto(url, wait_until="networkidle")
+        assert not all(printed.evaluate(LAZY_FIGURES_JS))
+        printed.pdf()
+        assert all(printed.evaluate(LAZY_FIGURES_JS)), "a figure is missing from the print"
+    finally:
+        context.close()
 
 
 FIGURE_SIZES_JS = """() => [...document.querySelectorAll('article.bd-article img')]

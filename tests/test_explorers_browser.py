@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from book_helpers import ROOT, chapter_docs
+from book_helpers import HTML_DIR, ROOT, chapter_docs
 from dmlbook import explore
 from dmlbook.sheet import EXERCISES
 from test_browser import CHROMIUM, browser, open_page, site  # noqa: F401 - fixtures
@@ -107,6 +107,27 @@ def _check_shown(shown, spec, i, j, recompute: bool):
             assert shown["error"] is None and shown["cells"] == _cells(expected), spec.key
         else:
             assert shown["error"] == "Not computed: " + expected
+
+
+def test_an_explorer_works_from_the_files_on_disk(browser, built_book):  # noqa: F811
+    """`make book` points at file://.../index.html: a page opened from disk, with no
+    server, loads its widget state (``<page>.widgets.js``, _ext/pagespeed.py)."""
+    assert built_book.returncode == 0, "the book did not build"
+    doc = chapter_docs()[0]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto((HTML_DIR / f"{doc}.html").as_uri(), wait_until="load")
+        page.wait_for_function("document.querySelectorAll('.dmlbook-explorer select')"
+                               ".length > 0", timeout=60_000)
+        explorer = page.locator(".dmlbook-explorer").first
+        explorer.scroll_into_view_if_needed()
+        shown = _visible(explorer)
+        assert shown["count"] == 1 and shown["loaded"], shown
+        assert errors == [], errors
+    finally:
+        page.close()
 
 
 @pytest.mark.parametrize("doc", chapter_docs())

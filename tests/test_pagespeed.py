@@ -1,6 +1,7 @@
 """_ext/pagespeed.py: the page keeps only the widget state it shows (no build needed)."""
 
 import json
+import re
 import sys
 from types import SimpleNamespace
 
@@ -42,18 +43,68 @@ def test_only_the_shown_models_and_their_links_stay():
     assert keep == {"box", "dd", "stack", "html", "lay", "link"}
 
 
-def test_the_page_moves_the_state_to_its_end_and_drops_hidden_views():
-    bundle = {"version_major": 2, "version_minor": 0, "state": STATE}
+MANAGER = [SimpleNamespace(attributes={"defer": "defer"}, filename=f)
+           for f in pagespeed.WIDGET_SCRIPTS]
+
+
+def _js_tag(script):
+    return f'<script defer="defer" src="../_static/{script.filename}?v=1234"></script>'
+
+
+def _page(state, *views):
+    bundle = {"version_major": 2, "version_minor": 0, "state": state}
     state_script = SimpleNamespace(attributes={"type": pagespeed.WIDGET_STATE,
                                                "body": json.dumps(bundle)})
     other = SimpleNamespace(attributes={}, filename="_static/x.js")
-    context = {"script_files": [other, state_script],
-               "body": f"<p>text</p>{_view('box')}<p>live:</p>{_view('live')}"}
-    pagespeed.slim_widgets(None, "chapters/x", "page.html", context, None)
-    assert context["script_files"] == [other]  # nothing left in <head>
+    return other, {"script_files": [other, *MANAGER, state_script], "js_tag": _js_tag,
+                   "body": "<p>text</p>" + "".join(views)}
+
+
+def test_the_state_leaves_the_page_and_loads_after_it_with_the_manager(tmp_path):
+    other, context = _page(STATE, _view("box"), "<p>live:</p>", _view("live"))
+    app = SimpleNamespace(outdir=str(tmp_path))
+    pagespeed.slim_widgets(app, "chapters/x", "page.html", context, None)
+    assert context["script_files"] == [other]  # neither state nor manager in <head>
     body = context["body"]
     assert body.startswith("<p>text</p>") and _view("box") in body and _view("live") not in body
-    saved = json.loads(body.split(f'<script type="{pagespeed.WIDGET_STATE}">')[1]
-                       .split("</script>")[0])
+    assert pagespeed.WIDGET_STATE not in body and "a big PNG" not in body
+    # One loader at the end: the state script, then RequireJS, then the manager.
+    loader = body.split("<script>")[-1]
+    assert body.count("<script>") == 1 and "DOMContentLoaded" in loader
+    assert "s.async=false" in loader  # dynamic scripts run in the order they were added
+    sources = json.loads(re.search(r"(\[[^\]]*\])\.forEach", loader).group(1))
+    state_file, digest = sources[0].split("?v=")
+    assert state_file == "x.widgets.js" and len(digest) == 8
+    assert sources[1:] == [f"../_static/{f}?v=1234" for f in pagespeed.WIDGET_SCRIPTS]
+    # The state script adds the JSON element the manager reads, with the shown models only.
+    script = (tmp_path / "chapters" / "x.widgets.js").read_text()
+    assert f's.type="{pagespeed.WIDGET_STATE}"' in script
+    saved = json.loads(script.split("JSON.stringify(")[1].rsplit(");document.body", 1)[0])
+    assert saved["version_major"] == 2
     assert set(saved["state"]) == {"box", "dd", "stack", "html", "lay", "link"}
-    assert "a big PNG" not in body
+
+
+def test_the_state_file_name_changes_with_its_content(tmp_path):
+    bundle = {"version_major": 2, "version_minor": 0, "state": {"box": STATE["box"]}}
+    first = pagespeed.write_state_script(tmp_path, "chapters/x", bundle)
+    again = pagespeed.write_state_script(tmp_path, "chapters/x", bundle)
+    bundle["state"]["dd"] = STATE["dd"]
+    changed = pagespeed.write_state_script(tmp_path, "chapters/x", bundle)
+    assert first == again != changed
+
+
+def test_a_page_that_shows_no_widget_loads_no_manager(tmp_path):
+    other, context = _page(STATE, _view("live"))
+    pagespeed.slim_widgets(SimpleNamespace(outdir=str(tmp_path)), "chapters/x", "page.html",
+                           context, None)
+    assert context["script_files"] == [other]
+    assert "<script>" not in context["body"] and not list(tmp_path.rglob("*.widgets.js"))
+
+
+def test_article_images_load_lazily_unless_they_say_otherwise():
+    context = {"body": '<img alt="a" src="a.png"/><p><img src="b.png"></p>'
+                       '<img loading="eager" src="c.png"/><image href="d.svg"/>'}
+    pagespeed.lazy_images(None, "chapters/x", "page.html", context, None)
+    assert context["body"] == ('<img loading="lazy" alt="a" src="a.png"/><p>'
+                               '<img loading="lazy" src="b.png"></p>'
+                               '<img loading="eager" src="c.png"/><image href="d.svg"/>')

@@ -31,7 +31,7 @@ from dmlbook import predictions, selfcheck
 from test_claims_build import CONFIG as CLAIMS_CONFIG
 from test_claims_build import HEADER as CHAPTER_HEADER
 from test_claims_build import build
-from test_browser import CHROMIUM, browser, open_page, site  # noqa: F401 - fixtures
+from test_browser import CHROMIUM, LocalSite, browser, open_page, site  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
@@ -103,7 +103,7 @@ def tiny(tmp_path_factory):
         assert done.returncode == 0, f"the tiny {kind} did not build:\n" \
                                      f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         handler = functools.partial(_Quiet, directory=str(folder / "_build" / "html"))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = LocalSite(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         urls[kind] = f"http://127.0.0.1:{server.server_address[1]}"

@@ -1,7 +1,8 @@
 """Every Try-this answer of exercises 4-6 quotes numbers that its explorer shows.
 
 The static explorer's precomputed states travel in the page's widget state
-(``application/vnd.jupyter.widget-state+json``). For each Try-this question
+(``application/vnd.jupyter.widget-state+json``, which the page loads from
+``<page>.widgets.js``). For each Try-this question
 that the explorer can answer, the numbers of the kinds its panel displays
 (accuracies with three decimals, message counts with thousands separators,
 shares in percent with one decimal), as they appear in the question and its
@@ -15,7 +16,7 @@ import re
 
 import pytest
 
-from book_helpers import page_html, page_text
+from book_helpers import page_text, page_widget_state
 
 ACCURACY = r"(?<![\d.])[01]\.\d{3}(?!\d)"
 COUNT = r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])"
@@ -33,11 +34,17 @@ LIVE_ONLY = {(EX4, 3), (EX5, 3), (EX6, 3)}
 LAST = 3  # each chapter has three Try-this questions
 
 
-def widget_state(html: str) -> str:
-    states = re.findall(r'<script type="application/vnd\.jupyter\.widget-state\+json">'
-                        r"(.*?)</script>", html, flags=re.S)
-    assert states, "the page embeds no widget state (no static explorer)"
-    return "\n".join(states)
+def widget_state(doc: str) -> str:
+    """Every text of the page's widget state, as the explorer shows it (unescaped)."""
+    return "\n".join(_texts(page_widget_state(doc)))
+
+
+def _texts(value):
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _texts(v)]
+    return [value] if isinstance(value, str) else []
 
 
 def try_this_text(text: str, number: int) -> str:
@@ -62,7 +69,7 @@ def test_number_patterns_find_what_the_panels_print():
 
 @pytest.mark.parametrize("doc, number", sorted(FROM_EXPLORER))
 def test_try_this_numbers_are_in_the_explorer(built_book, doc, number):
-    state = widget_state(page_html(doc))
+    state = widget_state(doc)
     text = try_this_text(page_text(doc), number)
     quoted = numbers_in(text, FROM_EXPLORER[doc, number])
     assert quoted, f"{doc} Try this {number} quotes no number that its explorer shows"
