@@ -51,10 +51,11 @@ class LocalSite(http.server.ThreadingHTTPServer):
     """The built site on loopback, for Chromium.
 
     Its handler answers one request per connection, so a page opens a connection
-    for each of its ~35 files, six at a time. The socket module's default queue
-    of 5 pending connections overflowed on a busy machine: the kernel then drops
-    the connection, Chromium retries it after 1, 3, 7, ... s, and a page that
-    waits for a stylesheet paints nothing for a minute (a CI run, 2026-12-05).
+    for each of its ~35 files, six at a time. With the socket module's default
+    queue of 5 pending connections, a busy test process can leave a connection
+    unaccepted; the kernel then drops it and Chromium retries after 1, 3, 7, ...
+    s. That is the likeliest cause of the page that did not paint in 60 s in a
+    CI run (2026-12-05); it did not recur here in 84 loads beside four busy loops.
     """
     request_queue_size = 128
 

@@ -9,6 +9,8 @@ tests use):
   any page in dark mode (tests/test_browser.py checks light mode);
 - every chapter paints its first content within 1.5 s over a 10 Mbit/s link
   (Chrome's network emulation; the numbers land in _build/first_paint.json);
+- figures below the first screen load as the reader scrolls to them, and
+  printing loads them all;
 - every figure is rendered at two or more device pixels per CSS pixel and shown
   at 90 % or more of its size at 1280 px (its 8-point text stays at 10 CSS px);
 - the explorers fit a phone (label above its control) and align their controls;
