@@ -1,5 +1,7 @@
 """The harness and its display: where a failed tensor first differs, output, limits."""
 
+import numpy as np
+import pytest
 import torch
 
 from dmlbook.check import display, harness
@@ -333,3 +335,52 @@ def test_the_search_for_a_difference_uses_a_tolerance_of_one_in_a_million():
         == (None, 1)
     assert display._first_difference(zeros, torch.tensor([0.0, 0.5e-6], dtype=torch.float64)) \
         == (None, 0)
+
+
+def _failure(convert, value, **kwargs) -> Failure:
+    with pytest.raises(Failure) as caught:
+        convert(value, "case", 1, **kwargs)
+    return caught.value
+
+
+def test_a_bool_is_not_a_number_for_either_conversion():
+    for convert in (harness.as_int, harness.as_float):
+        for value in (True, np.bool_(False), "1", b"1"):
+            assert _failure(convert, value).mistake == "not a number", (convert, value)
+
+
+def test_conversion_hints_name_the_number_and_its_type():
+    assert _failure(harness.as_int, 2.5).hint == "return the number as an int."
+    assert _failure(harness.as_int, "2", what="the count").hint == "return the count as an int."
+    assert _failure(harness.as_float, "2").hint == "return the number as a float."
+
+    class Unconvertible(int):  # an Integral whose int() fails
+        def __int__(self):
+            raise ValueError("no")
+
+        __index__ = __int__
+
+    failure = _failure(harness.as_int, Unconvertible(3))
+    assert (failure.mistake, failure.hint) == ("not a number", "return the number as an int.")
+
+
+def test_sys_exit_names_its_code_and_what_to_do_instead():
+    def exits(*args):
+        raise SystemExit(3)
+
+    with pytest.raises(Failure) as caught:
+        harness.call(exits, "case")
+    assert caught.value.hint == "your function called sys.exit(3); return a value instead."
+
+
+def test_the_time_limit_message_gives_both_limits():
+    result = harness._timed_out("participants", 2)
+    assert result.feedback == (
+        "✗ participants: your function did not return within 2 s (the check's time limit: "
+        f"2 s of computing, or {2 * harness.WAIT_FACTOR} s of waiting), so the check "
+        "stopped it. Look for a loop that never ends.")
+    assert (result.passed, result.mistake) == (False, "time limit")
+
+
+def test_a_result_made_without_a_clock_took_no_time():
+    assert harness.CheckResult("x", True, "✓ x").seconds == 0.0
