@@ -14,6 +14,7 @@ has arrived: 6.7 s at 10 Mbit/s for a chapter. Here
   RequireJS and the widget manager leave ``<head>``. A small script at the end
   of the article loads the three, in that order, once the page has parsed (the
   manager renders at once if the page has loaded, else on its ``load`` event).
+  A page left with no state (the handout edition drops it) loads neither;
   Deferred scripts start downloading with the page and share the link with its
   stylesheets; these start after them. The explorers' precomputed figures
   (up to 680 kB of a chapter) no longer download with the text above them;
@@ -92,8 +93,10 @@ def slim_widgets(app, pagename, templatename, context, doctree):
     body = context.get("body")
     if not scripts or body is None:
         return
+    manager = [s for s in scripts if _filename(s) in WIDGET_SCRIPTS]
+    scripts[:] = [s for s in scripts if s not in manager]
     states = [s for s in scripts if getattr(s, "attributes", {}).get("type") == WIDGET_STATE]
-    if not states:
+    if not states:  # e.g. the handout edition, which drops the state: nothing to render
         return
     for script in states:
         scripts.remove(script)
@@ -107,8 +110,6 @@ def slim_widgets(app, pagename, templatename, context, doctree):
 
     body = VIEW_RE.sub(view, body)
     bundle["state"] = {mid: model for mid, model in state.items() if mid in keep}
-    manager = [s for s in scripts if _filename(s) in WIDGET_SCRIPTS]
-    scripts[:] = [s for s in scripts if s not in manager]
     if bundle["state"]:
         state_src = write_state_script(app.outdir, pagename, bundle)
         sources = [state_src] + [SRC_RE.search(context["js_tag"](s)).group(1) for s in manager]

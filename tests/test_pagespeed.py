@@ -108,3 +108,13 @@ def test_article_images_load_lazily_unless_they_say_otherwise():
     assert context["body"] == ('<img loading="lazy" alt="a" src="a.png"/><p>'
                                '<img loading="lazy" src="b.png"></p>'
                                '<img loading="eager" src="c.png"/><image href="d.svg"/>')
+
+
+def test_a_page_without_widget_state_loads_no_manager(tmp_path):
+    """The handout edition drops the state (_ext/handout.py): the manager goes too."""
+    other, context = _page(STATE, _view("box"))
+    context["script_files"] = context["script_files"][:-1]  # no state script
+    body = context["body"]
+    pagespeed.slim_widgets(SimpleNamespace(outdir=str(tmp_path)), "chapters/x", "page.html",
+                           context, None)
+    assert context["script_files"] == [other] and context["body"] == body
