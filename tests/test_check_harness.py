@@ -298,6 +298,9 @@ def test_values_exactly_at_the_display_limits_are_shown_whole():
             return "y" * limit
 
     assert short(Exact()) == "y" * limit
+    # reprlib shortens each part of a container; the whole is cut at the limit too.
+    long_dict = {i: "z" * (2 * limit) for i in range(3)}
+    assert short(long_dict) == display._repr.repr(long_dict)[:limit] + " ..."
     assert display._an("int") == "an int" and display._an("Tensor") == "a Tensor"
     assert display._an("Ellipsis") == "an Ellipsis" and display._an("list") == "a list"
 
@@ -384,3 +387,21 @@ def test_the_time_limit_message_gives_both_limits():
 
 def test_a_result_made_without_a_clock_took_no_time():
     assert harness.CheckResult("x", True, "✓ x").seconds == 0.0
+
+
+def test_a_time_up_as_the_stages_end_keeps_their_verdict(monkeypatch):
+    """The limit can run out after the last stage returned, while the kernel's state
+    is restored: the verdict is the stages', not "did not return"."""
+    real_restore = harness._restore
+
+    def restore_then_alarm(state):
+        real_restore(state)
+        raise harness.TimeUp()
+
+    monkeypatch.setattr(harness, "_restore", restore_then_alarm)
+    result = harness.run("demo", lambda: 1, [("one case", lambda fn: "it returned")])
+    assert (result.passed, result.feedback) == (True, "✓ demo: passed. it returned.")
+    # With no verdict yet, a time-up is the time limit's.
+    monkeypatch.setattr(harness, "_stages", lambda *args: (_ for _ in ()).throw(harness.TimeUp()))
+    timed_out = harness.run("demo", lambda: 1, [])
+    assert (timed_out.passed, timed_out.mistake) == (False, "time limit")
