@@ -10,7 +10,7 @@ picks which and runs the tests.
 
 Works on a scratch copy of the tracked files, like scripts/mutants.sh. A
 mutant is killed when the tests fail (any non-zero status) or run past
-TIMEOUT_FACTOR times the unmutated run, at least 30 s (then the test run's
+TIMEOUT_FACTOR (--timeout-factor) times the unmutated run, at least 30 s (then the test run's
 whole process group is stopped), twice: a run that times out once is tried
 again with three times the time, since a busy machine slows the tests of a
 survivor too, and only a second timeout counts as caught. --max-minutes is checked between mutants, so
@@ -93,9 +93,15 @@ def main() -> int:
     parser.add_argument("--rejudge", help="a <name>.json of an earlier run: its survivors")
     parser.add_argument("--max-minutes", type=float, default=24 * 60,
                         help="stop judging after this long (what was judged is a sample)")
+    parser.add_argument("--timeout-factor", type=float, default=TIMEOUT_FACTOR,
+                        help="a mutant's first time limit in unmutated runs (at least 30 s); "
+                             f"default {TIMEOUT_FACTOR:g}. A module whose mutants hang "
+                             "(a time limit's own code) judges faster on a quiet machine at 3")
     args = parser.parse_args()
     if not 1 <= args.sample <= 10_000:
         parser.error("--sample: a count from 1 to 10,000")
+    if not 2 <= args.timeout_factor <= 100:
+        parser.error("--timeout-factor: a number from 2 to 100")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -145,7 +151,7 @@ def main() -> int:
                                         filename=str(target)))
             target.write_text(mutated)
             try:
-                limit_s = max(TIMEOUT_FACTOR * baseline_s, 30.0)
+                limit_s = max(args.timeout_factor * baseline_s, 30.0)
                 status, _ = run_tests(work, args.tests, limit_s)
                 if status == "timeout":  # a busy machine, or a mutant that hangs
                     status, _ = run_tests(work, args.tests, 3 * limit_s)
