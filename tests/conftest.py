@@ -14,6 +14,11 @@ import dmlbook  # noqa: E402
 # pytest-xdist worker (`make test` runs two), one thread each: two workers of two
 # threads on two cores spend their time waiting for each other.
 dmlbook.configure_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else None)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # And so do the processes the tests start: the book's and the handout's kernels,
+    # JupyterLab's, Binder's. Two kernels of two threads each, one per worker, ran
+    # 2 to 4 times slower side by side than alone.
+    os.environ.setdefault(dmlbook.THREADS_ENV, "1")
 
 # End-to-end tests, marked ``slow``: `make test-fast` (pytest -m "not slow") leaves them
 # out, `make test` runs them. Whole modules: the book build, the browser, JupyterLab,

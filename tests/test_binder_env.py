@@ -20,6 +20,10 @@ PyTorch's CPU index, which this machine cannot reach. The test maps it to
 the same CPU-only wheel (it lies on this machine's disk, found by pip's
 configured find-links), so the packages the chapters run on are the same.
 
+Under `make test` (two pytest-xdist workers) the kernels here run one torch
+thread each (tests/conftest.py), where Binder's run two: the same numbers of
+processes and the same data, one compute thread fewer.
+
 It takes minutes: creating the venv and installing into it (pip's cache
 makes a second run faster), then executing six chapters. Set
 ``DMLBOOK_BINDER_REPORT=path.json`` to keep the measurements.
