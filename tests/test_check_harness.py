@@ -366,6 +366,20 @@ def test_conversion_hints_name_the_number_and_its_type():
     failure = _failure(harness.as_int, Unconvertible(3))
     assert (failure.mistake, failure.hint) == ("not a number", "return the number as an int.")
 
+    class Unfloatable(float):  # a Real whose float() fails
+        def __float__(self):
+            raise ValueError("no")
+
+    failure = _failure(harness.as_float, Unfloatable(2.0))
+    assert (failure.mistake, failure.hint) == ("not a number", "return the number as a float.")
+
+
+def test_a_report_names_every_input_changed_in_place():
+    with pytest.raises(Failure) as caught:
+        harness.tensor_result("case", torch.ones(2), torch.ones(2), ["x", "W"], [], "hint")
+    assert caught.value.actual == "your function changed x and W"
+    assert caught.value.mistake == "changed its inputs in place"
+
 
 def test_sys_exit_names_its_code_and_what_to_do_instead():
     def exits(*args):
