@@ -1,5 +1,7 @@
 """The harness and its display: where a failed tensor first differs, output, limits."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -419,3 +421,62 @@ def test_a_time_up_as_the_stages_end_keeps_their_verdict(monkeypatch):
     monkeypatch.setattr(harness, "_stages", lambda *args: (_ for _ in ()).throw(harness.TimeUp()))
     timed_out = harness.run("demo", lambda: 1, [])
     assert (timed_out.passed, timed_out.mistake) == (False, "time limit")
+
+
+def _raised(fn, *args) -> Failure:
+    with pytest.raises(Failure) as caught:
+        fn(*args)
+    return caught.value
+
+
+def _raises_value_error(*args):
+    raise ValueError("bad input")
+
+
+LIKE = torch.zeros(2)
+# Every way a conversion or a call fails, and exactly what the student reads: (mistake, hint).
+FAILURE_TEXTS = [
+    (lambda: harness.call(_raises_value_error, "case"),
+     ("an error", "your function raised ValueError: bad input")),
+    (lambda: harness.as_int(object(), "case", 2),
+     ("not a number", "return the number as an int.")),
+    (lambda: harness.as_int(2.0, "case", 2),
+     ("not a whole number", "the number comes in whole numbers: return an int (int(...)).")),
+    (lambda: harness.as_int(2.0, "case", 3),
+     ("not a whole number", "return the number as an int.")),
+    (lambda: harness.as_float(float("inf"), "case", 2.0),
+     ("not a number", "return the number as a finite number.")),
+    (lambda: harness.as_float([1.0], "case", 2.0),
+     ("not a number", "return the number as a float.")),
+    (lambda: harness.as_tensor(object(), "case", LIKE),
+     ("not a tensor", "return the result as a torch tensor.")),
+    (lambda: harness.as_tensor(torch.tensor([True, False]), "case", LIKE, name="x"),
+     ("not a tensor", "return x as a float tensor.")),
+    (lambda: harness.tensor_result("case", 3.0, LIKE, [], [], "hint"),
+     ("not a tensor", "return a torch tensor.")),
+    (lambda: harness.tensor_result("case", torch.zeros(3), LIKE, [], [], "hint"),
+     ("wrong shape", "return a tensor of shape (2,).")),
+    (lambda: harness.tensor_result("case", torch.ones(2), LIKE, [], [], "the default"),
+     ("wrong value", "the default")),
+    (lambda: harness.shaped(torch.zeros(2, 1), "case", LIKE),
+     ("wrong shape", "return a tensor of shape (2,).")),
+]
+
+
+@pytest.mark.parametrize("fail, text", FAILURE_TEXTS)
+def test_each_failure_says_exactly_what_went_wrong(fail, text):
+    failure = _raised(fail)
+    assert (failure.mistake, failure.hint) == text
+
+
+def test_a_raised_error_shows_no_values():
+    # The function returned nothing: there is nothing to set against the expected value.
+    assert _raised(harness.call, _raises_value_error, "case").show_values is False
+
+
+def test_the_capture_says_it_is_writable():
+    # Libraries ask before they write (io.TextIOBase answers no unless told).
+    with harness.isolated(0) as capture:
+        if sys.stdout.writable():
+            print("asked first")
+    assert "asked first" in capture.summary()
