@@ -1,6 +1,7 @@
 """The harness and its display: where a failed tensor first differs, output, limits."""
 
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -270,6 +271,24 @@ def test_the_capture_keeps_exactly_its_limit():
     assert capture.total == harness.MAX_OUTPUT_CHARS + 1
     assert capture.summary().startswith(
         f"Your function printed (first 600 of 601 characters):\n")
+    # Once full, the capture only counts: a million more prints keep nothing more.
+    pieces = len(capture.kept)
+    for _ in range(1000):
+        capture.write("more")
+    assert len(capture.kept) == pieces and capture.total == harness.MAX_OUTPUT_CHARS + 4001
+
+
+def test_waiting_is_allowed_longer_than_computing():
+    """The limit is on CPU time; waiting (sleep, I/O) gets WAIT_FACTOR times as long."""
+    from dmlbook.check import reference
+
+    def waits_then_answers(*args):
+        time.sleep(1.5)  # over the 1 s of computing, well within the 6 s of waiting
+        return reference.participants(*args)
+
+    result = harness.run("participants", waits_then_answers,
+                         [("wait", lambda fn: str(fn(10**6, 32, 10**8, 60)))], time_limit_s=1)
+    assert result.passed, result.feedback
 
 
 def test_a_report_in_jupyter_is_green_or_orange():
