@@ -499,3 +499,10 @@ def test_the_capture_says_it_is_writable():
         if sys.stdout.writable():
             print("asked first")
     assert "asked first" in capture.summary()
+
+
+def test_passing_something_else_than_a_function_names_the_mistake():
+    result = harness.run("participants", 2203, [("hand", lambda fn: "never run")])
+    assert (result.passed, result.mistake) == (False, "not a function")
+    assert result.feedback == ("✗ participants: pass your function itself, e.g. "
+                               "check.participants(my_function), not 2203.")
