@@ -160,15 +160,29 @@ def _first_paint_s(browser, url, base) -> float:
         page.goto(url, wait_until="commit", timeout=120_000)
         try:
             page.wait_for_function("performance.getEntriesByName('first-contentful-paint')"
-                                   ".length > 0", timeout=60_000, polling=50)
+                                   ".length > 0", timeout=STALL_S * 1000, polling=50)
         except PlaywrightTimeout:
             # Say what the page was waiting for: a page that never paints is a failure.
-            raise AssertionError(f"{url}: no first paint in 60 s: "
-                                 f"{page.evaluate(STALLED_JS)}") from None
+            raise Stalled(f"{url}: no first paint in {STALL_S} s: "
+                          f"{page.evaluate(STALLED_JS)}") from None
         return page.evaluate("performance.getEntriesByName('first-contentful-paint')[0]"
                              ".startTime") / 1000
     finally:
         context.close()
+
+
+STALL_S = 30
+# Twice in five fresh-clone runs (CI once, here once, 2026-12-05) one load of the
+# hundreds the test makes fetched nothing at all in 60 s: every stylesheet of
+# the page pending, no resource loaded, the document still loading. That is
+# the test's plumbing (route interception beside CDP's network emulation), not
+# the page, whose other loads painted in about 1 s. A load that stalls so is
+# made again, at most MAX_STALLS times a test; each stall is recorded.
+MAX_STALLS = 3
+
+
+class Stalled(AssertionError):
+    """A load that painted nothing within STALL_S seconds."""
 
 
 STALLED_JS = """() => ({state: document.readyState,
@@ -178,14 +192,21 @@ STALLED_JS = """() => ({state: document.readyState,
 
 
 def test_every_chapter_paints_within_budget_on_a_slow_link(browser, site):
-    measured = {}
+    measured, stalls = {}, []
     for doc in chapter_docs() + ["intro"]:
-        # The best of three: the machine's load adds to a paint, never takes from it.
-        measured[doc] = round(min(_first_paint_s(browser, f"{site}/{doc}.html", site)
-                                  for _ in range(3)), 3)
+        loads = []
+        while len(loads) < 3:  # the best of three: load adds to a paint, never takes from it
+            try:
+                loads.append(_first_paint_s(browser, f"{site}/{doc}.html", site))
+            except Stalled as stall:
+                stalls.append(str(stall))
+                assert len(stalls) <= MAX_STALLS, f"loads that fetched nothing: {stalls}"
+                # Only a load that fetched nothing at all is made again.
+                assert "'loaded': []" in str(stall), str(stall)
+        measured[doc] = round(min(loads), 3)
     FIRST_PAINT.parent.mkdir(parents=True, exist_ok=True)
-    FIRST_PAINT.write_text(json.dumps({"link": LINK, "first_contentful_paint_s": measured},
-                                      indent=1))
+    FIRST_PAINT.write_text(json.dumps({"link": LINK, "first_contentful_paint_s": measured,
+                                       "stalled_loads": stalls}, indent=1))
     slow = {d: t for d, t in measured.items() if t > FIRST_PAINT_BUDGET_S}
     assert slow == {}, f"first paint over {FIRST_PAINT_BUDGET_S} s at 10 Mbit/s: {slow}"
 
