@@ -14,7 +14,7 @@ has arrived: 6.7 s at 10 Mbit/s for a chapter. Here
   RequireJS and the widget manager leave ``<head>``. A small script at the end
   of the article loads the three, in that order, once the page has parsed (the
   manager renders at once if the page has loaded, else on its ``load`` event).
-  A page left with no state (the handout edition drops it) loads neither;
+  A page left with no state (the handout edition drops it) loads neither.
   Deferred scripts start downloading with the page and share the link with its
   stylesheets; these start after them. The explorers' precomputed figures
   (up to 680 kB of a chapter) no longer download with the text above them;
