@@ -136,6 +136,14 @@ def write_state_script(outdir, pagename: str, bundle: dict) -> str:
     return f"{posixpath.basename(pagename)}{STATE_FILE_SUFFIX}?v={digest}"
 
 
+def read_state_script(text: str) -> dict:
+    """The bundle that :func:`write_state_script` wrote as ``text`` (its inverse)."""
+    head, tail = STATE_SCRIPT.format(type=WIDGET_STATE, state="\0").split("\0")
+    if not (text.startswith(head) and text.endswith(tail)):
+        raise ValueError("text is not a widget-state script written by write_state_script")
+    return json.loads(text[len(head):len(text) - len(tail)])
+
+
 def lazy_images(app, pagename, templatename, context, doctree):
     """Every image in the article loads lazily, unless it already says how to load."""
     body = context.get("body")

@@ -67,9 +67,10 @@ def page_widget_state(doc: str) -> dict:
     _ext/pagespeed.py writes it beside the page as ``<page>.widgets.js``, a
     script that hands the manager the JSON; the page's loader names the file.
     """
-    import json
+    sys.path.insert(0, str(ROOT / "_ext"))
+    import pagespeed  # Sphinx's extension folder, added above
 
     loader = re.search(r'\["([^"?]+\.widgets\.js)\?v=\w+"', page_html(doc))
     assert loader, f"{doc} loads no widget state (no static explorer)"
     script = (HTML_DIR / doc).parent.joinpath(loader.group(1)).read_text(encoding="utf-8")
-    return json.loads(script.split("JSON.stringify(", 1)[1].rsplit(");document.body", 1)[0])
+    return pagespeed.read_state_script(script)

@@ -5,6 +5,8 @@ import re
 import sys
 from types import SimpleNamespace
 
+import pytest
+
 from book_helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "_ext"))
@@ -79,7 +81,7 @@ def test_the_state_leaves_the_page_and_loads_after_it_with_the_manager(tmp_path)
     # The state script adds the JSON element the manager reads, with the shown models only.
     script = (tmp_path / "chapters" / "x.widgets.js").read_text()
     assert f's.type="{pagespeed.WIDGET_STATE}"' in script
-    saved = json.loads(script.split("JSON.stringify(")[1].rsplit(");document.body", 1)[0])
+    saved = pagespeed.read_state_script(script)
     assert saved["version_major"] == 2
     assert set(saved["state"]) == {"box", "dd", "stack", "html", "lay", "link"}
 
@@ -91,6 +93,13 @@ def test_the_state_file_name_changes_with_its_content(tmp_path):
     bundle["state"]["dd"] = STATE["dd"]
     changed = pagespeed.write_state_script(tmp_path, "chapters/x", bundle)
     assert first == again != changed
+    written = (tmp_path / "chapters" / "x.widgets.js").read_text()
+    assert pagespeed.read_state_script(written) == bundle
+
+
+def test_only_a_state_script_is_read_as_one():
+    with pytest.raises(ValueError, match="not a widget-state script"):
+        pagespeed.read_state_script("alert(1)")
 
 
 def test_a_page_that_shows_no_widget_loads_no_manager(tmp_path):
