@@ -156,12 +156,13 @@ def test_quantize_cases_are_the_hand_worked_the_random_and_the_runs():
     hand = [(x.tolist(), bits) for x, bits in calls[:4]]
     assert hand == [([0., 1., 2., 3.], 2), ([0., 0.4000000059604645, 0.6000000238418579, 3.], 1),
                     ([-1., -0.20000000298023224, 0.699999988079071, 2.], 2), ([5., 5., 5.], 3)]
-    randoms = calls[4:24]
+    randoms, wide = calls[4:24], calls[24:40]
     assert [bits for _, bits in randoms] == [1 + k % 8 for k in range(20)]
-    assert all(2 <= len(x) < 200 for x, _ in randoms)
+    assert sorted(bits for _, bits in wide) == sorted(list(range(9, 17)) * 2)  # each twice
+    assert all(2 <= len(x) < 200 for x, _ in randoms + wide)
     spreads = [float(x.std()) for x, _ in randoms]
     assert min(spreads) < 0.01 and max(spreads) > 10  # scales 10^-3 .. 10^2
-    runs = calls[24:]
+    runs = calls[40:]
     assert {bits for _, bits in runs} == {4} and all(len(x) == 650 for x, _ in runs)
     assert len(runs) == 2 * 2 * 4  # 2 rounds x 4 clients, for updates and for parameters
 
@@ -180,7 +181,7 @@ def test_quantize_hand_labels_and_the_range_from_zero():
 
 def test_quantize_random_and_simulator_stages_name_their_case():
     three_bits = lines(check.quantize(lambda x, b: R.quantize(x, b) if b != 3 else x.clone()))
-    assert three_bits[1].endswith(", bits=3), random case 3 of 20")
+    assert three_bits[1].endswith(", bits=3), random case 3 of 36")
     in_training = lines(check.quantize(lambda x, b: R.quantize(x, b) if len(x) < 200 else x))
     assert in_training[1].endswith(", bits=4), client 0's update, 4 bits")
     parameters_only = lines(check.quantize(
@@ -234,7 +235,7 @@ def test_a_range_from_zero_is_named_at_three_bits_too():
         return torch.round(x / step) * step
 
     got = lines(check.quantize(from_zero_at_three_bits))
-    assert got[1].endswith(", bits=3), random case 3 of 20")
+    assert got[1].endswith(", bits=3), random case 3 of 36")
     assert got[-2] == "Hint (range from zero): the levels span min .. max of x."
 
 

@@ -23,7 +23,7 @@ import test_check
 import test_check_hostile
 import test_check_tasks
 from dmlbook import allreduce, check, dpsgd, engine, federated, gossip
-from dmlbook.check import reference
+from dmlbook.check import guard, harness, reference
 
 PINNED = Path(__file__).parent / "data" / "check_feedback.json"
 
@@ -74,6 +74,7 @@ def test_a_check_prints_nothing_and_asks_its_runs_for_no_progress_bar(name, capf
     # Its own simulator runs too: a bar in the student's notebook (an ipywidget there,
     # which no captured stream hides) is noise under the verdict.
     asked = []
+    monkeypatch.setattr(guard, "GUARD_BINDINGS", False)  # the spies rebind the package
     for module in (allreduce, dpsgd, engine, federated, gossip):
         def spy(total, enabled, desc, _original=module.progress_bar):
             asked.append(enabled)

@@ -336,13 +336,24 @@ def test_printed_output_is_captured_and_cut(capsys):
 def test_an_error_while_judging_is_the_checks(monkeypatch):
     from dmlbook.check import ex1_participants
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("simulator broke")
-
-    monkeypatch.setattr(ex1_participants, "transfer_times", broken)
+    # A library function in the simulator's place: it raises in the check's own code,
+    # with no frame of code from outside the package and its libraries.
+    monkeypatch.setattr(ex1_participants, "transfer_times", math.factorial)
     result = check.participants(reference.participants)
     assert not result.passed and result.mistake == "the check's error"
-    assert "not yours" in result.feedback and "simulator broke" in result.feedback
+    assert "not yours" in result.feedback and "TypeError" in result.feedback
+
+
+def test_an_error_raised_by_what_the_function_returned_is_the_students():
+    class Pair(list):
+        def __getitem__(self, index):
+            raise IndexError("my pair is broken")
+
+    result = check.binding_link(lambda *args: Pair(reference.binding_link(*args)))
+    assert (result.passed, result.mistake) == (False, "an error")
+    assert result.feedback == ("✗ binding_link: not yet. The check could not read what your "
+                               "function returned: your code raised IndexError: my pair is "
+                               "broken")
 
 
 def test_a_report_does_not_keep_a_large_result():

@@ -1,6 +1,6 @@
 """dmlbook.check sits on top of the package (issue #22): nothing below imports it, and
-inside it the layers run one way: display <- harness <- network <- reference <- pages <-
-__init__."""
+inside it the layers run one way: display <- guard <- harness <- network <- reference <-
+pages <- __init__."""
 
 import ast
 from pathlib import Path
@@ -39,7 +39,7 @@ def test_nothing_outside_the_check_package_imports_it():
 
 
 def test_the_check_package_imports_downwards_only():
-    order = ["display", "harness", "network", "reference"]
+    order = ["display", "guard", "harness", "network", "reference"]
     for path in (PACKAGE / "check").glob("*.py"):
         inner = {m.split(".", 1)[1] for m in imports(path) if m.startswith("check.")}
         name = path.stem

@@ -11,6 +11,8 @@ from .display import args_text
 from .harness import (Failure, as_float, as_int, call, close, each, ratio_hint, rng_for, stages,
                       unit_mistakes)
 
+_str_str = str.__str__  # bound at load: a plain str of any str, whatever it overrides
+
 _ARGS = ("n_params", "bits_per_param", "link_bps", "time_limit_s")
 _BINDING_ARGS = ("n_params", "bits_per_param", "download_bps", "upload_bps", "time_limit_s")
 
@@ -53,8 +55,8 @@ def _hint(args, expected, value):
 
 def _case(fn, args, label):
     case = f"participants({args_text(_ARGS, args)}), {label}"
-    expected = _expected(*args)
     actual = call(fn, case, *args)
+    expected = _expected(*args)  # after the call: never on the stack while the function runs
     try:
         value = as_int(actual, case, expected, "the number of participants")
     except Failure as failure:
@@ -118,10 +120,11 @@ def participants(fn, *, time_limit_s=None):
 def _binding_case(fn, args, label):
     case = f"binding_link({args_text(_BINDING_ARGS, args)}), {label}"
     n_params, bits, down, up, time_s = args
+    out = call(fn, case, *args)
+    # The answer is worked out after the call: never on the stack while the function runs.
     limit = max_participants(n_params, bits_per_param=bits, download_bps=down,
                              upload_bps=up, time_limit_s=time_s)
     expected = (limit.n_max, limit.bottleneck)
-    out = call(fn, case, *args)
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise Failure(case, expected=expected, actual=out, mistake="wrong shape",
                       hint='return a pair: (participants, "download" or "upload").')
@@ -137,10 +140,12 @@ def _binding_case(fn, args, label):
                                "participant: take the smaller count, not the sum.")
         raise Failure(case, expected=expected, actual=out, mistake="wrong value",
                       hint="count the participants each link serves, then take the smaller.")
-    if not isinstance(link, str) or str(link) not in ("download", "upload"):
+    if isinstance(link, str):
+        link = _str_str(link)  # a plain copy: a subclass's own == cannot lie
+    if not isinstance(link, str) or link not in ("download", "upload"):
         raise Failure(case, expected=expected, actual=out, mistake="not a link name",
                       hint='name the binding link "download" or "upload".')
-    if str(link) != limit.bottleneck:
+    if link != limit.bottleneck:
         why = ("on a tie, name \"upload\"." if limit.download == limit.upload else
                "the binding link is the one that serves fewer participants.")
         raise Failure(case, expected=expected, actual=out, mistake="wrong link", hint=why)

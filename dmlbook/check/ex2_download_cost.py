@@ -14,7 +14,7 @@ from .harness import (Failure, as_float, call, close, each, ratio_hint, rng_for,
 
 _ARGS = ("n_params", "rounds", "clients_per_round", "usd_per_gib", "bytes_per_param")
 #: Relative tolerance of a cost: rounding only, never a wrong constant.
-REL_TOL = 1e-9
+REL_TOL = 1e-6
 
 
 def _expected(n_params, rounds, clients, usd_per_gib, bytes_per_param) -> float:
@@ -22,9 +22,12 @@ def _expected(n_params, rounds, clients, usd_per_gib, bytes_per_param) -> float:
 
 
 def _case(fn, args, label="", expected=None):
+    """``expected``: a function of no arguments (default: the formula), called after the
+    student's: the answer is never on the stack while their function runs."""
     case = f"download_cost({args_text(_ARGS, args)})" + (f", {label}" if label else "")
-    expected = _expected(*args) if expected is None else expected
-    actual = as_float(call(fn, case, *args), case, expected, "the cost in US dollars")
+    out = call(fn, case, *args)
+    expected = _expected(*args) if expected is None else expected()
+    actual = as_float(out, case, expected, "the cost in US dollars")
     if close(actual, expected, rel=REL_TOL):
         return actual
     n_params, rounds, clients, usd, bpp = args
@@ -69,13 +72,15 @@ def download_cost(fn, *, time_limit_s=None):
         n_clients, rounds, price = 3, 2, 0.03
         fed = run_fedavg(n_clients=n_clients, rounds=rounds, local_steps=1, model="logreg",
                          progress=False)
-        c = fed.ledger.columns()
-        billed = c["nbytes"][c["sender"] == n_clients].sum()  # the server's downloads
+
+        def billed():  # the server's downloads
+            c = fed.ledger.columns()
+            return int(c["nbytes"][c["sender"] == n_clients].sum())
         _case(fn, (fed.server.numel(), rounds, n_clients, price, 4),
               "a FedAvg run's downloads, read from its ledger",
-              expected=float(billed) / GIB * price)
+              expected=lambda: billed() / GIB * price)
         return (f"a FedAvg run ({rounds} rounds, {n_clients} clients) billed from its "
-                f"ledger ({int(billed):,} bytes downloaded) agrees")
+                f"ledger ({billed():,} bytes downloaded) agrees")
 
     return stages("download_cost", fn, each(_case, hand), random_cases, simulator,
                   time_limit_s=time_limit_s)
@@ -97,8 +102,10 @@ def _bill_expected(ledger, server, rounds, usd_per_gib) -> np.ndarray:
 
 
 def _bill_case(fn, ledger, server, rounds, usd, case, expected):
+    """``expected``: a function of no arguments, called after the student's."""
     view = {k: v.copy() for k, v in ledger.items()}  # the student may not change the run's
     out = call(fn, case, view, server, rounds, usd)
+    expected = expected()  # after the call: never on the stack while the function runs
     try:
         values = list(out)
     except Exception:
@@ -113,8 +120,10 @@ def _bill_case(fn, ledger, server, rounds, usd, case, expected):
         if not close(got, float(want), rel=REL_TOL):
             mistake, hint = "wrong value", ("add up the bytes the server sent in each round, "
                                             "price them per GiB, and keep a running total.")
-            # Round r's bill alone instead of the bill so far (round 1 cannot tell).
-            if r > 1 and close(got, float(want) - float(expected[r - 2]), rel=1e-6):
+            # Round r's bill alone instead of the bill so far (round 1 cannot tell). The
+            # same tolerance as above: where the rounds before billed nothing, the two
+            # are the same number, and a bill within it has passed.
+            if r > 1 and close(got, float(want) - float(expected[r - 2]), rel=REL_TOL):
                 mistake, hint = "not cumulative", "each entry is the bill so far: add the " \
                                                   "rounds before it."
             elif ratio_hint(float(want), got, unit_mistakes()):
@@ -132,9 +141,9 @@ def cumulative_bill(fn, *, time_limit_s=None):
                   "receiver": np.array([2, 0, 1, 0, 0]),
                   "nbytes": np.array([2**30, 2**29, 2**31, 2**30, 2**30])}
         _bill_case(fn, ledger, 0, 3, 1.0, "5 messages over 3 rounds, the server is node 0, "
-                   "1 $/GiB", np.array([1.0, 3.0, 3.0]))
+                   "1 $/GiB", lambda: np.array([1.0, 3.0, 3.0]))
         empty = {k: v[:0] for k, v in ledger.items()}
-        _bill_case(fn, empty, 0, 2, 0.5, "no messages at all", np.array([0.0, 0.0]))
+        _bill_case(fn, empty, 0, 2, 0.5, "no messages at all", lambda: np.array([0.0, 0.0]))
         return "2 hand-worked ledgers (uploads and other nodes' messages are not billed)"
 
     def random_cases(fn):
@@ -146,7 +155,7 @@ def cumulative_bill(fn, *, time_limit_s=None):
             _bill_case(fn, ledger, server, rounds, usd,
                        f"random ledger {k + 1} of 20 ({len(ledger['round'])} messages, "
                        f"{n} nodes, server {server}, {rounds} rounds, {usd:.4f} $/GiB)",
-                       _bill_expected(ledger, server, rounds, usd))
+                       lambda: _bill_expected(ledger, server, rounds, usd))
         return "20 seeded random ledgers"
 
     def simulator(fn):
@@ -154,13 +163,14 @@ def cumulative_bill(fn, *, time_limit_s=None):
         n, rounds = int(rng.integers(2, 5)), int(rng.integers(2, 4))
         fed = run_fedavg(n_clients=n, rounds=rounds, local_steps=1, model="logreg",
                          progress=False, seed=int(rng.integers(0, 100)))
-        expected = fl_cumulative_cost(fed.server.numel(), rounds=rounds, clients_per_round=n,
+        def expected():
+            return fl_cumulative_cost(fed.server.numel(), rounds=rounds, clients_per_round=n,
                                       usd_per_gib=0.03)
         _bill_case(fn, fed.ledger.columns(), n, rounds, 0.03,
                    f"the ledger of dmlbook.federated.run_fedavg ({n} clients, {rounds} "
                    f"rounds, the server is node {n})", expected)
         return (f"the ledger of a FedAvg run ({n} clients, {rounds} rounds) gives "
-                f"dmlbook.costs.fl_cumulative_cost's bill, {expected[-1]:.3g} $")
+                f"dmlbook.costs.fl_cumulative_cost's bill, {expected()[-1]:.3g} $")
 
     return stages("cumulative_bill", fn, hand_cases, random_cases, simulator,
                   time_limit_s=time_limit_s)

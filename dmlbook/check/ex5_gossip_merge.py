@@ -7,8 +7,8 @@ import torch
 
 from ..gossip import gossip_average, gossip_learning
 from .display import short
-from .harness import (Failure, as_float, call, call_tensors, close, each, rng_for, seeded,
-                      shaped, stages, tensor_result)
+from .harness import (Failure, _allclose, as_float, call, call_tensors, close, each, rng_for,
+                      seeded, shaped, stages, tensor_result)
 from .reference import gossip_merge as reference_merge  # taken now: rebinding it changes nothing
 
 
@@ -25,11 +25,31 @@ def _merge_case(fn, local, received, label):
         ("operator precedence", local + received / 2, "write (x_local + x_received) / 2."),
         ("operator precedence", local / 2 + received, "write (x_local + x_received) / 2.")]
     expected = ((local.double() + received.double()) / 2).to(local.dtype)
-    tensor_result(case, out, expected, changed_received, candidates,
-                  "the merge is the plain average (x_local + x_received) / 2.", atol=1e-12)
-    if isinstance(out, torch.Tensor) and out.dtype != local.dtype:
-        raise Failure(case, expected=f"a {local.dtype} tensor", actual=f"a {out.dtype} tensor",
+    got = tensor_result(case, out, expected, changed_received, candidates,
+                        "the merge is the plain average (x_local + x_received) / 2.",
+                        atol=1e-12)
+    dtype = _dtype_of(out)
+    if dtype is not None and dtype != local.dtype:  # a tensor or a NumPy array
+        raise Failure(case, expected=f"a {local.dtype} tensor", actual=f"a {dtype} "
+                      f"{'tensor' if isinstance(out, torch.Tensor) else type(out).__name__}",
                       mistake="wrong dtype", hint="keep the model's dtype.")
+    # float64 to float64's precision: a merge done in float32 and cast back is not one.
+    if local.dtype == torch.float64 and not _allclose(got, expected, rtol=1e-12, atol=1e-12):
+        raise Failure(case, expected=expected, actual=got, mistake="lost precision",
+                      hint="average in the model's own dtype: a float64 model in float64.",
+                      rtol=1e-12, atol=1e-12)
+
+
+def _dtype_of(out):
+    """The torch dtype of a tensor or a NumPy array or scalar; None for anything else."""
+    if isinstance(out, torch.Tensor):
+        return out.dtype
+    if isinstance(out, (np.ndarray, np.generic)):
+        try:
+            return torch.from_numpy(np.empty(0, dtype=out.dtype)).dtype
+        except TypeError:  # no torch dtype: tensor_result has refused it already
+            return None
+    return None
 
 
 def gossip_merge(fn, *, time_limit_s=None):

@@ -17,8 +17,7 @@ import io
 import math
 import numbers
 import random
-import signal
-import threading
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,13 +25,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..units import check_number
+from . import guard
 from .display import DEFAULT_ATOL, DEFAULT_RTOL, short, shown_pair
+from .guard import TimeUp, error_text, raised_in_student_code, time_limit
 
 #: Seconds of computing (this process's CPU time) a check may take before it answers
 #: "did not return within ... s". CPU time, so that a busy machine does not fail a
 #: right solution; code that waits instead is stopped after WAIT_FACTOR times as long.
 TIME_LIMIT_S = 10.0
 WAIT_FACTOR = 6
+#: The longest limit a caller may ask for (``time_limit_s``), in seconds.
+MAX_TIME_LIMIT_S = 3600.0
+#: Seconds past the limit that a passing check may have taken before its pass is
+#: refused: only code that turned the check's timers off can take longer.
+LIMIT_GRACE_S = 0.5
 #: Characters of the student's printed output kept in a report.
 MAX_OUTPUT_CHARS = 600
 
@@ -78,11 +85,6 @@ class Failure(Exception):
         self.mistake, self.hint, self.show_values = mistake, hint, show_values
 
 
-class TimeUp(BaseException):
-    """Raised in the student's code when the check's time is up (not an Exception,
-    so that ``except Exception`` in a student's loop does not swallow it)."""
-
-
 # ---------------------------------------------------------------------------
 # Isolation: captured output, restored state, a time limit
 
@@ -91,16 +93,17 @@ class _Capture(io.TextIOBase):
     """A stream that keeps the first characters written to it and counts the rest."""
 
     def __init__(self):
-        self.kept, self.total = [], 0
+        self.kept, self.kept_chars, self.total = [], 0, 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, text) -> int:
         text = str(text)
-        room = MAX_OUTPUT_CHARS - sum(map(len, self.kept))
-        if room > 0:
+        room = MAX_OUTPUT_CHARS - self.kept_chars
+        if room > 0 and text:  # constant work a write: many empty prints cost no more
             self.kept.append(text[:room])
+            self.kept_chars += len(self.kept[-1])
         self.total += len(text)
         return len(text)
 
@@ -115,11 +118,22 @@ class _Capture(io.TextIOBase):
 
 def _state():
     return (torch.get_default_dtype(), torch.is_grad_enabled(), torch.get_rng_state(),
-            np.random.get_state(), random.getstate(), torch.get_num_threads())
+            np.random.get_state(), random.getstate(), torch.get_num_threads(),
+            torch.get_default_device())
+
+
+def _check_settings() -> None:
+    """The settings the check itself runs in, whatever the kernel or the student set."""
+    torch.set_default_dtype(torch.float32)
+    torch.set_grad_enabled(True)
+    if torch.get_default_device().type != "cpu":
+        torch.set_default_device(None)
 
 
 def _restore(state) -> None:
-    dtype, grad, torch_rng, np_rng, py_rng, threads = state
+    dtype, grad, torch_rng, np_rng, py_rng, threads, device = state
+    if torch.get_default_device() != device:  # None is the CPU without a device mode
+        torch.set_default_device(None if device.type == "cpu" else device)
     torch.set_default_dtype(dtype)
     torch.set_grad_enabled(grad)
     torch.set_rng_state(torch_rng)
@@ -130,57 +144,15 @@ def _restore(state) -> None:
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float):
-    """Raise :class:`TimeUp` in the main thread after ``seconds`` of CPU time or
-    ``WAIT_FACTOR * seconds`` of wall time (and every 0.2 s after that, should the
-    student's code catch it). No limit off the main thread or where the platform
-    has no interval timers (Windows)."""
-    usable = (seconds and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
-    if not usable:
-        yield
-        return
-
-    armed = [True]
-
-    def alarm(signum, frame):
-        if armed[0]:
-            raise TimeUp()
-
-    timers = ((signal.SIGPROF, signal.ITIMER_PROF, seconds),
-              (signal.SIGALRM, signal.ITIMER_REAL, seconds * WAIT_FACTOR))
-    previous = [signal.signal(sig, alarm) for sig, _, _ in timers]
-    for _, timer, limit in timers:
-        signal.setitimer(timer, limit, 0.2)
-
-    def disarm():
-        armed[0] = False
-        for (sig, timer, _), handler in zip(timers, previous):
-            signal.setitimer(timer, 0)
-            signal.signal(sig, handler)
-
-    try:
-        yield
-    finally:
-        while True:  # a last alarm may interrupt the disarming: then disarm again
-            try:
-                disarm()
-                break
-            except TimeUp:
-                continue
-
-
-@contextlib.contextmanager
 def isolated(seconds: float):
     """Run a check: the student's output captured, the kernel's state restored after."""
     state, capture = _state(), _Capture()
     try:
-        torch.set_default_dtype(torch.float32)  # the same verdict whatever the kernel set
-        torch.set_grad_enabled(True)
+        _check_settings()  # the same verdict whatever the kernel set
         with contextlib.redirect_stdout(capture), contextlib.redirect_stderr(capture), \
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with _time_limit(seconds):
+            with time_limit(seconds, seconds * WAIT_FACTOR):
                 yield capture
     finally:
         _restore(state)
@@ -209,23 +181,54 @@ def report_failure(name: str, failure: Failure, done: list[str]) -> str:
 def run(name: str, fn, stages, *, time_limit_s: float | None = None) -> CheckResult:
     """Run ``stages`` (label, function) in order under :func:`isolated`; stop at the
     first failure. ``time_limit_s`` (default :data:`TIME_LIMIT_S`; 0 for none)."""
-    limit = TIME_LIMIT_S if time_limit_s is None else float(time_limit_s)
+    limit = TIME_LIMIT_S if time_limit_s is None else _checked_limit(time_limit_s)
     if not (callable(fn) or isinstance(fn, tuple) and fn and all(map(callable, fn))):
         return CheckResult(name, False, f"✗ {name}: pass your function itself, e.g. "
                            f"check.{name}(my_function), not {short(fn)}.", "not a function")
     done: list[str] = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    before = guard.bindings() if guard.GUARD_BINDINGS else {}
+    rebound = [key for key, value in before.items() if guard.foreign(value)]
+    if rebound:
+        return _refused(name, rebound, "the kernel has rebound")
     result, capture = None, _Capture()
     try:
         with isolated(limit) as capture:
             result = _stages(name, fn, stages, done, limit)
     except TimeUp:  # the limit ran out just as the stages ended
         result = result or _timed_out(name, limit)
+    if result.passed and limit and (
+            time.process_time() - cpu_started > limit + LIMIT_GRACE_S
+            or time.perf_counter() - started > limit * WAIT_FACTOR + LIMIT_GRACE_S):
+        # Past the limit without being stopped: the function turned the timers off
+        # (signal.signal, setitimer). No pass without the limit.
+        result = _timed_out(name, limit)
+    changed = guard.changed_bindings(before) if guard.GUARD_BINDINGS else []
+    if changed:  # put the package back, and no pass for a function that rebinds it
+        for module, attr in changed:
+            setattr(sys.modules[module], attr, before[module, attr])
+        result = _refused(name, changed, "your function rebound")
     printed = capture.summary()
     if printed:
         result.feedback += "\n" + printed
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _refused(name: str, keys: list, what: str) -> CheckResult:
+    shown = ", ".join(f"{m}.{a}" for m, a in keys[:3]) + (" ..." if len(keys) > 3 else "")
+    return CheckResult(name, False, (
+        f"✗ {name}: not judged: {what} {shown}. A check judges with the package and "
+        f"torch as they come; restart the kernel (Kernel > Restart) and run the cells "
+        f"again without rebinding them."), "changed the package")
+
+
+def _checked_limit(time_limit_s) -> float:
+    try:
+        return float(check_number("time_limit_s", time_limit_s, allow_zero=True,
+                                  maximum=MAX_TIME_LIMIT_S))
+    except ValueError as err:
+        raise ValueError(f"{err} (seconds; 0 turns the limit off)") from None
 
 
 def _timed_out(name: str, limit: float) -> CheckResult:
@@ -247,9 +250,13 @@ def _stages(name, fn, stages, done, limit) -> CheckResult:
             done.append(summary or label)
     except TimeUp:
         return _timed_out(name, limit)
-    except Exception as err:  # raised by the check itself, not by the student's code
+    except Exception as err:
+        if raised_in_student_code(err):  # e.g. a returned object whose len() raises
+            return CheckResult(name, False, (
+                f"✗ {name}: not yet. The check could not read what your function returned: "
+                f"your code raised {error_text(err)}"), "an error")
         return CheckResult(name, False, (
-            f"✗ {name}: the check itself failed ({type(err).__name__}: {short(str(err))}) "
+            f"✗ {name}: the check itself failed ({error_text(err)}) "
             f"while judging your function. This is an error in dmlbook.check, not "
             f"yours; please report it."), "the check's error")
     return CheckResult(name, True, f"✓ {name}: passed. " + "; ".join(done) + ".")
@@ -288,12 +295,9 @@ def call(fn, case: str, *args):
                            f"a value instead.") from None
     except BaseException as err:  # the student's code: any error is feedback, not a crash
         raise Failure(case, mistake="an error", show_values=False,
-                      hint=f"your function raised {type(err).__name__}: "
-                           f"{short(str(err))}") from None
+                      hint=f"your function raised {error_text(err)}") from None
     finally:
-        # The check goes on in its own settings, whatever the function set.
-        torch.set_default_dtype(torch.float32)
-        torch.set_grad_enabled(True)
+        _check_settings()  # the check goes on in its own settings, whatever the function set
     if out is None or out is Ellipsis:
         raise Failure(case, expected="a value", actual=out, mistake="an empty stub",
                       hint="your function returned nothing: replace `...` by the body "
@@ -365,6 +369,10 @@ def as_tensor(value, case, expected: torch.Tensor, *, name="the result"):
     if not (value.is_floating_point() or value.dtype in (torch.int64, torch.int32)):
         raise Failure(case, expected=expected, actual=value, mistake="not a tensor",
                       hint=f"return {name} as a float tensor.")
+    if value.device.type == "meta":
+        raise Failure(case, expected=expected, actual=value, mistake="not a tensor",
+                      hint=f"return {name} with its values: a tensor on the meta device "
+                           f"has none.")
     return value.to(device="cpu", dtype=expected.dtype)
 
 

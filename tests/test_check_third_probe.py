@@ -1,0 +1,277 @@
+"""The third hostile probe of the checks (session 12), each finding as the behaviour that
+must hold: a ✓ only for a right function, a right function always ✓, the kernel as it was.
+"""
+
+import signal
+import sys
+import time
+
+import pytest
+import torch
+
+import dmlbook.allreduce
+from dmlbook import check
+from dmlbook.check import guard, harness, reference
+
+
+def peek():
+    """What a function finds under the name ``expected`` on the check's stack."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if "expected" in frame.f_locals:
+            return frame.f_locals["expected"]
+        frame = frame.f_back
+    return None
+
+
+# Each returns what it found on the stack; a wrong answer where it finds nothing.
+PEEKERS = {
+    "participants": lambda *args: peek(),
+    "download_cost": lambda *args: peek(),
+    "cumulative_bill": lambda *args: peek(),
+    "ring_messages": lambda n: peek(),
+    "dpsgd_messages": lambda *args: peek(),
+    "metropolis_weights": lambda A: peek(),
+}
+
+
+@pytest.mark.parametrize("name", PEEKERS)
+def test_the_answer_is_worked_out_after_the_call_not_read_off_the_stack(name):
+    assert not getattr(check, name)(PEEKERS[name]).passed
+
+
+def test_no_answer_is_on_the_stack_of_binding_link():
+    found = []
+
+    def right_and_peeking(*args):
+        found.append(peek())
+        return reference.binding_link(*args)
+
+    assert check.binding_link(right_and_peeking).passed
+    assert found and set(found) == {None}
+
+
+def test_a_link_name_whose_equality_lies_is_not_the_right_one():
+    class Liar(str):
+        __eq__ = lambda self, other: True  # noqa: E731
+        __ne__ = lambda self, other: False  # noqa: E731
+        __hash__ = str.__hash__
+        __str__ = lambda self: self  # noqa: E731
+
+    result = check.binding_link(lambda *args: (reference.binding_link(*args)[0], Liar("upload")))
+    assert (result.passed, result.mistake) == (False, "wrong link")
+
+
+# --- the time limit ----------------------------------------------------------------------
+
+TIMERS = (signal.ITIMER_PROF, signal.ITIMER_REAL)
+
+
+def _handlers():
+    return signal.getsignal(signal.SIGPROF), signal.getsignal(signal.SIGALRM)
+
+
+def _disarmed(handlers) -> bool:
+    return all(signal.getitimer(t) == (0.0, 0.0) for t in TIMERS) and _handlers() == handlers
+
+
+@pytest.mark.parametrize("limit", [-1, float("inf"), float("nan"), True, "10", 3601])
+def test_a_time_limit_out_of_range_is_refused_before_anything_is_armed(limit):
+    handlers = _handlers()
+    with pytest.raises(ValueError, match=r"^time_limit_s must be a finite number >= 0 and "
+                                         r"<= 3600, got .* \(seconds; 0 turns the limit off\)$"):
+        check.participants(reference.participants, time_limit_s=limit)
+    assert _disarmed(handlers)
+
+
+def test_a_limit_that_runs_out_while_it_is_armed_is_still_disarmed(monkeypatch):
+    real_setitimer, handlers = signal.setitimer, _handlers()
+
+    def fires_at_once(which, seconds, interval=0.0):
+        real_setitimer(which, seconds, interval)
+        if seconds:  # the timer fires before the arming is done
+            raise harness.TimeUp()
+
+    monkeypatch.setattr(signal, "setitimer", fires_at_once)
+    result = check.participants(reference.participants, time_limit_s=5)
+    monkeypatch.undo()
+    assert (result.passed, result.mistake) == (False, "time limit")
+    assert _disarmed(handlers)
+
+
+def _spins_once_with(turn_off):
+    spun = []
+
+    def fn(*args):
+        if not spun:
+            spun.append(turn_off())
+            end = time.process_time() + 1.0 + 2 * harness.LIMIT_GRACE_S
+            while time.process_time() < end:
+                pass
+        return reference.participants(*args)
+    return fn
+
+
+TURN_OFFS = {
+    "signals ignored": lambda: [signal.signal(signal.SIGPROF, signal.SIG_IGN),
+                                signal.signal(signal.SIGALRM, signal.SIG_IGN)],
+    "timers stopped": lambda: [signal.setitimer(signal.ITIMER_PROF, 0),
+                               signal.setitimer(signal.ITIMER_REAL, 0)],
+}
+
+
+@pytest.mark.parametrize("how", TURN_OFFS)
+def test_a_function_that_turns_the_limit_off_does_not_pass(how):
+    handlers = _handlers()
+    result = check.participants(_spins_once_with(TURN_OFFS[how]), time_limit_s=1)
+    assert (result.passed, result.mistake) == (False, "time limit")
+    assert _disarmed(handlers)
+
+
+def test_empty_writes_keep_nothing():
+    capture = harness._Capture()
+    for _ in range(100_000):
+        capture.write("")
+    assert (capture.kept, capture.kept_chars, capture.total) == ([], 0, 0)
+    capture.write("x" * (harness.MAX_OUTPUT_CHARS + 5))
+    capture.write("y")
+    assert len(capture.kept) == 1 and capture.kept_chars == harness.MAX_OUTPUT_CHARS
+    assert capture.total == harness.MAX_OUTPUT_CHARS + 6
+
+
+# --- blame and the kernel's state --------------------------------------------------------
+
+def test_a_result_on_the_meta_device_is_the_students_mistake():
+    result = check.fedavg(lambda *args: reference.fedavg(*args).to("meta"))
+    assert (result.passed, result.mistake) == (False, "not a tensor")
+    assert "a tensor on the meta device has none" in result.feedback
+
+
+def test_a_default_device_set_by_the_function_changes_neither_the_verdict_nor_the_kernel():
+    def sets_the_default_device(*args):
+        torch.set_default_device("meta")
+        return reference.dpsgd_messages(*args)
+
+    try:
+        result = check.dpsgd_messages(sets_the_default_device)
+        assert result.passed, result.feedback  # its simulator runs on the CPU all the same
+        assert torch.get_default_device() == torch.device("cpu")
+    finally:
+        torch.set_default_device(None)
+
+
+def test_a_package_function_rebound_in_the_kernel_stops_the_check(monkeypatch):
+    monkeypatch.setattr(dmlbook.allreduce, "ring_allreduce", lambda *args, **kwargs: None)
+    result = check.ring_messages(reference.ring_messages)
+    assert (result.passed, result.mistake) == (False, "changed the package")
+    assert result.feedback.startswith("✗ ring_messages: not judged: the kernel has rebound "
+                                      "dmlbook.allreduce.ring_allreduce.")
+
+
+def test_a_function_that_rebinds_torch_does_not_pass_and_is_undone():
+    original = torch.allclose
+
+    def rebinds(*args):
+        torch.allclose = torch.equal  # a library function: only the change shows it
+        return reference.participants(*args)
+
+    try:
+        result = check.participants(rebinds)
+        assert (result.passed, result.mistake) == (False, "changed the package")
+        assert "your function rebound torch.allclose" in result.feedback
+        assert torch.allclose is original
+    finally:
+        torch.allclose = original
+
+
+def test_without_the_guard_a_rebinding_reaches_the_simulator(monkeypatch):
+    # Why the guard: the check's own run of train_data_parallel uses the rebound ring.
+    monkeypatch.setattr(guard, "GUARD_BINDINGS", False)
+    monkeypatch.setattr(dmlbook.allreduce, "ring_allreduce", lambda *args, **kwargs: None)
+    result = check.ring_messages(reference.ring_messages)
+    assert not result.passed and result.mistake != "changed the package"
+    assert "train_data_parallel's ring" in result.feedback
+
+
+def test_the_kernels_default_device_is_kept_and_the_check_runs_on_the_cpu():
+    torch.set_default_device("meta")
+    try:
+        result = check.dpsgd_messages(reference.dpsgd_messages)
+        after = torch.get_default_device()
+    finally:
+        torch.set_default_device(None)
+    assert result.passed, result.feedback
+    assert after.type == "meta"
+
+
+# --- quantize past a byte, and merges in the model's precision ---------------------------
+
+def _levels(x, bits):
+    lo, hi = x.min(), x.max()
+    return lo, hi, (hi - lo) / (2**bits - 1)
+
+
+def quantize_by_nearest_of_linspace(x, bits):
+    lo, hi, _ = _levels(x, bits)
+    if hi == lo:
+        return x.clone()
+    levels = torch.linspace(float(lo), float(hi), 2**bits)
+    right = torch.searchsorted(levels, x).clamp(1, len(levels) - 1)
+    below, above = levels[right - 1], levels[right]
+    return torch.where(x - below <= above - x, below, above)
+
+
+def quantize_by_scale(x, bits):
+    lo, hi, _ = _levels(x, bits)
+    if hi == lo:
+        return x.clone()
+    scale = (2**bits - 1) / (hi - lo)
+    return torch.round((x - lo) * scale) / scale + lo
+
+
+def quantize_in_float64(x, bits):
+    lo, hi, step = _levels(x.double(), bits)
+    if hi == lo:
+        return x.clone()
+    return (lo + torch.round((x.double() - lo) / step) * step).float()
+
+
+@pytest.mark.parametrize("fn", [quantize_by_nearest_of_linspace, quantize_by_scale,
+                                quantize_in_float64])
+def test_right_quantizers_pass_at_every_width(fn):
+    # Their arithmetic rounds differently: at a tie between two levels either is right.
+    result = check.quantize(fn)
+    assert result.passed, result.feedback
+    assert "every width from 1 to 16 bits" in result.feedback
+
+
+def test_codes_kept_in_a_byte_fail_past_8_bits():
+    def quantize_into_uint8(x, bits):
+        lo, hi, step = _levels(x, bits)
+        if hi == lo:
+            return x.clone()
+        return lo + torch.round((x - lo) / step).to(torch.uint8).float() * step
+
+    result = check.quantize(quantize_into_uint8)
+    assert (result.passed, result.mistake) == (False, "wrong value")
+    assert "random case 21 of 36" in result.feedback  # the first case of 9 bits
+
+
+def test_a_float64_merge_done_in_float32_loses_precision():
+    result = check.gossip_merge(lambda a, b: ((a.float() + b.float()) / 2).to(a.dtype))
+    assert (result.passed, result.mistake) == (False, "lost precision")
+
+
+def test_a_numpy_array_of_another_dtype_is_a_wrong_dtype():
+    result = check.gossip_merge(lambda a, b: ((a + b) / 2).numpy().astype("float32"))
+    assert (result.passed, result.mistake) == (False, "wrong dtype")
+    assert "got:      a torch.float32 ndarray" in result.feedback
+
+
+@pytest.mark.parametrize("merge", [lambda a, b: a + (b - a) / 2,
+                                   lambda a, b: 0.5 * a + 0.5 * b,
+                                   lambda a, b: a.add_(b).div_(2),
+                                   lambda a, b: ((a + b) / 2).numpy()])
+def test_right_merges_pass_in_float64_too(merge):
+    result = check.gossip_merge(merge)
+    assert result.passed, result.feedback
