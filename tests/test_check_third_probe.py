@@ -275,3 +275,32 @@ def test_a_numpy_array_of_another_dtype_is_a_wrong_dtype():
 def test_right_merges_pass_in_float64_too(merge):
     result = check.gossip_merge(merge)
     assert result.passed, result.feedback
+
+
+# --- the ring on the marking network -----------------------------------------------------
+
+def test_a_ring_that_tries_the_network_with_a_message_of_its_own_does_not_pass():
+    def tries_then_rings(chunks):
+        check.send(0, 1, chunks[0][0])  # one message more than a ring's, to look
+        return reference.ring_allreduce(chunks)
+
+    result = check.ring_allreduce(tries_then_rings)
+    assert (result.passed, result.mistake) == (False, "messages")
+    assert result.feedback.splitlines()[1].endswith("small whole numbers: messages sent")
+
+
+def test_the_marking_network_counts_the_messages_too(monkeypatch):
+    from dmlbook.check import ex3_ring_allreduce
+
+    seen = []
+    real = ex3_ring_allreduce._ring_messages_checked
+    monkeypatch.setattr(ex3_ring_allreduce, "_ring_messages_checked",
+                        lambda case, *args: seen.append(case) or real(case, *args))
+    assert check.ring_allreduce(reference.ring_allreduce).passed
+    assert sum("a network that adds" in case for case in seen) == 2
+
+
+def test_a_ring_result_on_the_meta_device_is_a_wrong_shape_not_the_checks_error():
+    result = check.ring_allreduce(lambda chunks: [[c.to("meta") for c in node]
+                                                  for node in reference.ring_allreduce(chunks)])
+    assert (result.passed, result.mistake) == (False, "wrong shape")

@@ -42,11 +42,13 @@ def run_ring(fn, chunks, case, transform=None):
         row = []
         for j in range(n):
             got = out[i][j]
-            if not isinstance(got, torch.Tensor) or got.shape != chunks[i][j].shape:
+            if not isinstance(got, torch.Tensor) or got.shape != chunks[i][j].shape \
+                    or got.device.type == "meta":
                 raise Failure(case, expected=f"a tensor of shape {tuple(chunks[i][j].shape)}",
                               actual=short(got), mistake="wrong shape",
                               hint=f"out[{i}][{j}] must be node {i}'s copy of chunk {j}.")
-            row.append(torch.Tensor.as_subclass(got, torch.Tensor).detach().float())
+            row.append(torch.Tensor.as_subclass(got, torch.Tensor).detach()
+                       .to("cpu", torch.float32))
         result.append(row)
     return result, list(net.messages)
 
@@ -106,6 +108,11 @@ def _case(fn, n, P, seed, label, integer=True):
             mistake, hint = _diagnosis(chunks, out, messages)
             raise Failure(case + f": node {i}'s result", expected=total, actual=got,
                           mistake=mistake, hint=hint, rtol=1e-5, atol=1e-4)
+    return _ring_messages_checked(case, n, chunks, messages)
+
+
+def _ring_messages_checked(case, n, chunks, messages):
+    """``messages`` if they are a ring's: 2 n (n - 1), each to the successor, each one chunk."""
     steps = 2 * n * (n - 1)
     largest = max(c.numel() for c in chunks[0])
     if len(messages) != steps:
@@ -145,7 +152,7 @@ def _marked_case(fn, n, P, seed, label):
     grads, chunks = _inputs(n, P, seed)
     case = (f"ring_allreduce on {n} nodes ({label}) on a network that adds {MARK} to every "
             f"value it carries")
-    out, _ = run_ring(fn, chunks, case, transform=lambda payload: payload + MARK)
+    out, messages = run_ring(fn, chunks, case, transform=lambda payload: payload + MARK)
     total = torch.tensor_split(grads.sum(0), n)
     for j in range(n):
         marks = []
@@ -166,6 +173,8 @@ def _marked_case(fn, n, P, seed, label):
                           mistake="messages", hint="the data did not travel through the "
                           "messages you sent: add what send() returns in reduce-scatter, "
                           "and keep what it returns in all-gather.")
+    # The ring's messages here too: a message sent to try the network is one too many.
+    _ring_messages_checked(case, n, chunks, messages)
 
 
 def _engine_allreduce(fn):
