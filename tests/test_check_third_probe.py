@@ -304,3 +304,21 @@ def test_a_ring_result_on_the_meta_device_is_a_wrong_shape_not_the_checks_error(
     result = check.ring_allreduce(lambda chunks: [[c.to("meta") for c in node]
                                                   for node in reference.ring_allreduce(chunks)])
     assert (result.passed, result.mistake) == (False, "wrong shape")
+
+
+def test_an_alarm_that_interrupts_the_disarming_is_disarmed_again(monkeypatch):
+    # A harness.py mutant of the seed-45 sample (`continue` -> `break`) survived: the last
+    # alarm can land while the timers are being stopped; then they are stopped again.
+    real_setitimer, handlers, interrupted = signal.setitimer, _handlers(), []
+
+    def alarm_while_stopping(which, seconds, interval=0.0):
+        real_setitimer(which, seconds, interval)
+        if seconds == 0 and not interrupted:
+            interrupted.append(which)
+            raise harness.TimeUp()
+
+    monkeypatch.setattr(signal, "setitimer", alarm_while_stopping)
+    result = check.participants(reference.participants)
+    monkeypatch.undo()
+    assert interrupted and result.passed, result.feedback
+    assert _disarmed(handlers)
