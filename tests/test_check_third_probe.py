@@ -2,8 +2,13 @@
 must hold: a ✓ only for a right function, a right function always ✓, the kernel as it was.
 """
 
+import builtins
+import functools
+import os
 import signal
+import site
 import sys
+import threading
 import time
 
 import pytest
@@ -172,7 +177,7 @@ def test_a_function_that_rebinds_torch_does_not_pass_and_is_undone():
     original = torch.allclose
 
     def rebinds(*args):
-        torch.allclose = torch.equal  # a library function: only the change shows it
+        torch.allclose = lambda *a, **k: True  # noqa: E731
         return reference.participants(*args)
 
     try:
@@ -322,3 +327,61 @@ def test_an_alarm_that_interrupts_the_disarming_is_disarmed_again(monkeypatch):
     monkeypatch.undo()
     assert interrupted and result.passed, result.feedback
     assert _disarmed(handlers)
+
+
+# --- the review of the guard: no refusal of a right student ------------------------------
+
+def test_a_librarys_own_rebinding_during_a_check_is_left_alone():
+    # torch._dynamo wraps torch.manual_seed when a kernel's first optimizer steps.
+    original = torch.manual_seed
+
+    def steps_like_a_first_optimizer(*args):
+        torch.manual_seed = functools.partial(original)  # library code, rebound by a library
+        return reference.participants(*args)
+
+    try:
+        result = check.participants(steps_like_a_first_optimizer)
+        assert result.passed, result.feedback
+        assert isinstance(torch.manual_seed, functools.partial)  # not undone
+    finally:
+        torch.manual_seed = original
+
+
+def test_the_repls_last_value_in_builtins_does_not_stop_a_check(monkeypatch):
+    monkeypatch.setattr(builtins, "_", lambda: None, raising=False)  # a function displayed
+    assert check.participants(reference.participants).passed
+
+
+def test_an_object_that_cannot_be_asked_does_not_stop_a_check(monkeypatch):
+    class Proxy:
+        def __call__(self):
+            return None
+
+        def __getattr__(self, name):
+            raise RuntimeError("not loaded")
+
+    monkeypatch.setattr(builtins, "lazy_tool", Proxy(), raising=False)
+    assert check.participants(reference.participants).passed
+
+
+def test_the_user_site_and_generated_library_code_are_the_librarys():
+    assert guard.library_file(os.path.join(site.getusersitepackages(), "x", "y.py"))
+    assert guard.library_file(os.path.join(os.path.dirname(os.path.dirname(torch.__file__)),
+                                           "torch", "x.py"))
+    assert not guard.library_file("/tmp/ipykernel_1/123.py")
+    frames = {}
+    for module_name in ("dmlbook.ledger", "__main__"):
+        namespace = {"__name__": module_name, "sys": sys}
+        exec(compile("def here():\n    return sys._getframe()\n", "<string>", "exec"), namespace)
+        frames[module_name] = namespace["here"]()
+    assert guard._library_frame(frames["dmlbook.ledger"])  # a dataclass's generated method
+    assert not guard._library_frame(frames["__main__"])
+
+
+def test_off_the_main_thread_there_is_no_limit_and_no_refusal():
+    results = []
+    thread = threading.Thread(target=lambda: results.append(
+        check.participants(_spins_once_with(lambda: None), time_limit_s=1)))
+    thread.start()
+    thread.join()
+    assert results[0].passed, results[0].feedback

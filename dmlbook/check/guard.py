@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import site
 import sys
 import sysconfig
 import threading
@@ -33,14 +34,18 @@ class TimeUp(BaseException):
     so that ``except Exception`` in a student's loop does not swallow it)."""
 
 
+def timers_available() -> bool:
+    """Whether a time limit can stop code here: interval timers, on the main thread."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float, wait_s: float):
     """Raise :class:`TimeUp` in the main thread after ``seconds`` of CPU time or
     ``wait_s`` of wall time (and every 0.2 s after that, should the
     student's code catch it). No limit off the main thread or where the platform
     has no interval timers (Windows)."""
-    usable = (seconds and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
+    usable = seconds and timers_available()
     if not usable:
         yield
         return
@@ -76,9 +81,29 @@ def time_limit(seconds: float, wait_s: float):
                 continue
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_LIBRARY_DIRS = tuple({sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib",
-                                                              "purelib", "platlib")})
+def _trusted_dirs() -> tuple[str, ...]:
+    """Where the package and the libraries live: this package, the interpreter's
+    paths, every site-packages (the user's, Debian's dist-packages), and the folder
+    of each watched library wherever it came from (``PYTHONPATH`` on a cluster)."""
+    dirs = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    dirs += [sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib",
+                                                    "platlib")]
+    try:
+        dirs += site.getsitepackages() + [site.getusersitepackages()]
+    except AttributeError:  # an old virtualenv's site module has neither
+        pass
+    for name in ("numpy", "torch"):
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file:
+            dirs.append(os.path.dirname(os.path.dirname(file)))
+    found = set()
+    for folder in dirs:
+        found.update({os.path.normcase(os.path.abspath(folder)) + os.sep,
+                      os.path.normcase(os.path.realpath(folder)) + os.sep})
+    return tuple(sorted(found))
+
+
+_TRUSTED_DIRS = _trusted_dirs()
 
 
 def error_text(err: BaseException) -> str:
@@ -94,7 +119,7 @@ def raised_in_student_code(err: BaseException) -> bool:
     code the student wrote (a notebook cell, a test), such as a returned object's method."""
     tb = err.__traceback__
     while tb is not None:
-        if not library_file(tb.tb_frame.f_code.co_filename):
+        if not _library_frame(tb.tb_frame):
             return True
         tb = tb.tb_next
     return False
@@ -108,29 +133,56 @@ def bindings() -> dict:
     found = {}
     for module_name in names:
         for attr, value in list(vars(sys.modules[module_name]).items()):
+            if module_name == "builtins" and attr.startswith("_"):
+                continue  # "_": the REPL's last value, a student's function as often as not
             if callable(value) and not isinstance(value, types.ModuleType):
                 found[module_name, attr] = value
     return found
 
 
 def changed_bindings(before: dict) -> list:
-    """The ``(module, name)`` of ``before`` whose value is another object now."""
+    """The ``(module, name)`` of ``before`` rebound since to a notebook's code. A
+    library's own rebinding (``torch._dynamo`` wraps ``torch.manual_seed`` when the
+    first optimizer steps) is left alone."""
     changed = []
     for (module_name, attr), value in before.items():
         module = sys.modules.get(module_name)
-        if module is not None and vars(module).get(attr, value) is not value:
+        now = vars(module).get(attr, value) if module is not None else value
+        if now is not value and foreign(now):
             changed.append((module_name, attr))
     return changed
 
 
 def library_file(filename: str) -> bool:
-    return (filename.startswith(_PACKAGE_DIR) or filename.startswith(_LIBRARY_DIRS)
-            or filename.startswith("<frozen"))
+    """Whether ``filename`` is the package's or a library's (frozen modules included)."""
+    if filename.startswith("<frozen"):
+        return True
+    return os.path.normcase(os.path.abspath(filename)).startswith(_TRUSTED_DIRS) \
+        or os.path.normcase(os.path.realpath(filename)).startswith(_TRUSTED_DIRS)
+
+
+def _library_frame(frame) -> bool:
+    """A frame of the package's or a library's code, generated code included (a
+    dataclass's ``__init__`` runs as ``<string>`` in its module's globals)."""
+    if library_file(frame.f_code.co_filename):
+        return True
+    module = sys.modules.get(frame.f_globals.get("__name__") or "__main__")
+    file = getattr(module, "__file__", None)
+    return module is not None and module.__name__ != "__main__" and bool(file) \
+        and library_file(file)
 
 
 def foreign(value) -> bool:
     """Whether ``value`` is code from outside the package and the libraries (a notebook
-    cell's function, or an instance or partial of one)."""
+    cell's function, or an instance or partial of one). An object that cannot be asked
+    is not counted: a check would rather judge than refuse a right student."""
+    try:
+        return _foreign(value)
+    except Exception:
+        return False
+
+
+def _foreign(value) -> bool:
     target = getattr(value, "func", value) if not isinstance(value, type) else value
     code = getattr(target, "__code__", None)
     if code is not None:

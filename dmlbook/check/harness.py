@@ -197,7 +197,7 @@ def run(name: str, fn, stages, *, time_limit_s: float | None = None) -> CheckRes
             result = _stages(name, fn, stages, done, limit)
     except TimeUp:  # the limit ran out just as the stages ended
         result = result or _timed_out(name, limit)
-    if result.passed and limit and (
+    if result.passed and limit and guard.timers_available() and (
             time.process_time() - cpu_started > limit + LIMIT_GRACE_S
             or time.perf_counter() - started > limit * WAIT_FACTOR + LIMIT_GRACE_S):
         # Past the limit without being stopped: the function turned the timers off
