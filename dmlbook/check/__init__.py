@@ -30,10 +30,12 @@ checks compare with, are bound when the check modules load; beyond that, a
 check does not judge while a function or class of the package (outside
 ``dmlbook.check``), torch, ``torch.nn.functional``, NumPy, ``math`` or
 ``builtins`` is rebound to code from the notebook ("✗ ... not judged: the
-kernel has rebound ..."), and a function that rebinds any of them during the
-check does not pass and is undone (:mod:`.guard`).
-An error raised while judging is the student's when a frame of its traceback is
-their code (a returned object whose ``len()`` raises), else the check's own.
+kernel has rebound ..."), and a function that rebinds any of them to its own
+code during the check does not pass and is undone (a library's own rebinding,
+such as ``torch._dynamo`` wrapping ``torch.manual_seed``, is left alone; see
+:mod:`.guard`). An error raised while judging is the student's when a frame of
+its traceback is their code (a returned object whose ``len()`` raises), else
+the check's own.
 
 **Isolation: in the kernel, with a watchdog.** The student's function runs in
 the notebook's own process (no fork: PyTorch's thread pool does not survive
