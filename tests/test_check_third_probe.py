@@ -385,3 +385,51 @@ def test_off_the_main_thread_there_is_no_limit_and_no_refusal():
     thread.start()
     thread.join()
     assert results[0].passed, results[0].feedback
+
+
+# --- guard.py's survivors of the seed-46 sample ------------------------------------------
+
+class _NotebookCallable:
+    """An instance of a class from outside the package: callable, like a function."""
+
+    def __call__(self, *args, **kwargs):
+        return True
+
+
+@pytest.mark.parametrize("module, name", [("builtins", "divmod"), ("math", "isclose"),
+                                          ("numpy", "allclose"), ("torch", "allclose"),
+                                          ("torch.nn.functional", "mse_loss")])
+def test_each_watched_module_is_guarded(monkeypatch, module, name):
+    monkeypatch.setattr(sys.modules[module], name, _NotebookCallable())
+    result = check.participants(reference.participants)
+    assert (result.passed, result.mistake) == (False, "changed the package")
+    assert f"the kernel has rebound {module}.{name}." in result.feedback
+
+
+@pytest.mark.parametrize("module_name", ["__main__", "a_module_never_imported"])
+def test_a_class_of_the_notebook_or_of_no_module_is_foreign(monkeypatch, module_name):
+    made_in_a_cell = type("Made", (), {"__call__": lambda self: None, "__module__": module_name})
+    monkeypatch.setattr(dmlbook.allreduce, "ring_allreduce", made_in_a_cell())
+    assert check.ring_messages(reference.ring_messages).mistake == "changed the package"
+
+
+def test_a_class_from_a_namespace_package_of_ones_own_is_foreign(monkeypatch, tmp_path):
+    (tmp_path / "mywork").mkdir()  # no __init__.py: a namespace package, with no __file__
+    (tmp_path / "mywork" / "tools.py").write_text(
+        "class Tool:\n    def __call__(self, *args):\n        return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from mywork.tools import Tool
+
+    monkeypatch.setattr(dmlbook.allreduce, "ring_allreduce", Tool())
+    assert check.ring_messages(reference.ring_messages).mistake == "changed the package"
+
+
+def test_package_data_rebound_to_a_notebooks_object_is_guarded(monkeypatch):
+    import dmlbook.sheet
+
+    class Sheet:  # not callable: data, not a function
+        pass
+
+    monkeypatch.setattr(dmlbook.sheet, "SHEET", Sheet())
+    result = check.participants(reference.participants)
+    assert (result.passed, result.mistake) == (False, "changed the package")

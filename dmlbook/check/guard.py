@@ -126,8 +126,8 @@ def raised_in_student_code(err: BaseException) -> bool:
 
 
 def bindings() -> dict:
-    """The functions and classes of the watched modules and of the package (outside
-    dmlbook.check): ``{(module, name): value}``."""
+    """The names bound in the watched modules and in the package (outside
+    dmlbook.check), modules left out: ``{(module, name): value}``."""
     names = [m for m in list(sys.modules) if m in WATCHED_MODULES
              or m.startswith("dmlbook.") and not m.startswith("dmlbook.check")]
     found = {}
@@ -135,7 +135,7 @@ def bindings() -> dict:
         for attr, value in list(vars(sys.modules[module_name]).items()):
             if module_name == "builtins" and attr.startswith("_"):
                 continue  # "_": the REPL's last value, a student's function as often as not
-            if callable(value) and not isinstance(value, types.ModuleType):
+            if not isinstance(value, types.ModuleType):  # functions, classes and data
                 found[module_name, attr] = value
     return found
 
