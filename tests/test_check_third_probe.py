@@ -422,6 +422,10 @@ def test_a_class_from_a_namespace_package_of_ones_own_is_foreign(monkeypatch, tm
 
     monkeypatch.setattr(dmlbook.allreduce, "ring_allreduce", Tool())
     assert check.ring_messages(reference.ring_messages).mistake == "changed the package"
+    # A class that names a path below its module (mywork.tools.inner is no module):
+    # the nearest loaded module is mywork.tools, not the namespace package above it.
+    Tool.__module__ = "mywork.tools.inner"
+    assert check.ring_messages(reference.ring_messages).mistake == "changed the package"
 
 
 def test_package_data_rebound_to_a_notebooks_object_is_guarded(monkeypatch):
@@ -433,3 +437,9 @@ def test_package_data_rebound_to_a_notebooks_object_is_guarded(monkeypatch):
     monkeypatch.setattr(dmlbook.sheet, "SHEET", Sheet())
     result = check.participants(reference.participants)
     assert (result.passed, result.mistake) == (False, "changed the package")
+
+
+def test_frozen_standard_library_code_is_the_librarys():
+    # Python 3.11 freezes os and posixpath: their functions live in "<frozen ...>".
+    assert guard.library_file(os.path.join.__code__.co_filename)
+    assert not guard.foreign(os.path.join)
