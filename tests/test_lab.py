@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -64,6 +65,9 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+KERNEL_LIST_TRIES = 5
 
 
 class Lab:
@@ -118,7 +122,16 @@ class Lab:
         return json.loads(body) if body else None
 
     def kernels(self) -> dict[str, str]:
-        return {k["id"]: k["execution_state"] for k in self.api("kernels")}
+        # jupyter_server answers 500 to a listing made while a kernel is still starting
+        # (its last_activity not yet set: a TraitError in the server's log, seen once in
+        # a fresh-clone run, 2026-12-05). Such a listing is asked again, a few times.
+        for attempt in range(KERNEL_LIST_TRIES):
+            try:
+                return {k["id"]: k["execution_state"] for k in self.api("kernels")}
+            except urllib.error.HTTPError as err:
+                if err.code != 500 or attempt == KERNEL_LIST_TRIES - 1:
+                    raise
+                time.sleep(1.0)
 
     def stop(self, kernel_ids):
         for kernel_id in kernel_ids:
@@ -483,3 +496,22 @@ def test_chapter_panels_in_jupyterlab(lab, browser, responses, doc):
         for kernel_id in lab.kernels():
             lab.api(f"kernels/{kernel_id}", method="DELETE")
         page.close()
+
+
+def test_a_kernel_listing_made_while_a_kernel_starts_is_asked_again(monkeypatch):
+    lab, answers = Lab.__new__(Lab), []
+
+    def api(path, method="GET"):
+        answers.append(path)
+        if len(answers) < 3:  # the server's 500 while a kernel starts
+            raise urllib.error.HTTPError(path, 500, "Internal Server Error", None, None)
+        return [{"id": "k1", "execution_state": "idle"}]
+
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    lab.api = api
+    assert lab.kernels() == {"k1": "idle"} and len(answers) == 3
+    answers.clear()
+    lab.api = lambda path, method="GET": (_ for _ in ()).throw(
+        urllib.error.HTTPError(path, 404, "Not Found", None, None))
+    with pytest.raises(urllib.error.HTTPError):  # any other error is not retried
+        lab.kernels()
