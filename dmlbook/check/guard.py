@@ -22,9 +22,9 @@ import types
 
 from .display import short
 
-#: Whether a check refuses to judge while functions of the package (outside
-#: dmlbook.check), torch, NumPy, math or builtins are rebound (tests that spy on the
-#: package's internals turn it off).
+#: Whether a check refuses to judge while a name of the package (outside
+#: dmlbook.check), torch, NumPy, math or builtins is bound to a notebook's code (tests
+#: that spy on the package's internals turn it off).
 GUARD_BINDINGS = True
 WATCHED_MODULES = ("builtins", "math", "numpy", "torch", "torch.nn.functional")
 
