@@ -21,6 +21,8 @@ one line of summary.md (a sample's score with its 95 % interval; a census or
 a rejudge without one). --rejudge FILE.json runs only that file's survivors
 (and timed-out mutants) again, with the tests as they are now (what the tests written after a run
 catch); each is found on its line even where lines above it moved.
+--changed-since COMMIT samples only the mutants on lines added or changed
+since COMMIT (`git diff COMMIT`), to judge new lines by the run.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -76,6 +79,17 @@ def run_tests(work: Path, tests: str, timeout_s: float | None) -> tuple[str, flo
     return status, time.monotonic() - start
 
 
+def changed_lines(commit: str, module: str) -> set[int]:
+    """1-based line numbers of dmlbook/<module> added or changed since ``commit``."""
+    diff = subprocess.run(["git", "diff", "-U0", commit, "--", f"dmlbook/{module}"], cwd=ROOT,
+                          check=True, capture_output=True, text=True).stdout
+    lines = set()
+    for hunk in re.finditer(r"^@@ -\S+ \+(\d+)(?:,(\d+))? @@", diff, re.M):
+        start, count = int(hunk[1]), int(hunk[2] or 1)
+        lines.update(range(start, start + count))
+    return lines
+
+
 def write_results(out: Path, name: str, args, n_mutants: int, judged, diffs) -> None:
     (out / f"{name}.json").write_text(json.dumps(
         {"module": args.module, "tests": args.tests, "mutants": n_mutants,
@@ -91,6 +105,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=27)
     parser.add_argument("--out", default=str(ROOT / "_build" / "mutants-sample"))
     parser.add_argument("--rejudge", help="a <name>.json of an earlier run: its survivors")
+    parser.add_argument("--changed-since", metavar="COMMIT",
+                        help="sample only mutants on lines added or changed since COMMIT")
     parser.add_argument("--max-minutes", type=float, default=24 * 60,
                         help="stop judging after this long (what was judged is a sample)")
     parser.add_argument("--timeout-factor", type=float, default=TIMEOUT_FACTOR,
@@ -135,6 +151,12 @@ def main() -> int:
                     print(f"gone with its line: {m['line'].strip()}", flush=True)
             name += ".rejudged"
         else:
+            if args.changed_since:
+                changed = changed_lines(args.changed_since, args.module)
+                ids = [i for i in ids if i.line_number + 1 in changed]  # mutmut's are 0-based
+                print(f"{len(ids)} mutants on {len(changed)} lines changed since "
+                      f"{args.changed_since}", flush=True)
+                name += ".changed"
             picked = random.Random(args.seed).sample(ids, min(args.sample, len(ids)))
         status, baseline_s = run_tests(work, args.tests, None)
         if status != "survived":
