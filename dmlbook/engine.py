@@ -21,7 +21,7 @@ from torch import nn
 from torch.func import functional_call
 
 from . import data as data_mod
-from . import mixing, stacked
+from . import heap, mixing, stacked
 from .ledger import Ledger
 from .models import model_for
 from .units import (MAX_BATCH_SIZE, MAX_EXAMPLES_PER_STEP, MAX_LR, MAX_NODES,
@@ -215,6 +215,8 @@ class Nodes:
         self._forward = stacked.Forward(self.flat, self.strategy)
         self.chunk = None if chunk is None else check_int("chunk", chunk, maximum=MAX_NODES)
         self._activation_bytes: dict[tuple, int] = {}
+        # Long runs fragment glibc's heap on a busy machine; trim it now and then.
+        self._trimmer = heap.Trimmer()
 
     @property
     def payload_bytes(self) -> int:
@@ -232,6 +234,7 @@ class Nodes:
         same results. On a CPU, models with convolutions spread their nodes
         over torch's threads (:func:`dmlbook.stacked.for_rows_in_threads`).
         """
+        self._trimmer.tick()
         slices, threads = self._row_plan(X)
         if len(slices) == 1:
             return self._losses_and_gradients(self.params, X[:], y)
@@ -313,6 +316,7 @@ class Nodes:
         slices are gathered as each slice of nodes steps.
         """
         lr = float(check_number("lr", lr, maximum=MAX_LR))
+        self._trimmer.tick()
         losses = torch.empty(self.n, device=self.params.device)
 
         # Each slice of nodes steps as soon as its gradients are known: a node's
