@@ -443,3 +443,52 @@ def test_frozen_standard_library_code_is_the_librarys():
     # Python 3.11 freezes os and posixpath: their functions live in "<frozen ...>".
     assert guard.library_file(os.path.join.__code__.co_filename)
     assert not guard.foreign(os.path.join)
+
+
+# The float64 merge's tolerance (rtol 1e-12, atol 1e-12), pinned from both sides: the
+# session-13 mutation run of the lines changed by the third probe found them unpinned.
+PRECISION_HINT = "average in the model's own dtype: a float64 model in float64."
+
+
+def _shown(feedback, label):
+    line = next(li for li in feedback.splitlines() if li.strip().startswith(label))
+    return [float(v) for v in line.split("[", 1)[1].split("]")[0].split()]
+
+
+def test_a_float64_merge_off_by_1_5e_12_relative_loses_precision_and_shows_it():
+    def merge(a, b):
+        out = (a + b) / 2
+        return out * (1 + 1.5e-12) if out.dtype == torch.float64 else out
+
+    result = check.gossip_merge(merge)
+    assert (result.passed, result.mistake) == (False, "lost precision")
+    assert f"Hint (lost precision): {PRECISION_HINT}" in result.feedback
+    # 17 digits where 8 look equal: the student sees the difference.
+    assert _shown(result.feedback, "expected:") != _shown(result.feedback, "got:")
+
+
+def test_a_float64_merge_off_by_1_5e_12_absolute_loses_precision_where_it_shows():
+    def merge(a, b):
+        out = (a + b) / 2
+        return out + 1.5e-12 if out.dtype == torch.float64 else out
+
+    result = check.gossip_merge(merge)
+    assert (result.passed, result.mistake) == (False, "lost precision")
+    # Beyond 1e-12 + 1e-12 |x| only where |x| < 0.5: the rows shown hold such an entry.
+    assert min(abs(v) for v in _shown(result.feedback, "expected:")) < 0.5
+
+
+def test_the_report_shows_the_row_of_a_float64_merge_that_lost_precision():
+    corrupted = []
+
+    def merge(a, b):
+        out = (a + b) / 2
+        if out.dtype == torch.float64 and out.dim() == 2 and len(out) > 1 \
+                and abs(float(out[-1, -1])) > 2:
+            out[-1, -1] *= 1 + 1.5e-12  # beyond 1e-12 + 1e-12 |x| where |x| > 2
+            corrupted.append(len(out) - 1)
+        return out
+
+    result = check.gossip_merge(merge)
+    assert (result.passed, result.mistake) == (False, "lost precision")
+    assert corrupted and f", row {corrupted[0]}" in result.feedback

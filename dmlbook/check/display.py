@@ -146,12 +146,12 @@ def shown_pair(expected, actual, rtol: float = DEFAULT_RTOL,
                atol: float = DEFAULT_ATOL) -> tuple[str, str]:
     """``expected`` and ``actual`` as a report shows them: from where they first differ
     beyond ``rtol`` and ``atol`` (the tolerance of the comparison that failed), with 8
-    digits where 4 would look equal, and small numbers in full (1e-09, not 0) where 8
-    would too."""
+    digits where 4 would look equal, small numbers in full (1e-09, not 0) where 8
+    would too, and 17 digits (all of a float64's) where even those would."""
     row, start = _first_difference(expected, actual, rtol, atol)
     shown = short(expected, row, start), short(actual, row, start)
-    for suppress_small in (True, False):
+    for precision, suppress_small in ((8, True), (8, False), (17, False)):
         if shown[0] == shown[1] and isinstance(expected, _Tensor):
-            shown = (short(expected, row, start, 8, suppress_small),
-                     short(actual, row, start, 8, suppress_small))
+            shown = (short(expected, row, start, precision, suppress_small),
+                     short(actual, row, start, precision, suppress_small))
     return shown
