@@ -492,3 +492,50 @@ def test_the_report_shows_the_row_of_a_float64_merge_that_lost_precision():
     result = check.gossip_merge(merge)
     assert (result.passed, result.mistake) == (False, "lost precision")
     assert corrupted and f", row {corrupted[0]}" in result.feedback
+
+
+def test_a_ring_off_by_1_5e_5_relative_is_wrong_after_right_messages():
+    # The ring's tolerance is rtol 1e-5, atol 1e-4: on the first hand case, whose
+    # sums reach 21 and 23, a relative error of 1.5e-5 is beyond it.
+    def ring(chunks):
+        return [[c * (1 + 1.5e-5) for c in node] for node in reference.ring_allreduce(chunks)]
+
+    result = check.ring_allreduce(ring)
+    assert (result.passed, result.mistake) == (False, "wrong value")
+    assert "on 3 nodes, 6 numbers" in result.feedback
+    # Its messages were a right ring's: the hint does not blame a chunk index.
+    assert "your messages are a right ring's, value for value" in result.feedback
+
+
+def _relabelled_ring(scale=1.0):
+    """The reference ring, except that node 1's first message is labelled as sent by
+    node 0 (to node 1), though node 2 still adds what it delivered."""
+    def ring(chunks):
+        n = len(chunks)
+        chunks = [[c.clone() for c in node] for node in chunks]
+        for step in range(2 * (n - 1)):
+            sent = [(k, ((k - step) if step < n - 1 else (k + 1 - step + n - 1)) % n)
+                    for k in range(n)]
+            received = [check.send(0 if (step, k) == (0, 1) else k,
+                                   1 if (step, k) == (0, 1) else (k + 1) % n, chunks[k][c])
+                        for k, c in sent]
+            for (k, c), payload in zip(sent, received):
+                dst = chunks[(k + 1) % n]
+                dst[c] = dst[c] + payload if step < n - 1 else payload
+        return [[c * scale for c in node] for node in chunks]
+    return ring
+
+
+def test_a_ring_whose_nodes_send_uneven_shares_is_not_a_ring():
+    # Right values, right count, each message to its sender's successor: but node 0
+    # sent 2 (n - 1) + 1 messages and node 1 one fewer.
+    result = check.ring_allreduce(_relabelled_ring())
+    assert (result.passed, result.mistake) == (False, "not a ring")
+    assert "node 0 sent 3" in result.feedback  # the first case: 2 nodes, 2 each
+
+
+def test_a_wrong_result_after_uneven_shares_is_diagnosed_not_a_check_error():
+    result = check.ring_allreduce(_relabelled_ring(scale=2.0))
+    assert result.passed is False
+    assert "error in dmlbook.check" not in result.feedback
+    assert "value for value" not in result.feedback  # not the reference's messages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 
 import numpy as np
@@ -12,6 +13,7 @@ from ..messages import allreduce_messages
 from .display import short
 from .harness import Failure, _allclose, _equal, as_int, call, each, rng_for, stages
 from .network import recording
+from .reference import ring_allreduce as reference_ring  # taken now: rebinding it changes nothing
 
 #: What the marking network adds to every value it carries (exact in float32).
 MARK = 1 / 64
@@ -70,6 +72,24 @@ def _no_messages(n: int) -> tuple[str, str]:
                         f"node's chunks directly is not allowed.")
 
 
+def _sums_by_sender(messages, n: int) -> list[list[float]]:
+    sums = [[] for _ in range(n)]
+    for m in messages:
+        if 0 <= m.src < n:
+            sums[m.src].append(m.total)
+    return sums
+
+
+def _sent_as_reference(chunks, messages) -> bool:
+    """Whether each node sent what the reference ring's node sends, in the same order."""
+    n = len(chunks)
+    with recording() as net:
+        reference_ring([[c.clone() for c in node] for node in chunks])
+    ours, theirs = _sums_by_sender(messages, n), _sums_by_sender(net.messages, n)
+    return all(len(a) == len(b) and np.allclose(a, b, rtol=1e-5, atol=1e-4)
+               for a, b in zip(ours, theirs))
+
+
 def _diagnosis(chunks, out, messages) -> tuple[str, str]:
     n = len(chunks)
     total = [sum(chunks[i][j] for i in range(n)) for j in range(n)]
@@ -91,6 +111,11 @@ def _diagnosis(chunks, out, messages) -> tuple[str, str]:
         return _no_messages(n)
     if off_by_one := _steps_off_by_one(n, len(messages)):
         return off_by_one
+    if _sent_as_reference(chunks, messages):
+        return ("wrong value", "your messages are a right ring's, value for value: the chunk "
+                               "indices and the additions are right. What you returned is not "
+                               "what they delivered: return each node's chunks as the ring "
+                               "left them, with nothing changed after it.")
     return ("off by one in the ring's chunk index",
             "in reduce-scatter step s node k sends chunk (k - s) % n, the chunk it received and "
             "added to in the step before; in all-gather step s it sends chunk (k + 1 - s) % n.")
@@ -135,6 +160,15 @@ def _ring_messages_checked(case, n, chunks, messages):
                       expected=f"node {m.src} sends to node {(m.src + 1) % n}",
                       actual=f"node {m.src} sent to node {m.dst}", mistake="ring direction",
                       hint="in a ring node k only sends to its successor (k + 1) % n.")
+    sent_by = collections.Counter(m.src for m in messages)
+    uneven = [k for k in range(n) if sent_by[k] != 2 * (n - 1)]
+    if uneven:  # the count is right in all, so some node sent more than its share
+        k = uneven[0]
+        raise Failure(case + ": who sent the messages",
+                      expected=f"every node sends 2 (n - 1) = {2 * (n - 1)}",
+                      actual=f"node {k} sent {sent_by[k]}", mistake="not a ring",
+                      hint="in every step of a ring each node sends one chunk to its "
+                           "successor: send(k, (k + 1) % n, ...) with k the node that holds it.")
     too_big = [m for m in messages if m.numel > largest]
     if too_big:
         raise Failure(case + ": message size", expected=f"one chunk (<= {largest} numbers)",

@@ -27,12 +27,17 @@ MAX_FREE_MESSAGES = 1_000
 
 @dataclass
 class Message:
-    """One message of the workbook's network: who sent how many bytes to whom."""
+    """One message of the workbook's network: who sent how many bytes to whom.
+
+    ``total`` is the sum of the values sent (before any ``transform``): enough
+    for a check to tell whether two runs sent the same messages.
+    """
 
     src: int
     dst: int
     nbytes: int
     numel: int
+    total: float = 0.0
 
 
 class Network:
@@ -60,8 +65,15 @@ class Network:
         payload = torch.Tensor.as_subclass(tensor, torch.Tensor).detach().clone()
         self.count += 1
         self.messages.append(Message(int(src), int(dst), payload.numel() * payload.element_size(),
-                                     payload.numel()))
+                                     payload.numel(), _total(payload)))
         return payload if self.transform is None else self.transform(payload)
+
+
+def _total(payload: torch.Tensor) -> float:
+    try:
+        return float(payload.to("cpu", torch.float64).sum())
+    except Exception:  # a payload with no sum (meta, sparse, complex): not comparable
+        return float("nan")
 
 
 _free = Network(limit=MAX_FREE_MESSAGES, bounded=True)
