@@ -539,3 +539,40 @@ def test_a_wrong_result_after_uneven_shares_is_diagnosed_not_a_check_error():
     assert result.passed is False
     assert "error in dmlbook.check" not in result.feedback
     assert "value for value" not in result.feedback  # not the reference's messages
+
+
+# quantize's tolerance, atol = (max - min) x 1e-6 + 1e-7 (plus rtol 1e-6), pinned from
+# both of its terms on the first hand case, x = [0, 1, 2, 3] (range 3).
+def test_a_quantizer_off_by_1_5e_6_of_the_range_is_wrong():
+    from dmlbook.compression import quantize as right
+
+    result = check.quantize(lambda x, bits: right(x, bits).values
+                            + 1.5e-6 * float(x.max() - x.min()))
+    assert (result.passed, result.mistake) == (False, "wrong value")
+    assert "four values on the four levels of 2 bits" in result.feedback
+
+
+def test_a_quantizer_off_by_3_15e_6_at_zero_of_a_range_of_3_is_wrong():
+    from dmlbook.compression import quantize as right
+
+    def quantizer(x, bits):
+        out = right(x, bits).values.clone()
+        if torch.equal(x, torch.tensor([0., 1., 2., 3.])):
+            out[0] += 3.15e-6  # beyond 3 x 1e-6 + 1e-7, within 3 x 1e-6 + 2e-7
+        return out
+
+    result = check.quantize(quantizer)
+    assert (result.passed, result.mistake) == (False, "wrong value")
+
+
+def test_the_report_names_a_random_quantize_case_by_its_own_label():
+    def uint8_codes(x, bits):  # right up to 8 bits: the first case of 9 bits fails
+        lo, hi = x.min(), x.max()
+        if hi == lo:
+            return x.clone()
+        step = (hi - lo) / (2**bits - 1)
+        return lo + torch.round((x - lo) / step).to(torch.uint8).float() * step
+
+    result = check.quantize(uint8_codes)
+    case = next(li for li in result.feedback.splitlines() if li.startswith("Case: "))
+    assert case.endswith("), random case 21 of 36")
