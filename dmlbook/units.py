@@ -20,8 +20,12 @@ loads from quiet to 5) every case took at most about 10 minutes of CPU
 CPU s; every other case under 500) and peaked at most at 1.10 GiB (5 nodes
 of a 20-million-parameter model at :data:`MAX_STACKED_PARAMS`), except the
 parameter server with 4,096 workers at :data:`MAX_NODE_STEPS`: 1.38 and
-1.56 GiB in two runs, 0.83 GiB in a third whose peak was read after every
-round (it grew slowly over the rounds; no single step spiked). These are measured on the package's
+1.56 GiB in two runs on a busy machine, and 2.26 GiB in a third beside
+heavier work, against 0.67 GiB on a quiet one. Its heap fragmented: at the
+end of the third run glibc's heap held 1.82 GiB free and 0.15 GiB in use.
+Since then the engine hands the free heap back every
+:data:`dmlbook.heap.TRIM_EVERY_CALLS` steps (:mod:`dmlbook.heap`), and the same
+case beside the same work stayed at 0.60 GiB. These are measured on the package's
 default model, the digits MLP. A step of a larger model, or on a larger batch,
 counts as more than one node-step (:data:`MACS_PER_NODE_STEP`), so that the
 sheet's LeNet at the bound is about 30,000 node-steps: 7 to 14 minutes at the

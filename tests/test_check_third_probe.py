@@ -10,6 +10,7 @@ import site
 import sys
 import threading
 import time
+import warnings
 
 import pytest
 import torch
@@ -576,3 +577,19 @@ def test_the_report_names_a_random_quantize_case_by_its_own_label():
     result = check.quantize(uint8_codes)
     case = next(li for li in result.feedback.splitlines() if li.startswith("Case: "))
     assert case.endswith("), random case 21 of 36")
+
+
+def test_a_message_records_the_sum_of_what_was_sent_and_nan_where_there_is_none():
+    from dmlbook.check import network
+
+    with network.recording(transform=lambda p: p + 1) as net:
+        check.send(0, 1, torch.tensor([1.5, 2.0]))  # the sum as sent, before the network
+        check.send(0, 1, torch.arange(4))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check.send(0, 1, torch.ones(2, dtype=torch.complex64))
+        assert not caught  # no "discards the imaginary part"
+        check.send(0, 1, torch.ones(2, device="meta"))
+    totals = [m.total for m in net.messages]
+    assert totals[:2] == [3.5, 6.0]
+    assert all(t != t for t in totals[2:])  # NaN

@@ -70,6 +70,8 @@ class Network:
 
 
 def _total(payload: torch.Tensor) -> float:
+    if payload.is_complex():  # casting would drop the imaginary part, with a warning
+        return float("nan")
     try:
         return float(payload.to("cpu", torch.float64).sum())
     except Exception:  # a payload with no sum (meta, sparse, complex): not comparable
