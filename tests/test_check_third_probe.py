@@ -592,4 +592,89 @@ def test_a_message_records_the_sum_of_what_was_sent_and_nan_where_there_is_none(
         check.send(0, 1, torch.ones(2, device="meta"))
     totals = [m.total for m in net.messages]
     assert totals[:2] == [3.5, 6.0]
+    assert [m.moment for m in net.messages][:2] == [1.5 + 2 * 2.0, 0 + 1 * 2 + 2 * 3 + 3 * 4]
     assert all(t != t for t in totals[2:])  # NaN
+    assert all(m.moment != m.moment for m in list(net.messages)[2:])
+
+
+def _ring_from_predecessor(chunks):
+    """A right ring written from the receiver's side: node k's predecessor is k - 1,
+    which for node 0 is Python's -1 (node n - 1). (From the session-13 review.)"""
+    n = len(chunks)
+    chunks = [[c.clone() for c in node] for node in chunks]
+    for s in range(n - 1):
+        got = [check.send(k - 1, k, chunks[k - 1][(k - 1 - s) % n]) for k in range(n)]
+        for k in range(n):
+            c = (k - 1 - s) % n
+            chunks[k][c] = chunks[k][c] + got[k]
+    for s in range(n - 1):
+        got = [check.send(k - 1, k, chunks[k - 1][(k - s) % n]) for k in range(n)]
+        for k in range(n):
+            chunks[k][(k - s) % n] = got[k]
+    return chunks
+
+
+def test_a_right_ring_that_names_node_n_minus_1_as_minus_1_passes():
+    result = check.ring_allreduce(_ring_from_predecessor)
+    assert result.passed, result.feedback
+
+
+def test_a_wrong_value_after_a_right_rings_messages_named_from_minus_1_is_not_a_chunk_index():
+    def ring(chunks):
+        return [[c * 2 for c in node] for node in _ring_from_predecessor(chunks)]
+
+    result = check.ring_allreduce(ring)
+    assert (result.passed, result.mistake) == (False, "wrong value")
+    assert "your messages are a right ring's, value for value" in result.feedback
+
+
+def _same_moment(c):
+    """``c`` changed so that its sum changes and its position-weighted sum does not."""
+    if c.numel() < 2:
+        return c
+    return c + torch.tensor([2.0, -1.0] + [0.0] * (c.numel() - 2))
+
+
+@pytest.mark.parametrize("garble", [lambda c: c.flip(0), _same_moment],
+                            ids=["same sum, reversed", "same weighted sum, other sum"])
+def test_messages_that_differ_from_a_right_rings_are_not_called_right(garble):
+    def ring(chunks):  # reduce-scatter sends each chunk garbled
+        n = len(chunks)
+        chunks = [[c.clone() for c in node] for node in chunks]
+        for s in range(n - 1):
+            got = [check.send(k, (k + 1) % n, garble(chunks[k][(k - s) % n]))
+                   for k in range(n)]
+            for k in range(n):
+                c = (k - s) % n
+                chunks[(k + 1) % n][c] = chunks[(k + 1) % n][c] + got[k]
+        for s in range(n - 1):
+            got = [check.send(k, (k + 1) % n, chunks[k][(k + 1 - s) % n]) for k in range(n)]
+            for k in range(n):
+                chunks[(k + 1) % n][(k + 1 - s) % n] = got[k]
+        return chunks
+
+    result = check.ring_allreduce(ring)
+    assert result.passed is False
+    assert "value for value" not in result.feedback
+
+
+def test_a_chain_that_starts_every_chunk_at_node_0_is_not_a_ring():
+    # 2 n (n - 1) one-chunk messages, each to the successor, right values: but node 0
+    # sends n chunks in one step and node n - 1 none in the reduce (from the review).
+    def chain(chunks):
+        n = len(chunks)
+        chunks = [[c.clone() for c in node] for node in chunks]
+        for s in range(n - 1):
+            got = [check.send(s, s + 1, chunks[s][j]) for j in range(n)]
+            for j in range(n):
+                chunks[s + 1][j] = chunks[s + 1][j] + got[j]
+        for s in range(n - 1):
+            k = (n - 1 + s) % n
+            got = [check.send(k, (k + 1) % n, chunks[k][j]) for j in range(n)]
+            for j in range(n):
+                chunks[(k + 1) % n][j] = got[j]
+        return chunks
+
+    result = check.ring_allreduce(chain)
+    assert (result.passed, result.mistake) == (False, "not a ring")
+    assert "every node sends one chunk in every step" in result.feedback

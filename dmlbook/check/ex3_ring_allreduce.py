@@ -72,11 +72,10 @@ def _no_messages(n: int) -> tuple[str, str]:
                         f"node's chunks directly is not allowed.")
 
 
-def _sums_by_sender(messages, n: int) -> list[list[float]]:
+def _sums_by_sender(messages, n: int) -> list[list[tuple[float, float]]]:
     sums = [[] for _ in range(n)]
     for m in messages:
-        if 0 <= m.src < n:
-            sums[m.src].append(m.total)
+        sums[m.src % n].append((m.total, m.moment))
     return sums
 
 
@@ -160,15 +159,17 @@ def _ring_messages_checked(case, n, chunks, messages):
                       expected=f"node {m.src} sends to node {(m.src + 1) % n}",
                       actual=f"node {m.src} sent to node {m.dst}", mistake="ring direction",
                       hint="in a ring node k only sends to its successor (k + 1) % n.")
-    sent_by = collections.Counter(m.src for m in messages)
+    # A sender is named as the direction check reads it: node -1 is node n - 1.
+    sent_by = collections.Counter(m.src % n for m in messages)
     uneven = [k for k in range(n) if sent_by[k] != 2 * (n - 1)]
     if uneven:  # the count is right in all, so some node sent more than its share
         k = uneven[0]
         raise Failure(case + ": who sent the messages",
                       expected=f"every node sends 2 (n - 1) = {2 * (n - 1)}",
                       actual=f"node {k} sent {sent_by[k]}", mistake="not a ring",
-                      hint="in every step of a ring each node sends one chunk to its "
-                           "successor: send(k, (k + 1) % n, ...) with k the node that holds it.")
+                      hint="in a ring all-reduce every node sends one chunk in every step, "
+                           "2 (n - 1) messages each, so that every link carries the same "
+                           "share; a chain that starts every chunk at one node does not.")
     too_big = [m for m in messages if m.numel > largest]
     if too_big:
         raise Failure(case + ": message size", expected=f"one chunk (<= {largest} numbers)",

@@ -29,8 +29,10 @@ MAX_FREE_MESSAGES = 1_000
 class Message:
     """One message of the workbook's network: who sent how many bytes to whom.
 
-    ``total`` is the sum of the values sent (before any ``transform``): enough
-    for a check to tell whether two runs sent the same messages.
+    ``total`` is the sum of the values sent (before any ``transform``) and
+    ``moment`` their sum weighted by position (1, 2, 3, ... over the flattened
+    payload): enough for a check to tell whether two runs sent the same
+    messages, values in the same order. NaN where a payload has no such sums.
     """
 
     src: int
@@ -38,6 +40,7 @@ class Message:
     nbytes: int
     numel: int
     total: float = 0.0
+    moment: float = 0.0
 
 
 class Network:
@@ -65,17 +68,20 @@ class Network:
         payload = torch.Tensor.as_subclass(tensor, torch.Tensor).detach().clone()
         self.count += 1
         self.messages.append(Message(int(src), int(dst), payload.numel() * payload.element_size(),
-                                     payload.numel(), _total(payload)))
+                                     payload.numel(), *_sums(payload)))
         return payload if self.transform is None else self.transform(payload)
 
 
-def _total(payload: torch.Tensor) -> float:
+def _sums(payload: torch.Tensor) -> tuple[float, float]:
+    """The payload's sum and its position-weighted sum (float64); NaN where it has none."""
     if payload.is_complex():  # casting would drop the imaginary part, with a warning
-        return float("nan")
+        return float("nan"), float("nan")
     try:
-        return float(payload.to("cpu", torch.float64).sum())
-    except Exception:  # a payload with no sum (meta, sparse, complex): not comparable
-        return float("nan")
+        flat = payload.to("cpu", torch.float64).reshape(-1)
+        weights = torch.arange(1, flat.numel() + 1, dtype=torch.float64)
+        return float(flat.sum()), float((flat * weights).sum())
+    except Exception:  # a payload with no sum (meta, sparse, ...): not comparable
+        return float("nan"), float("nan")
 
 
 _free = Network(limit=MAX_FREE_MESSAGES, bounded=True)
