@@ -93,7 +93,7 @@ def test_trimming_changes_no_result(monkeypatch):
 
 @pytest.mark.parametrize("every", [0, -1, True, 1.5, "32"])
 def test_trimmer_refuses_a_count_that_is_not_a_positive_whole_number(every):
-    with pytest.raises(ValueError, match="every must be a whole number of calls >= 1"):
+    with pytest.raises(ValueError, match=r"^every must be a whole number of calls >= 1, got "):
         heap.Trimmer(every)
 
 
