@@ -3,11 +3,12 @@
 A long simulated run allocates and frees the same large buffers thousands of
 times. glibc's ``malloc`` keeps freed chunks inside its heap and returns only
 the heap's top, so on a busy machine the heap can fragment: in a run of
-``train_data_parallel("ps")`` with 4,096 workers beside other work, the heap's
-free memory rose from 37 MiB to 447 MiB in 900 rounds while the memory in use
-stayed at 100 to 200 MiB, and the process's peak from 0.47 to 0.91 GiB. The
-same run calling ``malloc_trim`` every 50 rounds stayed at 0.61 GiB
-(benchmarks/README.md, session 13). :class:`Trimmer` does that for the engine.
+``train_data_parallel("ps")`` with 4,096 workers for 2,441 rounds beside other
+work, the heap's free memory rose from 37 MiB to 1.82 GiB while the memory in
+use stayed at 100 to 200 MiB, and the process's peak from 0.46 to 2.26 GiB. A
+copy of the run calling ``malloc_trim`` every 50 rounds stayed at 0.60 GiB, and
+the case with :class:`Trimmer` in the engine peaked at 0.73 GiB
+(benchmarks/README.md, session 13).
 
 ``malloc_trim`` changes no result: it only hands free pages back. Where the C
 library has none (macOS, Windows, musl), :func:`trim` does nothing.
@@ -18,8 +19,9 @@ from __future__ import annotations
 import ctypes
 
 #: Engine calls (one batched step or gradient computation of all nodes) between
-#: two trims. A trim costs about 1 ms when little is free, and about 0.1 s to hand
-#: back 469 MiB in 2,500 gaps; a step of 4,096 MLP workers takes about 80 ms.
+#: two trims. A trim costs a few microseconds on a small heap, about 1 ms on a large
+#: fragmented one with nothing to hand back, and 0.11 s to hand back 469 MiB in
+#: 2,500 gaps; a step of 4,096 MLP workers takes about 80 ms.
 TRIM_EVERY_CALLS = 32
 
 

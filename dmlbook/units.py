@@ -24,8 +24,10 @@ parameter server with 4,096 workers at :data:`MAX_NODE_STEPS`: 1.38 and
 heavier work, against 0.67 GiB on a quiet one. Its heap fragmented: at the
 end of the third run glibc's heap held 1.82 GiB free and 0.15 GiB in use.
 Since then the engine hands the free heap back every
-:data:`dmlbook.heap.TRIM_EVERY_CALLS` steps (:mod:`dmlbook.heap`), and the same
-case beside the same work stayed at 0.60 GiB. These are measured on the package's
+:data:`dmlbook.heap.TRIM_EVERY_CALLS` steps (:mod:`dmlbook.heap`): beside the
+same work a trimmed copy of that run stayed at 0.60 GiB (to round 1,201, when
+it was stopped), and the whole case with the package's trimming peaked at
+0.73 GiB at load 4.4, 1,407 s. These are measured on the package's
 default model, the digits MLP. A step of a larger model, or on a larger batch,
 counts as more than one node-step (:data:`MACS_PER_NODE_STEP`), so that the
 sheet's LeNet at the bound is about 30,000 node-steps: 7 to 14 minutes at the
