@@ -24,9 +24,9 @@ from . import data as data_mod
 from . import heap, mixing, stacked
 from .ledger import Ledger
 from .models import model_for
-from .units import (MAX_BATCH_SIZE, MAX_EXAMPLES_PER_STEP, MAX_LR, MAX_NODES,
-                    MAX_STACKED_PARAMS, check_diverged, check_int, check_number,
-                    check_product, check_seed)
+from .units import (MAX_BATCH_SIZE, MAX_LR, MAX_NODES, MAX_STACKED_PARAMS,
+                    check_batch_size, check_diverged, check_int, check_number, check_product,
+                    check_seed)
 # Mixing moved to its own module; the simulators and tests import it from here too.
 from .mixing import gossip, mix, mixing_operator, resolve_device  # noqa: E402,F401
 
@@ -171,14 +171,6 @@ class GatheredRows:
         idx = self.idx[rows]
         flat = idx.reshape(-1)  # index_select copies rows faster than advanced indexing
         return self.source.index_select(0, flat).view(*idx.shape, *self.source.shape[1:])
-
-
-def check_batch_size(batch_size, n_nodes: int = 1) -> int:
-    """``batch_size`` per node, checked against both batch bounds for ``n_nodes`` nodes."""
-    batch_size = check_int("batch_size", batch_size, maximum=MAX_BATCH_SIZE)
-    check_product("batch_size", n_nodes * batch_size, MAX_EXAMPLES_PER_STEP,
-                  "nodes x batch_size (MAX_EXAMPLES_PER_STEP)")
-    return batch_size
 
 
 # Bytes of tensors saved for the backward pass above which one step goes in chunks of nodes.

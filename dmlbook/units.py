@@ -326,6 +326,14 @@ def check_product(name: str, value: int, maximum: int, what: str) -> int:
     return value
 
 
+def check_batch_size(batch_size, n_nodes: int = 1) -> int:
+    """``batch_size`` per node, checked against both batch bounds for ``n_nodes`` nodes."""
+    batch_size = check_int("batch_size", batch_size, maximum=MAX_BATCH_SIZE)
+    check_product("batch_size", n_nodes * batch_size, MAX_EXAMPLES_PER_STEP,
+                  "nodes x batch_size (MAX_EXAMPLES_PER_STEP)")
+    return batch_size
+
+
 def _finite_tensor(value) -> bool:
     """Whether every entry of a tensor is finite: for floats, one pass with no copy.
 

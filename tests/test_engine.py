@@ -476,19 +476,6 @@ def test_prepare_defaults_to_a_dirichlet_alpha_of_one_half():
                            half.node_data.sizes)
 
 
-def test_batch_size_refusals_word_for_word():
-    from dmlbook.engine import check_batch_size
-    from dmlbook.units import MAX_EXAMPLES_PER_STEP
-    with pytest.raises(ValueError, match=r"^batch_size must be a whole number >= 1 and "
-                                         r"<= 65,536, got 0$"):
-        check_batch_size(0)
-    assert check_batch_size(MAX_EXAMPLES_PER_STEP // 16, 16) == 65_536
-    with pytest.raises(ValueError, match=r"^batch_size must keep nodes x batch_size "
-                                         r"\(MAX_EXAMPLES_PER_STEP\) <= 1,048,576, "
-                                         r"got 1,048,577$"):
-        check_batch_size(MAX_EXAMPLES_PER_STEP // 17 + 1, 17)  # 61,681 x 17
-
-
 def test_flat_model_and_prepare_refusals_word_for_word():
     from dmlbook.engine import prepare
     model = make_model("mlp", seed=0)

@@ -102,3 +102,15 @@ def test_check_diverged_on_empty_and_integer_tensors():
     units.check_diverged(1, a=torch.empty(0), b=torch.arange(5), c=torch.zeros(3, 0))
     with pytest.raises(ValueError, match="c: no longer finite"):
         units.check_diverged(2, c=torch.tensor([1.0, math.nan]).requires_grad_())
+
+
+def test_batch_size_refusals_word_for_word():
+    from dmlbook.units import MAX_EXAMPLES_PER_STEP, check_batch_size
+    with pytest.raises(ValueError, match=r"^batch_size must be a whole number >= 1 and "
+                                         r"<= 65,536, got 0$"):
+        check_batch_size(0)
+    assert check_batch_size(MAX_EXAMPLES_PER_STEP // 16, 16) == 65_536
+    with pytest.raises(ValueError, match=r"^batch_size must keep nodes x batch_size "
+                                         r"\(MAX_EXAMPLES_PER_STEP\) <= 1,048,576, "
+                                         r"got 1,048,577$"):
+        check_batch_size(MAX_EXAMPLES_PER_STEP // 17 + 1, 17)  # 61,681 x 17
