@@ -5,7 +5,7 @@ times. glibc's ``malloc`` keeps freed chunks inside its heap and returns only
 the heap's top, so on a busy machine the heap can fragment: in a run of
 ``train_data_parallel("ps")`` with 4,096 workers for 2,441 rounds beside other
 work, the heap's free memory rose from 37 MiB to 1.82 GiB while the memory in
-use stayed at 100 to 200 MiB, and the process's peak from 0.46 to 2.26 GiB. A
+use stayed at 96 to 214 MiB, and the process's peak from 0.46 to 2.26 GiB. A
 copy of the run calling ``malloc_trim`` every 50 rounds stayed at 0.60 GiB, and
 the case with :class:`Trimmer` in the engine peaked at 0.73 GiB
 (benchmarks/README.md, session 13).
