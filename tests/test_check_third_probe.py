@@ -678,3 +678,17 @@ def test_a_chain_that_starts_every_chunk_at_node_0_is_not_a_ring():
     result = check.ring_allreduce(chain)
     assert (result.passed, result.mistake) == (False, "not a ring")
     assert "every node sends one chunk in every step" in result.feedback
+
+
+def test_numpy_and_torch_are_trusted_wherever_they_were_imported_from(monkeypatch, tmp_path):
+    # On a cluster numpy may come from PYTHONPATH, outside every site-packages: its
+    # folder is trusted by where the module was loaded from (from the guard55 run).
+    import types
+
+    for name in ("numpy", "torch"):
+        fake = types.ModuleType(name)
+        fake.__file__ = str(tmp_path / f"{name}_here" / name / "__init__.py")
+        monkeypatch.setitem(sys.modules, name, fake)
+    trusted = guard._trusted_dirs()
+    for name in ("numpy", "torch"):
+        assert os.path.normcase(str(tmp_path / f"{name}_here")) + os.sep in trusted

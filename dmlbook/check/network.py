@@ -39,8 +39,8 @@ class Message:
     dst: int
     nbytes: int
     numel: int
-    total: float = 0.0
-    moment: float = 0.0
+    total: float
+    moment: float
 
 
 class Network:
