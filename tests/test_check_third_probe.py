@@ -505,7 +505,7 @@ def test_a_ring_off_by_1_5e_5_relative_is_wrong_after_right_messages():
     assert (result.passed, result.mistake) == (False, "wrong value")
     assert "on 3 nodes, 6 numbers" in result.feedback
     # Its messages were a right ring's: the hint does not blame a chunk index.
-    assert "your messages are a right ring's, value for value" in result.feedback
+    assert RIGHT_MESSAGES_HINT in result.feedback.splitlines()
 
 
 def _relabelled_ring(scale=1.0):
@@ -597,6 +597,16 @@ def test_a_message_records_the_sum_of_what_was_sent_and_nan_where_there_is_none(
     assert all(m.moment != m.moment for m in list(net.messages)[2:])
 
 
+RIGHT_MESSAGES_HINT = (
+    "Hint (wrong value): your messages are a right ring's, value for value: the chunk "
+    "indices and the additions are right. What you returned is not what they delivered: "
+    "return each node's chunks as the ring left them, with nothing changed after it.")
+SHARE_HINT = (
+    "Hint (not a ring): in a ring all-reduce every node sends one chunk in every step, "
+    "2 (n - 1) messages each, so that every link carries the same share; a chain that "
+    "starts every chunk at one node does not.")
+
+
 def _ring_from_predecessor(chunks):
     """A right ring written from the receiver's side: node k's predecessor is k - 1,
     which for node 0 is Python's -1 (node n - 1). (From the session-13 review.)"""
@@ -677,7 +687,7 @@ def test_a_chain_that_starts_every_chunk_at_node_0_is_not_a_ring():
 
     result = check.ring_allreduce(chain)
     assert (result.passed, result.mistake) == (False, "not a ring")
-    assert "every node sends one chunk in every step" in result.feedback
+    assert SHARE_HINT in result.feedback.splitlines()
 
 
 def test_numpy_and_torch_are_trusted_wherever_they_were_imported_from(monkeypatch, tmp_path):
@@ -692,3 +702,36 @@ def test_numpy_and_torch_are_trusted_wherever_they_were_imported_from(monkeypatc
     trusted = guard._trusted_dirs()
     for name in ("numpy", "torch"):
         assert os.path.normcase(str(tmp_path / f"{name}_here")) + os.sep in trusted
+
+
+def _f64(*values):
+    return torch.tensor(values, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("expected, actual, shown", [
+    # 4 digits show the difference.
+    (_f64(1.0, 2.0), _f64(1.5, 2.0), ("[1. 2.]", "[1.5 2. ]")),
+    # 4 look equal: 8.
+    (_f64(1.0, 2.0), _f64(1.00001, 2.0), ("[1. 2.]", "[1.00001 2. ]")),
+    # 8 tell them apart with the small number shown as 0: no more is shown.
+    (_f64(1000.0, 1e-12, 1.00001), _f64(1000.0, 1e-12, 1.00002),
+     ("[1000. 0. 1.00001]", "[1000. 0. 1.00002]")),
+    # 8 with small numbers shown as 0 look equal: small numbers in full.
+    (_f64(1000.0, 1e-12), _f64(1000.0, 2e-12), ("[1.e+03 1.e-12]", "[1.e+03 2.e-12]")),
+    (_f64(1000.0, 1e-12, 3.14159265358979), _f64(1000.0, 2e-12, 3.14159265358979),
+     ("[1.00000000e+03 1.00000000e-12 3.14159265e+00]",
+      "[1.00000000e+03 2.00000000e-12 3.14159265e+00]")),
+    # 8 in full look equal: 17 (every digit pi needs, not 9 of them).
+    (_f64(1000.0, 1.000000001e-12, 3.14159265358979e-12),
+     _f64(1000.0, 1.000000002e-12, 3.14159265358979e-12),
+     ("[1.00000000000000e+03 1.00000000100000e-12 3.14159265358979e-12]",
+      "[1.00000000000000e+03 1.00000000200000e-12 3.14159265358979e-12]")),
+], ids=["4 digits", "8 digits", "8 with small as 0", "small in full", "small in full, 8",
+        "17 digits"])
+def test_a_report_shows_each_pair_at_the_first_precision_that_tells_them_apart(
+        expected, actual, shown):
+    from dmlbook.check.display import shown_pair
+
+    prefix = f"tensor of shape {tuple(expected.shape)}: "
+    assert shown_pair(expected, actual, rtol=0, atol=0) == (prefix + shown[0],
+                                                            prefix + shown[1])

@@ -147,7 +147,8 @@ def shown_pair(expected, actual, rtol: float = DEFAULT_RTOL,
     """``expected`` and ``actual`` as a report shows them: from where they first differ
     beyond ``rtol`` and ``atol`` (the tolerance of the comparison that failed), with 8
     digits where 4 would look equal, small numbers in full (1e-09, not 0) where 8
-    would too, and 17 digits (all of a float64's) where even those would."""
+    would too, and 17 decimals where even those would (a difference beyond any
+    check's tolerance, 1e-12 or more, shows by then)."""
     row, start = _first_difference(expected, actual, rtol, atol)
     shown = short(expected, row, start), short(actual, row, start)
     for precision, suppress_small in ((8, True), (8, False), (17, False)):
