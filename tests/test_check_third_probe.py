@@ -532,7 +532,9 @@ def test_a_ring_whose_nodes_send_uneven_shares_is_not_a_ring():
     # sent 2 (n - 1) + 1 messages and node 1 one fewer.
     result = check.ring_allreduce(_relabelled_ring())
     assert (result.passed, result.mistake) == (False, "not a ring")
-    assert "node 0 sent 3" in result.feedback  # the first case: 2 nodes, 2 each
+    lines = result.feedback.splitlines()  # the first case: 2 nodes, 2 messages each
+    assert "  expected: every node sends 2 (n - 1) = 2" in lines
+    assert "  got:      node 0 sent 3" in lines
 
 
 def test_a_wrong_result_after_uneven_shares_is_diagnosed_not_a_check_error():
