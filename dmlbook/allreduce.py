@@ -57,7 +57,7 @@ import torch
 from .comm_model import (SCHEME_NAMES, SCHEMES, busiest_link_bytes,  # noqa: F401
                          messages_on_busiest_link, per_node_round_bytes,
                          ring_beats_naive_above_params, round_time_s)
-from .engine import Nodes, check_batch_size, prepare, progress_bar, seeded_generator
+from .engine import Nodes, prepare, progress_bar, seeded_generator
 from .models import check_evaluation_work, check_training_work
 from . import pinned_threads
 from .collectives import naive_means, naive_messages, ring_allreduce
@@ -67,8 +67,8 @@ from .faults import STREAM_DOWN, STREAM_NAIVE, STREAM_UP, Faults, check_faults
 from .ledger import Ledger, check_run_messages
 from .units import (MAX_LR, MAX_NODES, MAX_NODE_STEPS, MAX_RING_STEPS,
                     MAX_ROUNDS, MAX_STACKED_PARAMS, MAX_SWEEP_WORKER_ROUNDS, MAX_WORKER_COUNTS,
-                    check_choice, check_diverged, check_int, check_number, check_product,
-                    check_seed)
+                    check_batch_size, check_choice, check_diverged, check_int, check_number,
+                    check_product, check_seed)
 
 @dataclass
 class DataParallelResult:

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from . import data as data_mod
 from .compute import sgd_step
 from .models import check_evaluation_work, check_training_work, model_for
-from .engine import check_batch_size
-from .units import MAX_LR, MAX_ROUNDS, check_diverged, check_int, check_number, check_seed
+from .units import (MAX_LR, MAX_ROUNDS, check_batch_size, check_diverged, check_int,
+                    check_number, check_seed)
 
 
 @dataclass

@@ -21,14 +21,14 @@ import torch
 
 from . import data as data_mod
 from .collectives import naive_allreduce, ring_allreduce_models
-from .engine import (History, Nodes, check_batch_size, gossip, prepare, progress_bar,
+from .engine import (History, Nodes, gossip, prepare, progress_bar,
                      seeded_generator)
 from .models import check_evaluation_work, check_training_work
 from .faults import Faults, check_faults
 from .ledger import Ledger, check_run_messages
 from .topology import Topology, resolve_topology
 from .units import (MAX_LR, MAX_NODE_EVALS, MAX_NODES, MAX_NODE_STEPS,
-                    MAX_ROUNDS, check_choice,
+                    MAX_ROUNDS, check_batch_size, check_choice,
                     check_diverged, check_int, check_number, check_product, check_seed)
 
 ORDERS = ("step-then-mix", "mix-and-step")

@@ -18,14 +18,14 @@ import numpy as np
 import torch
 
 from . import compression
-from .engine import (History, Nodes, check_batch_size, mix, prepare, progress_bar,
+from .engine import (History, Nodes, mix, prepare, progress_bar,
                      seeded_generator)
 from .ledger import Ledger, check_run_messages
 from .models import check_evaluation_work, check_training_work, make_model
 from .topology import Topology, resolve_topology
 from .units import (MAX_LR, MAX_NODE_EVALS, MAX_NODES, MAX_SEED, MAX_NODE_STEPS, MAX_ROUNDS,
-                    check_choice, check_diverged, check_int, check_number, check_product,
-                    check_seed)
+                    check_batch_size, check_choice, check_diverged, check_int, check_number,
+                    check_product, check_seed)
 
 SEND_DL = ("parameters", "gradients")
 # The tag of the stream that samples FedAvg's cohorts: numpy.random.default_rng([seed,

@@ -26,13 +26,13 @@ import numpy as np
 import torch
 
 from .centralized import train_centralized
-from .engine import Nodes, check_batch_size, prepare, progress_bar
+from .engine import Nodes, prepare, progress_bar
 from .models import check_evaluation_work, check_training_work
 from .faults import lost
 from .ledger import Ledger
 from .units import (MAX_GOSSIP_EVENTS, MAX_GOSSIP_NODE_EVALS, MAX_GOSSIP_STEPS, MAX_LR,
-                    MAX_NODES, MAX_ROUNDS, check_choice, check_diverged, check_int,
-                    check_number, check_probability, check_seed)
+                    MAX_NODES, MAX_ROUNDS, check_batch_size, check_choice, check_diverged,
+                    check_int, check_number, check_probability, check_seed)
 
 SAMPLING = ("uniform", "balanced")
 PROTOCOLS = ("push-pull", "push")
